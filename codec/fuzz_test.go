@@ -1,0 +1,130 @@
+package codec
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+// fuzzMaxValue keeps what a fuzzed record may decode to small enough for the
+// fuzzer to run many inputs a second.
+const fuzzMaxValue = 1 << 20
+
+// compressionFor returns the Compression whose records use algo.
+func compressionFor(algo uint8) Compression {
+	switch algo {
+	case AlgoS2:
+		return CompressionS2
+	case AlgoZstd:
+		return CompressionZstd
+	}
+	return CompressionNone
+}
+
+// FuzzDecode feeds arbitrary records to DecodeHeader, Decode and SetExpiry.
+// None may panic; every failure must wrap ErrCorrupt; and a record that
+// decodes must survive re-encoding. Each input is also tried with its
+// checksum recomputed, so the fuzzer reaches the decompressors behind it.
+func FuzzDecode(f *testing.F) {
+	for _, comp := range []Compression{CompressionNone, CompressionS2, CompressionZstd} {
+		c := mustNew(f, Config{Compression: comp, MinSize: 1})
+		for _, value := range [][]byte{nil, []byte("v"), textBytes(1, 100), textBytes(2, 3000), randomBytes(3, 700)} {
+			rec := c.AppendRecord(nil, 1_700_000_000_000_000_000, 1_600_000_000_000_000_000, value)
+			f.Add(rec)
+			f.Add(rec[:len(rec)-1])
+			broken := bytes.Clone(rec)
+			broken[len(broken)/2] ^= 0x40
+			f.Add(broken)
+		}
+	}
+	f.Add([]byte{})
+	f.Add(record(3, []byte("x")))
+	f.Add(record(AlgoS2, []byte{0xff, 0xff, 0xff, 0xff, 0x0f}))
+
+	codecs := map[Compression]*Codec{}
+	for _, comp := range []Compression{CompressionNone, CompressionS2, CompressionZstd} {
+		codecs[comp] = mustNew(f, Config{Compression: comp, MaxValue: fuzzMaxValue})
+	}
+	f.Fuzz(func(t *testing.T, rec []byte) {
+		checkDecode(t, codecs, rec)
+		if len(rec) >= HeaderSize {
+			checkDecode(t, codecs, reseal(bytes.Clone(rec)))
+		}
+	})
+}
+
+func checkDecode(t *testing.T, codecs map[Compression]*Codec, rec []byte) {
+	orig := bytes.Clone(rec)
+	hh, herr := DecodeHeader(rec)
+	h, value, err := codecs[CompressionS2].Decode(nil, rec)
+	if !bytes.Equal(rec, orig) {
+		t.Fatal("decoding changed the record")
+	}
+	if err != nil {
+		if !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("Decode error %v does not wrap ErrCorrupt", err)
+		}
+		if herr != nil && !errors.Is(herr, ErrCorrupt) {
+			t.Fatalf("DecodeHeader error %v does not wrap ErrCorrupt", herr)
+		}
+		if _, serr := SetExpiry(rec, 1); serr != nil && !errors.Is(serr, ErrCorrupt) {
+			t.Fatalf("SetExpiry error %v does not wrap ErrCorrupt", serr)
+		}
+		return
+	}
+	if herr != nil || hh != h {
+		t.Fatalf("DecodeHeader = %+v, %v; Decode = %+v", hh, herr, h)
+	}
+	if len(value) > fuzzMaxValue {
+		t.Fatalf("decoded %d bytes, more than MaxValue", len(value))
+	}
+
+	c := codecs[compressionFor(h.Algo)]
+	again := c.AppendRecord(nil, h.Expiry, h.WriteTime, value)
+	h2, value2, err := c.Decode(nil, again)
+	if err != nil || h2.Expiry != h.Expiry || h2.WriteTime != h.WriteTime || !bytes.Equal(value2, value) {
+		t.Fatalf("re-encoded record decodes to %+v, %d bytes, %v; want %+v, %d bytes", h2, len(value2), err, h, len(value))
+	}
+
+	moved, err := SetExpiry(rec, h.Expiry+1)
+	if err != nil {
+		t.Fatalf("SetExpiry on a record that decodes: %v", err)
+	}
+	h3, value3, err := c.Decode(nil, moved)
+	if err != nil || h3.Expiry != h.Expiry+1 || !bytes.Equal(value3, value) {
+		t.Fatalf("after SetExpiry: %+v, %v", h3, err)
+	}
+}
+
+// FuzzRoundTrip checks that every value and expiry survives AppendRecord and
+// Decode under each compression setting, compressing even tiny values.
+func FuzzRoundTrip(f *testing.F) {
+	f.Add([]byte(nil), int64(0))
+	f.Add([]byte("hello"), int64(1))
+	f.Add(textBytes(1, 600), int64(-1))
+	f.Add(randomBytes(1, 600), int64(1<<62))
+	f.Add(bytes.Repeat([]byte{0}, 5000), int64(1_700_000_000_000_000_000))
+
+	var codecs []*Codec
+	for _, comp := range []Compression{CompressionNone, CompressionS2, CompressionZstd} {
+		codecs = append(codecs,
+			mustNew(f, Config{Compression: comp}),
+			mustNew(f, Config{Compression: comp, MinSize: 1}))
+	}
+	f.Fuzz(func(t *testing.T, value []byte, expiry int64) {
+		for _, c := range codecs {
+			const writeTime = 42
+			rec := c.AppendRecord(nil, expiry, writeTime, value)
+			if PayloadLen(rec) > len(value) {
+				t.Fatalf("%v: stored %d bytes for a %d-byte value", c.compression, PayloadLen(rec), len(value))
+			}
+			h, got, err := c.Decode(nil, rec)
+			if err != nil || h.Expiry != expiry || h.WriteTime != writeTime || !bytes.Equal(got, value) {
+				t.Fatalf("%v: Decode = %+v, %d bytes, %v", c.compression, h, len(got), err)
+			}
+			if hh, err := DecodeHeader(rec); err != nil || hh != h {
+				t.Fatalf("%v: DecodeHeader = %+v, %v", c.compression, hh, err)
+			}
+		}
+	})
+}
