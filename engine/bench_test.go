@@ -1,0 +1,164 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// The comparison the engine issue asks for: diskcache against raw Pebble
+// with the same options and the same durability, on 128-byte values (half
+// random, half text) and random Gets, with 1 and 4 goroutines. Run it as
+//
+//	go test ./engine -run XXX -bench Compare -benchtime 500000x
+//
+// Each Set benchmark writes b.N fresh keys; each Get benchmark first loads
+// b.N keys (untimed) and then reads b.N random ones.
+
+// benchKV is a fixed workload: keys of 16-24 bytes and 128-byte values.
+type benchKV struct {
+	keys   []string
+	values [][]byte
+}
+
+func newBenchKV(n int) *benchKV {
+	rng := rand.New(rand.NewPCG(42, 7))
+	const text = "the quick brown fox jumps over the lazy dog; a cache that survives restarts "
+	kv := &benchKV{keys: make([]string, n), values: make([][]byte, n)}
+	for i := range kv.keys {
+		kv.keys[i] = fmt.Sprintf("key:%012d:%0*d", rng.Uint64()%1e12, rng.IntN(9), 0)
+		v := make([]byte, 128)
+		if i%2 == 0 {
+			for j := range v {
+				v[j] = byte(rng.Uint32())
+			}
+		} else {
+			off := rng.IntN(len(text))
+			for j := range v {
+				v[j] = text[(off+j)%len(text)]
+			}
+		}
+		kv.values[i] = v
+	}
+	return kv
+}
+
+// store is what the comparison runs against.
+type store interface {
+	set(k string, v []byte) error
+	get(k string) ([]byte, error)
+	close() error
+}
+
+type cacheStore struct{ c *Cache }
+
+func (s cacheStore) set(k string, v []byte) error { return s.c.Set(context.Background(), k, v, 0) }
+func (s cacheStore) get(k string) ([]byte, error) { return s.c.Get(context.Background(), k) }
+func (s cacheStore) close() error                 { return s.c.Close() }
+
+// pebbleStore is Pebble with the options and durability the cache would use.
+type pebbleStore struct {
+	db *pebble.DB
+	wo *pebble.WriteOptions
+}
+
+func openPebbleStore(dir string, o *Options) (pebbleStore, error) {
+	po, wo := PebbleOptions(o)
+	db, err := pebble.Open(dir, po)
+	return pebbleStore{db: db, wo: wo}, err
+}
+
+func (s pebbleStore) set(k string, v []byte) error { return s.db.Set([]byte(k), v, s.wo) }
+func (s pebbleStore) get(k string) ([]byte, error) {
+	v, closer, err := s.db.Get([]byte(k))
+	if err != nil {
+		return nil, err
+	}
+	out := append([]byte(nil), v...)
+	return out, closer.Close()
+}
+func (s pebbleStore) close() error { return s.db.Close() }
+
+func BenchmarkCompare(b *testing.B) {
+	opens := []struct {
+		name string
+		open func(dir string, o *Options) (store, error)
+	}{
+		{"diskcache", func(dir string, o *Options) (store, error) {
+			c, err := Open(dir, o)
+			return cacheStore{c}, err
+		}},
+		{"pebble", func(dir string, o *Options) (store, error) { return openPebbleStore(dir, o) }},
+	}
+	modes := []struct {
+		name string
+		opts Options
+	}{
+		{"default", Options{}},
+		{"flush", Options{FlushInterval: 100e6}},
+	}
+	for _, mode := range modes {
+		for _, op := range []string{"set", "get"} {
+			for _, workers := range []int{1, 4} {
+				for _, o := range opens {
+					name := fmt.Sprintf("%s/%s/workers=%d/%s", mode.name, op, workers, o.name)
+					b.Run(name, func(b *testing.B) {
+						opts := mode.opts
+						s, err := o.open(b.TempDir(), &opts)
+						if err != nil {
+							b.Fatal(err)
+						}
+						defer s.close()
+						kv := newBenchKV(b.N)
+						if op == "get" {
+							for i := range kv.keys {
+								if err := s.set(kv.keys[i], kv.values[i]); err != nil {
+									b.Fatal(err)
+								}
+							}
+						}
+						b.ResetTimer()
+						runWorkers(b, workers, b.N, func(i int, rng *rand.Rand) error {
+							if op == "set" {
+								return s.set(kv.keys[i], kv.values[i])
+							}
+							_, err := s.get(kv.keys[rng.IntN(len(kv.keys))])
+							return err
+						})
+						b.StopTimer()
+						b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+					})
+				}
+			}
+		}
+	}
+}
+
+// runWorkers runs op for i in [0, n) on the given number of goroutines.
+func runWorkers(b *testing.B, workers, n int, op func(i int, rng *rand.Rand) error) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 99))
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if err := op(i, rng); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+}

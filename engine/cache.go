@@ -1,0 +1,518 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/diskcache-go/diskcache/codec"
+	"github.com/diskcache-go/diskcache/ttl"
+)
+
+// Get returns the value stored under key, or ErrNotFound if it is missing
+// or has expired. The caller owns the returned slice.
+func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
+	v, _, err := c.GetWithTTL(ctx, key)
+	return v, err
+}
+
+// GetWithTTL returns the value stored under key and the time it has left to
+// live; 0 means it never expires.
+func (c *Cache) GetWithTTL(ctx context.Context, key string) ([]byte, time.Duration, error) {
+	if err := c.enter(ctx); err != nil {
+		return nil, 0, err
+	}
+	defer c.leave()
+	if err := checkKey(key); err != nil {
+		return nil, 0, err
+	}
+	now := c.now()
+	v, h, err := c.read(key, now, true)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			c.stats.misses.Add(1)
+		}
+		return nil, 0, err
+	}
+	c.stats.hits.Add(1)
+	return v, remaining(h, now), nil
+}
+
+// Exists reports whether key holds a value that has not expired.
+func (c *Cache) Exists(ctx context.Context, key string) (bool, error) {
+	if err := c.enter(ctx); err != nil {
+		return false, err
+	}
+	defer c.leave()
+	if err := checkKey(key); err != nil {
+		return false, err
+	}
+	_, _, err := c.read(key, c.now(), false)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// TTL returns the time key has left to live; 0 means it never expires.
+// A missing or expired key gives ErrNotFound.
+func (c *Cache) TTL(ctx context.Context, key string) (time.Duration, error) {
+	if err := c.enter(ctx); err != nil {
+		return 0, err
+	}
+	defer c.leave()
+	if err := checkKey(key); err != nil {
+		return 0, err
+	}
+	now := c.now()
+	_, h, err := c.read(key, now, false)
+	if err != nil {
+		return 0, err
+	}
+	return remaining(h, now), nil
+}
+
+// GetMany returns the values of the keys that are present, by key. Missing
+// and expired keys are left out.
+func (c *Cache) GetMany(ctx context.Context, keys []string) (map[string][]byte, error) {
+	if err := c.enter(ctx); err != nil {
+		return nil, err
+	}
+	defer c.leave()
+	now := c.now()
+	out := make(map[string][]byte, len(keys))
+	for _, k := range keys {
+		if err := checkKey(k); err != nil {
+			return nil, err
+		}
+		v, _, err := c.read(k, now, true)
+		switch {
+		case err == nil:
+			c.stats.hits.Add(1)
+			out[k] = v
+		case errors.Is(err, ErrNotFound):
+			c.stats.misses.Add(1)
+		default:
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// read looks key up and, if decode is set, decodes its value. An expired
+// record reads as ErrNotFound; the sweeper deletes it later (reads never
+// write).
+func (c *Cache) read(key string, now int64, decode bool) ([]byte, codec.Header, error) {
+	var kb [64]byte
+	dk := appendDataKey(kb[:0], key)
+	if !c.mayExist(dataKeyHash(dk)) {
+		return nil, codec.Header{}, ErrNotFound
+	}
+	rec, closer, err := c.db.Get(dk)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, codec.Header{}, ErrNotFound
+	}
+	if err != nil {
+		return nil, codec.Header{}, fmt.Errorf("diskcache: get %q: %w", key, err)
+	}
+	defer closer.Close()
+	var h codec.Header
+	var v []byte
+	if decode {
+		h, v, err = c.codec.Decode(nil, rec)
+	} else {
+		h, err = codec.DecodeHeader(rec)
+	}
+	if err != nil {
+		return nil, codec.Header{}, fmt.Errorf("%w: key %q in %s: %w", ErrCorrupt, key, c.dir, err)
+	}
+	if h.Expired(now) {
+		return nil, codec.Header{}, ErrNotFound
+	}
+	if v == nil && decode {
+		v = []byte{}
+	}
+	return v, h, nil
+}
+
+// Set stores value under key. A ttl <= 0 means the entry never expires.
+// The value is copied.
+func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := c.enter(ctx); err != nil {
+		return err
+	}
+	defer c.leave()
+	if err := c.checkEntry(key, value); err != nil {
+		return err
+	}
+	now := c.now()
+	rec := c.encode(value, expiryOf(now, ttl), now)
+	defer putRecord(rec)
+	var kb [64]byte
+	dk := appendDataKey(kb[:0], key)
+	mu := c.stripe(dk)
+	mu.Lock()
+	defer mu.Unlock()
+	b := c.db.NewBatch()
+	defer b.Close()
+	d, err := c.stage(b, dk, *rec)
+	if err != nil {
+		return fmt.Errorf("diskcache: set %q: %w", key, err)
+	}
+	if err := c.commit(b, d); err != nil {
+		return fmt.Errorf("diskcache: set %q: %w", key, err)
+	}
+	c.stats.sets.Add(1)
+	return nil
+}
+
+// Entry is one key and value for SetMany.
+type Entry struct {
+	Key   string
+	Value []byte
+	TTL   time.Duration // <= 0: never expires
+}
+
+// SetMany stores all entries in one atomic batch: after a crash either all
+// of them are there or none. When a key appears twice, the last one wins.
+func (c *Cache) SetMany(ctx context.Context, entries []Entry) error {
+	if err := c.enter(ctx); err != nil {
+		return err
+	}
+	defer c.leave()
+	now := c.now()
+	// The last occurrence of a key wins; stage each key once.
+	last := make(map[string]int, len(entries))
+	for i, e := range entries {
+		if err := c.checkEntry(e.Key, e.Value); err != nil {
+			return err
+		}
+		last[e.Key] = i
+	}
+	keys := make([][]byte, 0, len(last))
+	recs := make(map[string][]byte, len(last))
+	for k, i := range last {
+		dk := appendDataKey(nil, k)
+		keys = append(keys, dk)
+		e := entries[i]
+		recs[string(dk)] = c.codec.AppendRecord(nil, expiryOf(now, e.TTL), now, e.Value)
+	}
+	unlock := c.lockStripes(keys)
+	defer unlock()
+	b := c.db.NewBatch()
+	defer b.Close()
+	var total counts
+	for _, dk := range keys {
+		d, err := c.stage(b, dk, recs[string(dk)])
+		if err != nil {
+			return fmt.Errorf("diskcache: set %q: %w", userKey(dk), err)
+		}
+		total.entries += d.entries
+		total.bytes += d.bytes
+	}
+	if err := c.commit(b, total); err != nil {
+		return fmt.Errorf("diskcache: set %d entries: %w", len(keys), err)
+	}
+	c.stats.sets.Add(int64(len(keys)))
+	return nil
+}
+
+// Delete removes key. Deleting a missing key is not an error.
+func (c *Cache) Delete(ctx context.Context, key string) error {
+	_, err := c.delete(ctx, key)
+	return err
+}
+
+// delete removes key and reports whether an unexpired entry was there.
+func (c *Cache) delete(ctx context.Context, key string) (bool, error) {
+	if err := c.enter(ctx); err != nil {
+		return false, err
+	}
+	defer c.leave()
+	if err := checkKey(key); err != nil {
+		return false, err
+	}
+	var kb [64]byte
+	dk := appendDataKey(kb[:0], key)
+	if !c.mayExist(dataKeyHash(dk)) {
+		return false, nil
+	}
+	mu := c.stripe(dk)
+	mu.Lock()
+	defer mu.Unlock()
+	old, found, err := c.lookup(dk, false)
+	if err != nil || !found {
+		return false, err
+	}
+	b := c.db.NewBatch()
+	defer b.Close()
+	d := c.stageDelete(b, dk, old)
+	if err := c.commit(b, d); err != nil {
+		return false, fmt.Errorf("diskcache: delete %q: %w", key, err)
+	}
+	c.stats.deletes.Add(1)
+	return !old.header.Expired(c.now()), nil
+}
+
+// Touch sets a new time to live on key without rewriting its value; ttl <= 0
+// makes it never expire. A missing or expired key gives ErrNotFound.
+func (c *Cache) Touch(ctx context.Context, key string, ttl time.Duration) error {
+	if err := c.enter(ctx); err != nil {
+		return err
+	}
+	defer c.leave()
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	now := c.now()
+	var kb [64]byte
+	dk := appendDataKey(kb[:0], key)
+	mu := c.stripe(dk)
+	mu.Lock()
+	defer mu.Unlock()
+	old, found, err := c.lookup(dk, true)
+	if err != nil {
+		return err
+	}
+	if !found || old.header.Expired(now) {
+		return ErrNotFound
+	}
+	rec, err := codec.SetExpiry(old.rec, expiryOf(now, ttl))
+	if err != nil {
+		return fmt.Errorf("%w: key %q in %s: %w", ErrCorrupt, key, c.dir, err)
+	}
+	b := c.db.NewBatch()
+	defer b.Close()
+	d, err := c.stage(b, dk, rec)
+	if err != nil {
+		return err
+	}
+	return c.commit(b, d)
+}
+
+// Len returns the number of entries stored. Expired entries count until the
+// sweeper deletes them. It is O(1) and exact after a crash.
+func (c *Cache) Len(ctx context.Context) (int64, error) {
+	if err := c.enter(ctx); err != nil {
+		return 0, err
+	}
+	defer c.leave()
+	if err := c.waitExact(ctx); err != nil {
+		return 0, err
+	}
+	return c.keys.counts.entries.Load(), nil
+}
+
+// Clear deletes every entry. It touches nothing but the cache's own keys;
+// the space comes back as Pebble drops the deleted files, in the background.
+func (c *Cache) Clear(ctx context.Context) error {
+	if err := c.enter(ctx); err != nil {
+		return err
+	}
+	defer c.leave()
+	// A scan in progress would count what Clear deletes: let it finish.
+	c.keys.buildMu.Lock()
+	defer c.keys.buildMu.Unlock()
+	unlock := c.lockAllStripes()
+	defer unlock()
+	b := c.db.NewBatch()
+	defer b.Close()
+	dl, du := dataSpan()
+	xl, xu := ttl.IndexSpan()
+	if err := b.DeleteRange(dl, du, nil); err != nil {
+		return err
+	}
+	if err := b.DeleteRange(xl, xu, nil); err != nil {
+		return err
+	}
+	if err := b.Commit(c.write); err != nil {
+		return fmt.Errorf("diskcache: clear %s: %w", c.dir, err)
+	}
+	c.keys.counts.entries.Store(0)
+	c.keys.counts.bytes.Store(0)
+	c.keys.cur.Store(newPresence(presenceMinKeys))
+	c.markExact()
+	c.reclaim.cleared()
+	c.compactInBackground(dl, du)
+	return nil
+}
+
+// oldRecord is what a write needs to know of the record it replaces.
+type oldRecord struct {
+	size   int // bytes of the stored record
+	header codec.Header
+	rec    []byte // a copy of the record, only when asked for
+}
+
+// lookup reads the header of the record stored under dk, and a copy of the
+// whole record if withRecord is set. The caller holds dk's stripe.
+func (c *Cache) lookup(dk []byte, withRecord bool) (oldRecord, bool, error) {
+	v, closer, err := c.db.Get(dk)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return oldRecord{}, false, nil
+	}
+	if err != nil {
+		return oldRecord{}, false, fmt.Errorf("diskcache: read %q: %w", userKey(dk), err)
+	}
+	defer closer.Close()
+	h, err := codec.DecodeHeader(v)
+	if err != nil {
+		return oldRecord{}, false, fmt.Errorf("%w: key %q in %s: %w", ErrCorrupt, userKey(dk), c.dir, err)
+	}
+	old := oldRecord{size: len(v), header: h}
+	if withRecord {
+		old.rec = append([]byte(nil), v...)
+	}
+	return old, true, nil
+}
+
+// stage adds the writes that store rec under dk to b and returns the change
+// in counts. The caller holds dk's stripe until the batch commits.
+func (c *Cache) stage(b *pebble.Batch, dk, rec []byte) (counts, error) {
+	var old oldRecord
+	found := false
+	kh := dataKeyHash(dk)
+	if c.mayExist(kh) {
+		var err error
+		if old, found, err = c.lookup(dk, false); err != nil {
+			return counts{}, err
+		}
+	}
+	c.noteKey(kh)
+	h, err := codec.DecodeHeader(rec)
+	if err != nil {
+		return counts{}, err
+	}
+	d := counts{entries: 1, bytes: int64(len(dk) + len(rec))}
+	if found {
+		d.entries = 0
+		d.bytes -= int64(len(dk) + old.size)
+		if old.header.Expiry != 0 && old.header.Expiry != h.Expiry {
+			b.Delete(ttl.AppendIndexKey(nil, old.header.Expiry, dk[1:]), nil)
+		}
+	}
+	if err := b.Set(dk, rec, nil); err != nil {
+		return counts{}, err
+	}
+	if h.Expiry != 0 {
+		if err := b.Set(ttl.AppendIndexKey(nil, h.Expiry, dk[1:]), nil, nil); err != nil {
+			return counts{}, err
+		}
+	}
+	return d, nil
+}
+
+// stageDelete adds the deletion of dk's record old to b and returns the
+// change in counts. DeleteSized tells Pebble's compaction picker how many
+// bytes the tombstone frees.
+func (c *Cache) stageDelete(b *pebble.Batch, dk []byte, old oldRecord) counts {
+	b.DeleteSized(dk, uint32(old.size), nil)
+	if old.header.Expiry != 0 {
+		b.Delete(ttl.AppendIndexKey(nil, old.header.Expiry, dk[1:]), nil)
+	}
+	return counts{entries: -1, bytes: -int64(len(dk) + old.size)}
+}
+
+// commit commits b and applies its change d to the counts. The caller
+// holds the stripes of b's keys, so no other writer sees the counts between
+// the commit and the update.
+func (c *Cache) commit(b *pebble.Batch, d counts) error {
+	if err := b.Commit(c.write); err != nil {
+		return err
+	}
+	c.keys.counts.add(d)
+	return nil
+}
+
+func (c *Cache) stripe(dk []byte) *sync.Mutex {
+	return &c.stripes[dataKeyHash(dk)%numStripes]
+}
+
+// lockStripes locks the stripes of all keys in index order, so that two
+// multi-key writers never wait for each other in a cycle, and returns the
+// unlock.
+func (c *Cache) lockStripes(keys [][]byte) func() {
+	idx := make([]int, 0, len(keys))
+	seen := make(map[int]bool, len(keys))
+	for _, dk := range keys {
+		i := int(dataKeyHash(dk) % numStripes)
+		if !seen[i] {
+			seen[i] = true
+			idx = append(idx, i)
+		}
+	}
+	sort.Ints(idx)
+	for _, i := range idx {
+		c.stripes[i].Lock()
+	}
+	return func() {
+		for _, i := range idx {
+			c.stripes[i].Unlock()
+		}
+	}
+}
+
+var recordPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// putRecord returns a record buffer to the pool unless it grew large: a few
+// big values must not pin their buffers for the life of the process.
+func putRecord(p *[]byte) {
+	if cap(*p) <= 64<<10 {
+		recordPool.Put(p)
+	}
+}
+
+// encode builds the record for value into a pooled buffer; the caller puts
+// it back once the batch holds its own copy.
+func (c *Cache) encode(value []byte, expiry, now int64) *[]byte {
+	p := recordPool.Get().(*[]byte)
+	*p = c.codec.AppendRecord((*p)[:0], expiry, now, value)
+	return p
+}
+
+func (c *Cache) now() int64 { return c.clock.Now().UnixNano() }
+
+func (c *Cache) checkEntry(key string, value []byte) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if len(value) > c.opts.MaxValueSize {
+		return fmt.Errorf("%w: %q is %d bytes, the limit is %d (1/%d of SizeLimit %d)",
+			ErrValueTooLarge, truncKey(key), len(value), c.opts.MaxValueSize, maxValueFraction, c.opts.SizeLimit)
+	}
+	return nil
+}
+
+func checkKey(key string) error {
+	if len(key) > MaxKeySize {
+		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrKeyTooLarge, len(key), MaxKeySize)
+	}
+	return nil
+}
+
+// truncKey shortens a key for an error message.
+func truncKey(k string) string {
+	if len(k) > 64 {
+		return k[:64] + "..."
+	}
+	return k
+}
+
+func expiryOf(now int64, ttl time.Duration) int64 {
+	if ttl <= 0 {
+		return 0
+	}
+	return now + int64(ttl)
+}
+
+func remaining(h codec.Header, now int64) time.Duration {
+	if h.Expiry == 0 {
+		return 0
+	}
+	return time.Duration(h.Expiry - now)
+}

@@ -1,0 +1,69 @@
+package engine
+
+import (
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// The default durability: a write that returned has reached the operating
+// system, so it survives kill -9 of the process but not power loss (SQLite's
+// WAL with synchronous=NORMAL). Pebble's NoSync does not give this: the WAL
+// block stays in Pebble's memory until it fills. So writes use pebble.Sync,
+// whose log writer calls write(2) before it syncs, on a file system whose WAL
+// files ignore the sync itself. Measured here (500k x 128 B): 276k Sets/s on
+// one goroutine against 4.5k with a real fsync.
+
+// processSafeFS wraps a vfs.FS so that WAL files (*.log) never fsync. Pebble
+// recycles WAL files, so ReuseForWrite is wrapped as well as Create and
+// OpenReadWrite.
+type processSafeFS struct{ vfs.FS }
+
+func (fs processSafeFS) Create(name string, cat vfs.DiskWriteCategory) (vfs.File, error) {
+	return noSyncIfWAL(name)(fs.FS.Create(name, cat))
+}
+
+func (fs processSafeFS) OpenReadWrite(name string, cat vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
+	return noSyncIfWAL(name)(fs.FS.OpenReadWrite(name, cat, opts...))
+}
+
+func (fs processSafeFS) ReuseForWrite(oldname, newname string, cat vfs.DiskWriteCategory) (vfs.File, error) {
+	return noSyncIfWAL(newname)(fs.FS.ReuseForWrite(oldname, newname, cat))
+}
+
+func noSyncIfWAL(name string) func(vfs.File, error) (vfs.File, error) {
+	return func(f vfs.File, err error) (vfs.File, error) {
+		if err != nil || !strings.HasSuffix(name, ".log") {
+			return f, err
+		}
+		return noSyncFile{f}, nil
+	}
+}
+
+// noSyncFile is a WAL file whose syncs return at once: its writes have
+// already been handed to the kernel.
+type noSyncFile struct{ vfs.File }
+
+func (noSyncFile) Sync() error                             { return nil }
+func (noSyncFile) SyncData() error                         { return nil }
+func (noSyncFile) SyncTo(int64) (fullSync bool, err error) { return true, nil }
+
+// durability is how writes reach the disk, as chosen by Options.
+type durability struct {
+	fs    vfs.FS
+	write *pebble.WriteOptions
+}
+
+func (o *Options) durability() durability {
+	switch {
+	case o.Sync:
+		return durability{fs: vfs.Default, write: pebble.Sync}
+	case o.FlushInterval > 0:
+		// Writes stay in Pebble's WAL buffer; the flusher pushes them out
+		// every FlushInterval (see flushLoop).
+		return durability{fs: processSafeFS{vfs.Default}, write: pebble.NoSync}
+	default:
+		return durability{fs: processSafeFS{vfs.Default}, write: pebble.Sync}
+	}
+}

@@ -1,0 +1,22 @@
+package engine
+
+import "errors"
+
+// Sentinel errors. Methods wrap them with the key or directory that failed;
+// test for them with errors.Is.
+var (
+	// ErrNotFound is returned by Get (and friends) for a key that is missing
+	// or has expired.
+	ErrNotFound = errors.New("diskcache: key not found")
+	// ErrClosed is returned by every method called after Close.
+	ErrClosed = errors.New("diskcache: cache is closed")
+	// ErrKeyTooLarge is returned for a key longer than MaxKeySize.
+	ErrKeyTooLarge = errors.New("diskcache: key too large")
+	// ErrValueTooLarge is returned for a value longer than the cache's
+	// largest value (Options.MaxValueSize).
+	ErrValueTooLarge = errors.New("diskcache: value too large")
+	// ErrCorrupt is returned when a record or the store is damaged.
+	ErrCorrupt = errors.New("diskcache: corrupt store")
+	// ErrOwned is returned by Open when another process owns the directory.
+	ErrOwned = errors.New("diskcache: directory is owned by another process")
+)

@@ -1,0 +1,216 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/diskcache-go/diskcache/codec"
+	"github.com/diskcache-go/diskcache/ttl"
+)
+
+// storeDir is the folder inside a cache directory that holds Pebble's files.
+// Everything diskcache creates lives there or in owner.lock, so a cache
+// directory can share its folder with other files.
+const storeDir = "store"
+
+// numStripes is the number of per-key locks. A write reads the old record
+// to keep the counters exact, and the read and the write must not interleave
+// with another write of the same key.
+const numStripes = 512
+
+// Cache is a persistent cache in one directory. It is safe for concurrent
+// use by many goroutines.
+type Cache struct {
+	dir   string
+	opts  Options
+	db    *pebble.DB
+	lock  *ownerLock
+	codec *codec.Codec
+	write *pebble.WriteOptions
+	clock ttl.Clock
+	log   *slog.Logger
+
+	stripes [numStripes]sync.Mutex
+	keys    keyState
+	stats   statCounters
+
+	sweeper *ttl.Sweeper
+	reclaim reclaimer
+
+	// bg runs background work (the WAL flusher, compactions after Clear);
+	// Close cancels it and waits.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
+
+	// mu is held shared by every call and exclusively by Close, which so
+	// waits for calls in flight before it closes the store.
+	mu      sync.RWMutex
+	closed  bool
+	closing atomic.Bool // Close has begun
+}
+
+// Open opens the cache in dir, creating dir if it does not exist. opts may
+// be nil for the defaults. Only one process can have a directory open; Open
+// in another process fails with ErrOwned, naming the owner's PID.
+func Open(dir string, opts *Options) (*Cache, error) {
+	o := opts.withDefaults()
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("diskcache: open %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("diskcache: open %s: %w", dir, err)
+	}
+	if fi, err := os.Stat(abs); err != nil {
+		return nil, fmt.Errorf("diskcache: open %s: %w", dir, err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("diskcache: open %s: not a directory", dir)
+	}
+	cd, err := codec.New(codec.Config{
+		Compression: o.Compression,
+		MinSize:     o.CompressMinSize,
+		MaxValue:    o.MaxValueSize,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("diskcache: open %s: %w", dir, err)
+	}
+	lock, err := lockDir(abs)
+	if err != nil {
+		return nil, err
+	}
+	c := &Cache{
+		dir:   abs,
+		opts:  o,
+		lock:  lock,
+		codec: cd,
+		clock: o.Clock,
+		log:   o.Logger.With("cache", abs),
+	}
+	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
+	if err := c.openStore(); err != nil {
+		c.bgCancel()
+		lock.release()
+		return nil, err
+	}
+	c.sweeper = ttl.NewSweeper(c, ttl.Config{
+		Interval: o.SweepInterval,
+		Clock:    o.Clock,
+		OnError: func(err error) {
+			if c.bgCtx.Err() == nil {
+				c.log.Error("diskcache: expiry sweep failed", "err", err)
+			}
+		},
+	})
+	c.sweeper.Start()
+	if o.FlushInterval > 0 && !o.Sync {
+		c.bg.Add(1)
+		go c.flushLoop()
+	}
+	return c, nil
+}
+
+// openStore opens Pebble and loads what the last Close left of the key
+// state; after a crash it starts the scan that rebuilds it.
+func (c *Cache) openStore() error {
+	d := c.opts.durability()
+	c.write = d.write
+	path := filepath.Join(c.dir, storeDir)
+	db, err := pebble.Open(path, pebbleOptions(&c.opts, d))
+	if err != nil {
+		if pebble.IsCorruptionError(err) {
+			err = fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		return fmt.Errorf("diskcache: open %s: %w", c.dir, err)
+	}
+	c.db = db
+	if err := c.checkFormat(); err != nil {
+		db.Close()
+		return fmt.Errorf("diskcache: open %s: %w", c.dir, err)
+	}
+	clean, err := c.loadKeyState()
+	if err == nil {
+		err = c.markDirty()
+	}
+	if err != nil {
+		db.Close()
+		return fmt.Errorf("diskcache: open %s: %w", c.dir, err)
+	}
+	if !clean || c.keys.cur.Load() == nil {
+		c.rebuildKeys()
+	}
+	return nil
+}
+
+// checkFormat writes the store format into a new store and refuses a store
+// written in another format.
+func (c *Cache) checkFormat() error {
+	v, closer, err := c.db.Get(metaFormat)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return c.db.Set(metaFormat, []byte{storeFormat}, pebble.Sync)
+	}
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	if len(v) != 1 || v[0] != storeFormat {
+		return fmt.Errorf("%w: store format %x, this version reads %d", ErrCorrupt, v, storeFormat)
+	}
+	return nil
+}
+
+// Close closes the cache: it waits for calls in flight, stops the
+// background work and closes the store. Writes that returned are already
+// durable. Close is idempotent; every other method fails with ErrClosed
+// afterwards.
+func (c *Cache) Close() error {
+	if !c.closing.CompareAndSwap(false, true) {
+		return nil
+	}
+	// Background work first: a Len waiting for the key scan gives up, and
+	// the sweeper stops between rounds.
+	c.bgCancel()
+	c.sweeper.Stop()
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.bg.Wait()
+	err := c.saveKeyState()
+	if cerr := c.db.Close(); err == nil {
+		err = cerr
+	}
+	if lerr := c.lock.release(); err == nil {
+		err = lerr
+	}
+	if err != nil {
+		return fmt.Errorf("diskcache: close %s: %w", c.dir, err)
+	}
+	return nil
+}
+
+// enter starts a call: it fails if ctx is done or the cache is closed.
+// Every successful enter is paired with leave.
+func (c *Cache) enter(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.RLock()
+	if c.closed {
+		c.mu.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (c *Cache) leave() { c.mu.RUnlock() }
+
+// Dir returns the cache's directory as an absolute path.
+func (c *Cache) Dir() string { return c.dir }

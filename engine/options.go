@@ -1,0 +1,95 @@
+package engine
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/diskcache-go/diskcache/codec"
+	"github.com/diskcache-go/diskcache/ttl"
+)
+
+// MaxKeySize is the longest key a cache accepts. Any bytes, including the
+// empty string, make a key.
+const MaxKeySize = 64 << 10
+
+const (
+	defaultSizeLimit     = 1 << 30
+	defaultSweepInterval = time.Minute
+	defaultCacheSize     = 64 << 20
+	// maxValueFraction: a value may take at most 1/16 of the size limit. A
+	// bigger value would evict a good part of the cache on its own, and
+	// Pebble's memtables are sized from the limit too.
+	maxValueFraction = 16
+	maxValueCeiling  = 256 << 20
+)
+
+// Options configure a Cache. A nil *Options and the zero value are the
+// defaults, which suit a cache of about a gigabyte that survives kill -9.
+type Options struct {
+	// SizeLimit is the most bytes the cache keeps on disk in its directory,
+	// as du sees it. 0 means 1 GiB. Pebble's memtables, WAL and file sizes
+	// are derived from it.
+	SizeLimit int64
+	// SweepInterval is how often expired entries are deleted in the
+	// background and their space given back. 0 means 1 minute.
+	SweepInterval time.Duration
+	// Sync makes every write fsync before it returns (with group commit),
+	// so that it survives power loss. Without it, a write that returned has
+	// reached the operating system and survives the process being killed.
+	Sync bool
+	// FlushInterval, when positive and Sync is false, lets writes return
+	// before they reach the operating system: they are pushed out at least
+	// every FlushInterval. A kill -9 may lose the writes of the last
+	// interval; in return writes are about twice as fast.
+	FlushInterval time.Duration
+
+	// CacheSize is Pebble's block cache in bytes; 0 means 64 MiB.
+	CacheSize int64
+	// Compression of values; the zero value is S2. Values shorter than
+	// CompressMinSize (0 means 512 bytes) are stored as they are, and a
+	// value is only stored compressed when that saves at least 1/8.
+	Compression     codec.Compression
+	CompressMinSize int
+	// MaxValueSize is the largest value Set accepts. 0 means 1/16 of
+	// SizeLimit, at most 256 MiB; a larger setting is lowered to that.
+	MaxValueSize int
+
+	// Clock tells the time for expiry; nil means the system clock. Tests
+	// pass a *ttl.ManualClock.
+	Clock ttl.Clock
+	// Logger receives the cache's notable events (and Pebble's, at debug
+	// level). nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// withDefaults returns a copy of o (which may be nil) with every zero field
+// set to its default.
+func (o *Options) withDefaults() Options {
+	var r Options
+	if o != nil {
+		r = *o
+	}
+	if r.SizeLimit <= 0 {
+		r.SizeLimit = defaultSizeLimit
+	}
+	if r.SweepInterval <= 0 {
+		r.SweepInterval = defaultSweepInterval
+	}
+	if r.CacheSize <= 0 {
+		r.CacheSize = defaultCacheSize
+	}
+	maxValue := r.SizeLimit / maxValueFraction
+	if maxValue > maxValueCeiling {
+		maxValue = maxValueCeiling
+	}
+	if r.MaxValueSize <= 0 || int64(r.MaxValueSize) > maxValue {
+		r.MaxValueSize = int(maxValue)
+	}
+	if r.Clock == nil {
+		r.Clock = ttl.SystemClock{}
+	}
+	if r.Logger == nil {
+		r.Logger = slog.Default()
+	}
+	return r
+}

@@ -1,0 +1,86 @@
+package engine
+
+import (
+	"fmt"
+	"log/slog"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+)
+
+// formatMajorVersion is pinned rather than left to Pebble's default, so that
+// a Pebble upgrade never changes the on-disk format of existing caches.
+const formatMajorVersion = pebble.FormatTableFormatV6
+
+// pebbleOptions derives Pebble's options from ours. Pebble's own overheads
+// (WAL, memtables, compaction output) live in the same directory and count
+// against SizeLimit, so their sizes scale with it (DESIGN.md, "Size limit"):
+// the WAL keeps about 1.1 x MemTableSize x (MemTableStopWritesThreshold + 2)
+// of recycled log files, which at Pebble's defaults would swamp a 64 MiB
+// cache.
+//
+// The memtable is a 256th of the limit, at least Pebble's default 4 MiB: its
+// recycled WAL files stay on disk after the data they logged is gone, so at
+// a 1 GiB limit they take about 18 MiB whatever the cache holds.
+func pebbleOptions(o *Options, d durability) *pebble.Options {
+	limit := o.SizeLimit
+	memtable := clamp(limit/256, 4<<20, 64<<20)
+	targetFile := clamp(limit/64, 1<<20, 8<<20)
+	po := &pebble.Options{
+		CacheSize:                   o.CacheSize,
+		FS:                          d.fs,
+		FormatMajorVersion:          formatMajorVersion,
+		MemTableSize:                uint64(memtable),
+		MemTableStopWritesThreshold: 2,
+		L0CompactionThreshold:       2,
+		L0StopWritesThreshold:       8,
+		LBaseMaxBytes:               clamp(limit/8, 8<<20, 256<<20),
+		MaxManifestFileSize:         clamp(limit/64, 1<<20, 64<<20),
+		FlushSplitBytes:             targetFile,
+		Logger:                      pebbleLogger{o.Logger},
+	}
+	po.TargetFileSizes[0] = targetFile
+	for i := range po.Levels {
+		// Point lookups dominate a cache: a bloom filter saves a block read
+		// on every level that does not hold the key, and on every Set (which
+		// reads the old record to keep the counters exact).
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		po.Levels[i].FilterType = pebble.TableFilter
+	}
+	po.EnsureDefaults()
+	return po
+}
+
+// PebbleOptions returns the Pebble options and write options a cache with
+// opts (nil for the defaults) uses for its store. It exists so that
+// benchmarks can compare diskcache with raw Pebble configured the same way;
+// the result is a fresh copy each call.
+func PebbleOptions(opts *Options) (*pebble.Options, *pebble.WriteOptions) {
+	o := opts.withDefaults()
+	d := o.durability()
+	return pebbleOptions(&o, d), d.write
+}
+
+func clamp(v, lo, hi int64) int64 {
+	return max(lo, min(v, hi))
+}
+
+// pebbleLogger sends Pebble's chatter to the debug level and its errors to
+// the error level of our logger.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+// Fatalf is called by Pebble on a broken internal invariant, after which it
+// cannot go on; it panics like Pebble's default logger exits.
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error(msg, "component", "pebble")
+	panic("diskcache: pebble: " + msg)
+}

@@ -1,0 +1,109 @@
+package engine
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+	"sync/atomic"
+)
+
+// presence is an in-memory Bloom filter over the hashes of the keys in the
+// store. A write must know whether its key is new, to keep Len exact, and
+// asking Pebble costs a Get (measured: about 40% of a Set's CPU). The
+// filter answers "certainly absent" for almost every new key, so only
+// overwrites (and about 1% false positives) pay for the read; a Get of a
+// key the filter has never seen is a miss without touching Pebble.
+//
+// It is a blocked filter: the probes of one key fall in one 64-byte block,
+// one cache line. At 10 bits per key and 7 probes its false positive rate
+// is about 1%. Deleted keys stay in it, so it is rebuilt from a scan of the
+// store when the keys added since it was built pass its capacity.
+type presence struct {
+	blocks   []presenceBlock
+	capacity int64        // keys it was sized for
+	added    atomic.Int64 // keys added since it was built
+}
+
+const (
+	presenceBitsPerKey = 10
+	presenceProbes     = 7
+	// presenceMinKeys is the smallest capacity: 1.25 MB of filter.
+	presenceMinKeys = 1 << 20
+)
+
+type presenceBlock [8]atomic.Uint64
+
+// newPresence returns an empty filter for capacity keys (at least one).
+func newPresence(capacity int64) *presence {
+	capacity = max(capacity, 1)
+	n := (capacity*presenceBitsPerKey + 511) / 512
+	return &presence{blocks: make([]presenceBlock, n), capacity: capacity}
+}
+
+// probes yields the block and the bit positions of hash h. The block comes
+// from the high bits, the probes from the low 32 by double hashing.
+func (p *presence) block(h uint64) *presenceBlock {
+	hi, _ := bits.Mul64(h, uint64(len(p.blocks)))
+	return &p.blocks[hi]
+}
+
+func (p *presence) add(h uint64) {
+	b := p.block(h)
+	h1, h2 := uint32(h), uint32(h>>32)|1
+	for i := 0; i < presenceProbes; i++ {
+		bit := (h1 + uint32(i)*h2) & 511
+		b[bit>>6].Or(1 << (bit & 63))
+	}
+	p.added.Add(1)
+}
+
+func (p *presence) mayContain(h uint64) bool {
+	b := p.block(h)
+	h1, h2 := uint32(h), uint32(h>>32)|1
+	for i := 0; i < presenceProbes; i++ {
+		bit := (h1 + uint32(i)*h2) & 511
+		if b[bit>>6].Load()&(1<<(bit&63)) == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// full reports whether enough keys were added that the false positive rate
+// has doubled or worse; time to rebuild.
+func (p *presence) full() bool { return p.added.Load() > p.capacity }
+
+// encode serializes the filter for the store: capacity, added, then the
+// words. It is only called when no writer runs (Close).
+func (p *presence) encode() []byte {
+	out := make([]byte, 0, 16+len(p.blocks)*64)
+	out = binary.LittleEndian.AppendUint64(out, uint64(p.capacity))
+	out = binary.LittleEndian.AppendUint64(out, uint64(p.added.Load()))
+	for i := range p.blocks {
+		for j := range p.blocks[i] {
+			out = binary.LittleEndian.AppendUint64(out, p.blocks[i][j].Load())
+		}
+	}
+	return out
+}
+
+func decodePresence(b []byte) (*presence, error) {
+	if len(b) < 16 {
+		return nil, fmt.Errorf("%w: presence filter of %d bytes", ErrCorrupt, len(b))
+	}
+	capacity := int64(binary.LittleEndian.Uint64(b))
+	added := int64(binary.LittleEndian.Uint64(b[8:]))
+	p := newPresence(capacity)
+	if p.capacity != capacity || len(b) != 16+len(p.blocks)*64 || added < 0 {
+		return nil, fmt.Errorf("%w: presence filter of %d bytes for %d keys", ErrCorrupt, len(b), capacity)
+	}
+	b = b[16:]
+	for i := range p.blocks {
+		for j := range p.blocks[i] {
+			p.blocks[i][j].Store(binary.LittleEndian.Uint64(b))
+			b = b[8:]
+		}
+	}
+	p.added.Store(added)
+	return p, nil
+}

@@ -1,0 +1,123 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+)
+
+func TestPresenceFilter(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	p := newPresence(100_000)
+	in := make([]uint64, 100_000)
+	for i := range in {
+		in[i] = rng.Uint64()
+		p.add(in[i])
+	}
+	for _, h := range in {
+		if !p.mayContain(h) {
+			t.Fatalf("added hash %x not found", h)
+		}
+	}
+	var fp int
+	const probes = 200_000
+	for i := 0; i < probes; i++ {
+		if p.mayContain(rng.Uint64()) {
+			fp++
+		}
+	}
+	if rate := float64(fp) / probes; rate > 0.02 {
+		t.Fatalf("false positive rate %.4f at capacity, want under 2%%", rate)
+	}
+	if p.full() {
+		t.Fatal("full at capacity")
+	}
+	p.add(1)
+	if !p.full() {
+		t.Fatal("not full past capacity")
+	}
+
+	q, err := decodePresence(p.encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range in {
+		if !q.mayContain(h) {
+			t.Fatalf("decoded filter lost %x", h)
+		}
+	}
+	for _, bad := range [][]byte{nil, make([]byte, 15), p.encode()[:100]} {
+		if _, err := decodePresence(bad); err == nil {
+			t.Fatalf("decodePresence of %d bytes: no error", len(bad))
+		}
+	}
+}
+
+// TestFilterRebuildUnderWrites shrinks the filter so that it fills up and
+// is rebuilt while writers run: no key may go missing.
+func TestFilterRebuildUnderWrites(t *testing.T) {
+	c, _ := openTest(t, nil)
+	c.keys.cur.Store(newPresence(500))
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 3000; i++ {
+				if err := c.Set(ctx, fmt.Sprintf("g%d-%d", g, i), []byte("v"), 0); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	c.bg.Wait() // let a rebuild in flight finish
+	for g := 0; g < 4; g++ {
+		for i := 0; i < 3000; i++ {
+			if _, err := c.Get(ctx, fmt.Sprintf("g%d-%d", g, i)); err != nil {
+				t.Fatalf("g%d-%d after filter rebuilds: %v", g, i, err)
+			}
+		}
+	}
+	mustLen(t, c, 12000)
+	if p := c.keys.cur.Load(); p.capacity < presenceMinKeys {
+		t.Fatalf("filter was not rebuilt: capacity %d", p.capacity)
+	}
+}
+
+// TestRecountAfterUncleanClose reopens a store whose state was left dirty,
+// as a crash leaves it: counts and filter come back from a scan, and writes
+// that race the scan are counted exactly once.
+func TestRecountAfterUncleanClose(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20000; i++ {
+		c.Set(ctx, fmt.Sprint(i), []byte("value"), 0)
+	}
+	// Close without saving the state, as a crash would.
+	c.keys.exact.Store(false)
+	c.Close()
+
+	c, err = Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := 10000; i < 30000; i++ { // half overwrite, half new, during the scan
+		if err := c.Set(context.Background(), fmt.Sprint(i), []byte("v2"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustLen(t, c, 30000)
+	if n := countScan(t, c); n != 30000 {
+		t.Fatalf("scan finds %d", n)
+	}
+	mustGet(t, c, "5", []byte("value"))
+	mustGet(t, c, "25000", []byte("v2"))
+}
