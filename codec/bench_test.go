@@ -32,7 +32,7 @@ func BenchmarkAppendRecord(b *testing.B) {
 				}
 			})
 			b.Run(fmt.Sprintf("%s/%v/reuse", size.name, comp), func(b *testing.B) {
-				buf := make([]byte, 0, 2*size.n+HeaderSize+64)
+				buf := make([]byte, 0, 2*size.n+MaxHeaderSize+64)
 				b.SetBytes(int64(size.n))
 				b.ReportAllocs()
 				for b.Loop() {

@@ -4,24 +4,30 @@
 //
 // # Layout
 //
-// A record is a 22-byte header and the stored payload. Integers are
-// little-endian.
+// A record is a header of 10 bytes (18 when it expires) and the stored
+// payload. Integers are little-endian.
 //
 //	offset  size  field
 //	0       1     format version (Version, currently 1)
 //	1       1     flags: bits 0-1 payload compression (0 none, 1 S2, 2 zstd;
-//	              3 is invalid); bits 2-7 must be zero in version 1
-//	2       8     expiry, unix nanoseconds (int64); 0 means never
-//	10      8     write time, unix nanoseconds (int64)
-//	18      4     CRC-32C (Castagnoli) of the stored payload, then bytes 0-17
-//	22      n     stored payload: the value, or its S2 block or zstd frame
+//	              3 is invalid); bit 2 set when the record expires; bits 3-7
+//	              must be zero in version 1
+//	2       8     expiry, unix nanoseconds (int64, not 0); only when bit 2 is set
+//	h-8     4     write time, unix seconds (uint32)
+//	h-4     4     CRC-32C (Castagnoli) of the stored payload, then bytes 0..h-4
+//	h       n     stored payload: the value, or its S2 block or zstd frame
+//
+// Small values dominate many caches (a 128-byte value is the common case),
+// so the header is kept short: an entry that never expires does not carry an
+// expiry, and the write time, which only the size limit's recency fallback
+// reads, is kept to the second. Every byte of a record is paid for in the
+// block cache and in every compaction.
 //
 // The checksum covers the payload before the header so that SetExpiry can
 // check the old record and sign the new one in a single pass over the payload.
 //
-// The header carries everything the TTL sweeper and the LRU need (expiry and
-// write time) at fixed offsets, so DecodeHeader reads them without touching the
-// payload or the checksum.
+// DecodeHeader reads the expiry and write time without touching the payload
+// or the checksum.
 //
 // # Compression
 //

@@ -47,7 +47,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, rec []byte) {
 		checkDecode(t, codecs, rec)
-		if len(rec) >= HeaderSize {
+		if len(rec) >= MinHeaderSize && len(rec) >= headerLen(rec[offFlags]) {
 			checkDecode(t, codecs, reseal(bytes.Clone(rec)))
 		}
 	})
@@ -113,7 +113,7 @@ func FuzzRoundTrip(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, value []byte, expiry int64) {
 		for _, c := range codecs {
-			const writeTime = 42
+			const writeTime = 42e9 // whole seconds: the record keeps seconds
 			rec := c.AppendRecord(nil, expiry, writeTime, value)
 			if PayloadLen(rec) > len(value) {
 				t.Fatalf("%v: stored %d bytes for a %d-byte value", c.compression, PayloadLen(rec), len(value))

@@ -10,30 +10,42 @@ import (
 // reads.
 const Version = 1
 
-// HeaderSize is the length of the fixed header that starts every record.
-const HeaderSize = 22
+// MinHeaderSize and MaxHeaderSize bound the header that starts every
+// record: 10 bytes, 18 when the record expires.
+const (
+	MinHeaderSize = 10
+	MaxHeaderSize = 18
+)
 
 // Offsets of the header fields; see the package documentation.
 const (
-	offVersion   = 0
-	offFlags     = 1
-	offExpiry    = 2
-	offWriteTime = 10
-	offChecksum  = 18
+	offVersion = 0
+	offFlags   = 1
+	offExpiry  = 2 // only when flagExpiry is set
 
-	algoMask = 0x03 // flags bits that hold the algorithm
+	algoMask   = 0x03 // flags bits that hold the algorithm
+	flagExpiry = 0x04 // the header holds an expiry
+	knownFlags = algoMask | flagExpiry
 )
+
+// headerLen returns the header length that flags announce.
+func headerLen(flags byte) int {
+	if flags&flagExpiry != 0 {
+		return MaxHeaderSize
+	}
+	return MinHeaderSize
+}
 
 // castagnoli is read-only after package initialisation; crc32 uses the
 // CPU's CRC-32C instruction for this table where there is one.
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// Header is the fixed part of a record.
+// Header is the part of a record before the payload.
 type Header struct {
 	Version   uint8
 	Algo      uint8 // payload compression as stored: AlgoNone, AlgoS2 or AlgoZstd
 	Expiry    int64 // unix nanoseconds; 0 means never
-	WriteTime int64 // unix nanoseconds
+	WriteTime int64 // unix nanoseconds, whole seconds: the record keeps seconds
 }
 
 // Expired reports whether the record has expired at nowNanos (unix
@@ -45,23 +57,31 @@ func (h Header) Expired(nowNanos int64) bool {
 // AppendRecord appends the record for value to dst and returns the extended
 // slice. It compresses value when len(value) >= MinSize and the compressed
 // form saves at least an eighth of len(value); otherwise it stores value raw.
-// It allocates at most once, and not at all when dst has room.
+// writeTime is kept to the second. It allocates at most once, and not at all
+// when dst has room.
 func (c *Codec) AppendRecord(dst []byte, expiry, writeTime int64, value []byte) []byte {
 	algo := AlgoNone
 	if len(value) >= c.minLen() {
 		algo = c.compression.algo()
 	}
+	var flags byte
+	if expiry != 0 {
+		flags = flagExpiry
+	}
+	hl := headerLen(flags)
 	off := len(dst)
-	dst = slices.Grow(dst, HeaderSize+storedBound(algo, len(value)))
-	dst = dst[:off+HeaderSize]
+	dst = slices.Grow(dst, hl+storedBound(algo, len(value)))
+	dst = dst[:off+hl]
 	dst, algo = c.appendPayload(dst, value, algo)
 
 	rec := dst[off:]
 	rec[offVersion] = Version
-	rec[offFlags] = algo
-	binary.LittleEndian.PutUint64(rec[offExpiry:], uint64(expiry))
-	binary.LittleEndian.PutUint64(rec[offWriteTime:], uint64(writeTime))
-	binary.LittleEndian.PutUint32(rec[offChecksum:], checksum(payloadSum(rec), rec))
+	rec[offFlags] = flags | algo
+	if expiry != 0 {
+		binary.LittleEndian.PutUint64(rec[offExpiry:], uint64(expiry))
+	}
+	binary.LittleEndian.PutUint32(rec[hl-8:], uint32(writeTime/1e9))
+	binary.LittleEndian.PutUint32(rec[hl-4:], checksum(payloadSum(rec, hl), rec, hl))
 	return dst
 }
 
@@ -70,23 +90,39 @@ func (c *Codec) AppendRecord(dst []byte, expiry, writeTime int64, value []byte) 
 // payload size; the expiry sweeper and existence checks rely on that. Use
 // Decode when the header must be trusted.
 func DecodeHeader(rec []byte) (Header, error) {
-	if len(rec) < HeaderSize {
-		return Header{}, corrupt("too short: %d bytes, header is %d", len(rec), HeaderSize)
+	_, h, err := decodeHeader(rec)
+	return h, err
+}
+
+// decodeHeader is DecodeHeader that also returns the header's length.
+func decodeHeader(rec []byte) (int, Header, error) {
+	if len(rec) < MinHeaderSize {
+		return 0, Header{}, corrupt("too short: %d bytes, a header is at least %d", len(rec), MinHeaderSize)
 	}
 	if v := rec[offVersion]; v != Version {
-		return Header{}, corrupt("unsupported version %d (want %d)", v, Version)
+		return 0, Header{}, corrupt("unsupported version %d (want %d)", v, Version)
 	}
 	flags := rec[offFlags]
 	algo := flags & algoMask
-	if flags != algo || algo > AlgoZstd {
-		return Header{}, corrupt("bad flags %#02x", flags)
+	if flags&^knownFlags != 0 || algo > AlgoZstd {
+		return 0, Header{}, corrupt("bad flags %#02x", flags)
 	}
-	return Header{
+	hl := headerLen(flags)
+	if len(rec) < hl {
+		return 0, Header{}, corrupt("too short: %d bytes, the header is %d", len(rec), hl)
+	}
+	h := Header{
 		Version:   Version,
 		Algo:      algo,
-		Expiry:    int64(binary.LittleEndian.Uint64(rec[offExpiry:])),
-		WriteTime: int64(binary.LittleEndian.Uint64(rec[offWriteTime:])),
-	}, nil
+		WriteTime: int64(binary.LittleEndian.Uint32(rec[hl-8:])) * 1e9,
+	}
+	if flags&flagExpiry != 0 {
+		h.Expiry = int64(binary.LittleEndian.Uint64(rec[offExpiry:]))
+		if h.Expiry == 0 {
+			return 0, Header{}, corrupt("expiry flag set with a zero expiry")
+		}
+	}
+	return hl, h, nil
 }
 
 // Decode verifies rec, decompresses its payload if needed, and appends the
@@ -95,11 +131,11 @@ func DecodeHeader(rec []byte) (Header, error) {
 // reads differently from a missing one. On error the value is nil and the
 // error wraps ErrCorrupt.
 func (c *Codec) Decode(dst, rec []byte) (Header, []byte, error) {
-	h, err := verify(rec)
+	hl, h, err := verify(rec)
 	if err != nil {
 		return Header{}, nil, err
 	}
-	payload := rec[HeaderSize:]
+	payload := rec[hl:]
 	maxValue := c.MaxValue()
 	var out []byte
 	switch h.Algo {
@@ -122,51 +158,69 @@ func (c *Codec) Decode(dst, rec []byte) (Header, []byte, error) {
 	return h, out, nil
 }
 
-// SetExpiry returns a copy of rec with expiry replaced and the checksum
-// recomputed; the payload is copied as stored, not decoded. It first checks
-// rec's header and checksum, so it never signs a damaged record.
+// SetExpiry returns a copy of rec with expiry replaced (0: never expires)
+// and the checksum recomputed; the payload is copied as stored, not
+// decoded. It first checks rec's header and checksum, so it never signs a
+// damaged record.
 func SetExpiry(rec []byte, expiry int64) ([]byte, error) {
-	if _, err := DecodeHeader(rec); err != nil {
+	hl, _, err := decodeHeader(rec)
+	if err != nil {
 		return nil, err
 	}
 	// The checksum covers the payload first, so one pass over it checks
 	// the old header and signs the new one.
-	sum := payloadSum(rec)
-	if got, want := checksum(sum, rec), binary.LittleEndian.Uint32(rec[offChecksum:]); got != want {
+	sum := payloadSum(rec, hl)
+	if got, want := checksum(sum, rec, hl), binary.LittleEndian.Uint32(rec[hl-4:]); got != want {
 		return nil, corrupt("checksum mismatch: computed %#08x, stored %#08x", got, want)
 	}
-	out := slices.Clone(rec)
-	binary.LittleEndian.PutUint64(out[offExpiry:], uint64(expiry))
-	binary.LittleEndian.PutUint32(out[offChecksum:], checksum(sum, out))
+	flags := rec[offFlags] &^ flagExpiry
+	if expiry != 0 {
+		flags |= flagExpiry
+	}
+	nl := headerLen(flags)
+	out := make([]byte, nl, nl+len(rec)-hl)
+	out[offVersion] = Version
+	out[offFlags] = flags
+	if expiry != 0 {
+		binary.LittleEndian.PutUint64(out[offExpiry:], uint64(expiry))
+	}
+	copy(out[nl-8:nl-4], rec[hl-8:hl-4]) // write time
+	out = append(out, rec[hl:]...)
+	binary.LittleEndian.PutUint32(out[nl-4:], checksum(sum, out, nl))
 	return out, nil
 }
 
 // PayloadLen returns the length of rec's stored payload (compressed when the
-// record is), or 0 when rec is shorter than a header.
+// record is), or 0 when rec's header does not parse.
 func PayloadLen(rec []byte) int {
-	return max(len(rec)-HeaderSize, 0)
-}
-
-// verify checks rec's header and checksum and returns the header.
-func verify(rec []byte) (Header, error) {
-	h, err := DecodeHeader(rec)
+	hl, _, err := decodeHeader(rec)
 	if err != nil {
-		return Header{}, err
+		return 0
 	}
-	if got, want := checksum(payloadSum(rec), rec), binary.LittleEndian.Uint32(rec[offChecksum:]); got != want {
-		return Header{}, corrupt("checksum mismatch: computed %#08x, stored %#08x", got, want)
-	}
-	return h, nil
+	return len(rec) - hl
 }
 
-// payloadSum returns the CRC-32C of rec's payload, the first part of its
-// checksum. rec must be at least HeaderSize long.
-func payloadSum(rec []byte) uint32 {
-	return crc32.Update(0, castagnoli, rec[HeaderSize:])
+// verify checks rec's header and checksum and returns the header and its
+// length.
+func verify(rec []byte) (int, Header, error) {
+	hl, h, err := decodeHeader(rec)
+	if err != nil {
+		return 0, Header{}, err
+	}
+	if got, want := checksum(payloadSum(rec, hl), rec, hl), binary.LittleEndian.Uint32(rec[hl-4:]); got != want {
+		return 0, Header{}, corrupt("checksum mismatch: computed %#08x, stored %#08x", got, want)
+	}
+	return hl, h, nil
+}
+
+// payloadSum returns the CRC-32C of the payload of rec, whose header is hl
+// bytes: the first part of its checksum.
+func payloadSum(rec []byte, hl int) uint32 {
+	return crc32.Update(0, castagnoli, rec[hl:])
 }
 
 // checksum finishes the record checksum from payloadSum by adding the header
 // bytes that precede the checksum field.
-func checksum(payloadSum uint32, rec []byte) uint32 {
-	return crc32.Update(payloadSum, castagnoli, rec[:offChecksum])
+func checksum(payloadSum uint32, rec []byte, hl int) uint32 {
+	return crc32.Update(payloadSum, castagnoli, rec[:hl-4])
 }

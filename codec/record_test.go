@@ -51,13 +51,14 @@ func mustNew(t testing.TB, cfg Config) *Codec {
 // reseal recomputes rec's checksum in place, so a test can reach the checks
 // that come after it.
 func reseal(rec []byte) []byte {
-	binary.LittleEndian.PutUint32(rec[offChecksum:], checksum(payloadSum(rec), rec))
+	hl := headerLen(rec[offFlags])
+	binary.LittleEndian.PutUint32(rec[hl-4:], checksum(payloadSum(rec, hl), rec, hl))
 	return rec
 }
 
 // record builds a record by hand with the given flags and stored payload.
 func record(flags byte, payload []byte) []byte {
-	rec := make([]byte, HeaderSize, HeaderSize+len(payload))
+	rec := make([]byte, MinHeaderSize, MinHeaderSize+len(payload))
 	rec[offVersion] = Version
 	rec[offFlags] = flags
 	rec = append(rec, payload...)
@@ -103,7 +104,7 @@ func TestRoundTrip(t *testing.T) {
 					name := fmt.Sprintf("%v/%s/%d/expiry=%d", comp.c, kind.name, size, expiry)
 					t.Run(name, func(t *testing.T) {
 						value := kind.gen(uint64(size), size)
-						const writeTime = 1_600_000_000_000_000_001
+						const writeTime = 1_600_000_000_000_000_000 // whole seconds: the record keeps seconds
 						rec := c.AppendRecord(nil, expiry, writeTime, value)
 
 						wantAlgo := AlgoNone
@@ -221,7 +222,8 @@ func TestExpired(t *testing.T) {
 func TestCorrupt(t *testing.T) {
 	c := mustNew(t, Config{})
 	small := mustNew(t, Config{MaxValue: 1000})
-	raw := c.AppendRecord(nil, 9, 8, []byte("hello, world"))
+	raw := c.AppendRecord(nil, 0, 8e9, []byte("hello, world"))
+	expiring := c.AppendRecord(nil, 9, 8e9, []byte("hello, world"))
 
 	zeros := make([]byte, 64<<10)
 	s2Big := mustNew(t, Config{Compression: CompressionS2}).AppendRecord(nil, 0, 0, zeros)
@@ -233,7 +235,7 @@ func TestCorrupt(t *testing.T) {
 	zw.Close()
 
 	s2Claim := binary.AppendUvarint(nil, 1<<32-1) // claims 4 GiB, holds nothing
-	zstdClaim := mustNew(t, Config{Compression: CompressionZstd}).AppendRecord(nil, 0, 0, textBytes(1, 4<<10))[HeaderSize:]
+	zstdClaim := mustNew(t, Config{Compression: CompressionZstd}).AppendRecord(nil, 0, 0, textBytes(1, 4<<10))[MinHeaderSize:]
 	zstdTrail := append(bytes.Clone(zstdClaim), "trailing garbage"...)
 
 	tests := []struct {
@@ -243,7 +245,13 @@ func TestCorrupt(t *testing.T) {
 		want  string // in the error message
 	}{
 		{"empty", c, nil, "too short"},
-		{"header only minus one", c, raw[:HeaderSize-1], "too short"},
+		{"header only minus one", c, raw[:MinHeaderSize-1], "too short"},
+		{"expiry header cut", c, expiring[:MaxHeaderSize-1], "too short"},
+		{"expiry flag with zero expiry", c, func() []byte {
+			r := bytes.Clone(expiring)
+			binary.LittleEndian.PutUint64(r[offExpiry:], 0)
+			return reseal(r)
+		}(), "zero expiry"},
 		{"version 0", c, func() []byte { r := bytes.Clone(raw); r[0] = 0; return reseal(r) }(), "version"},
 		{"version 2", c, func() []byte { r := bytes.Clone(raw); r[0] = 2; return reseal(r) }(), "version"},
 		{"algo 3", c, record(3, []byte("x")), "flags"},
@@ -260,7 +268,7 @@ func TestCorrupt(t *testing.T) {
 		{"zstd bomb without content size", small, record(AlgoZstd, stream.Bytes()), "MaxValue"},
 		{"raw too large", small, record(AlgoNone, zeros[:1001]), "MaxValue"},
 	}
-	for bit := 2; bit < 8; bit++ {
+	for bit := 3; bit < 8; bit++ { // bit 2 is the expiry flag
 		tests = append(tests, struct {
 			name  string
 			codec *Codec
@@ -320,10 +328,10 @@ func TestCorruptEveryByte(t *testing.T) {
 }
 
 func TestDecodeHeaderSkipsChecksum(t *testing.T) {
-	rec := mustNew(t, Config{}).AppendRecord(nil, 42, 7, []byte("value"))
+	rec := mustNew(t, Config{}).AppendRecord(nil, 42, 7e9, []byte("value"))
 	rec[len(rec)-1] ^= 0xff
 	h, err := DecodeHeader(rec)
-	if err != nil || h.Expiry != 42 || h.WriteTime != 7 {
+	if err != nil || h.Expiry != 42 || h.WriteTime != 7e9 {
 		t.Fatalf("DecodeHeader = %+v, %v", h, err)
 	}
 	if _, _, err := mustNew(t, Config{}).Decode(nil, rec); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "checksum") {
@@ -341,7 +349,7 @@ func TestSetExpiry(t *testing.T) {
 		c := mustNew(t, Config{Compression: comp})
 		for name, value := range values {
 			t.Run(fmt.Sprintf("%v/%s", comp, name), func(t *testing.T) {
-				rec := c.AppendRecord(nil, 0, 99, value)
+				rec := c.AppendRecord(nil, 0, 99e9, value)
 				orig := bytes.Clone(rec)
 				for _, expiry := range []int64{123, 0, -1} {
 					out, err := SetExpiry(rec, expiry)
@@ -351,11 +359,11 @@ func TestSetExpiry(t *testing.T) {
 					if !bytes.Equal(rec, orig) {
 						t.Fatal("SetExpiry changed its input")
 					}
-					if !bytes.Equal(out[HeaderSize:], rec[HeaderSize:]) || out[offFlags] != rec[offFlags] {
+					if !bytes.Equal(out[headerLen(out[offFlags]):], rec[headerLen(rec[offFlags]):]) || out[offFlags]&algoMask != rec[offFlags]&algoMask {
 						t.Fatal("SetExpiry changed the stored payload")
 					}
 					h, got, err := c.Decode(nil, out)
-					if err != nil || h.Expiry != expiry || h.WriteTime != 99 || !bytes.Equal(got, value) {
+					if err != nil || h.Expiry != expiry || h.WriteTime != 99e9 || !bytes.Equal(got, value) {
 						t.Fatalf("Decode after SetExpiry(%d) = %+v, %v", expiry, h, err)
 					}
 				}
@@ -363,7 +371,7 @@ func TestSetExpiry(t *testing.T) {
 		}
 	}
 	bad := mustNew(t, Config{}).AppendRecord(nil, 0, 0, []byte("x"))
-	bad[HeaderSize] ^= 1
+	bad[MinHeaderSize] ^= 1
 	if _, err := SetExpiry(bad, 1); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("SetExpiry on a damaged record: %v, want ErrCorrupt", err)
 	}
@@ -469,7 +477,7 @@ func TestConcurrent(t *testing.T) {
 func TestS2BlockFormat(t *testing.T) {
 	value := textBytes(4, 4<<10)
 	rec := mustNew(t, Config{}).AppendRecord(nil, 0, 0, value)
-	got, err := s2.Decode(nil, rec[HeaderSize:])
+	got, err := s2.Decode(nil, rec[MinHeaderSize:])
 	if err != nil || !bytes.Equal(got, value) {
 		t.Fatalf("s2.Decode of the payload: %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sort"
 	"sync"
 	"time"
@@ -24,35 +25,36 @@ func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
 // GetWithTTL returns the value stored under key and the time it has left to
 // live; 0 means it never expires.
 func (c *Cache) GetWithTTL(ctx context.Context, key string) ([]byte, time.Duration, error) {
-	if err := c.enter(ctx); err != nil {
+	sh, err := c.enter(ctx)
+	if err != nil {
 		return nil, 0, err
 	}
-	defer c.leave()
+	defer c.leave(sh)
 	if err := checkKey(key); err != nil {
 		return nil, 0, err
 	}
-	now := c.now()
-	v, h, err := c.read(key, now, true)
+	v, left, err := c.read(key, true)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			c.stats.misses.Add(1)
+			c.stats.misses.add(sh, 1)
 		}
 		return nil, 0, err
 	}
-	c.stats.hits.Add(1)
-	return v, remaining(h, now), nil
+	c.stats.hits.add(sh, 1)
+	return v, left, nil
 }
 
 // Exists reports whether key holds a value that has not expired.
 func (c *Cache) Exists(ctx context.Context, key string) (bool, error) {
-	if err := c.enter(ctx); err != nil {
+	sh, err := c.enter(ctx)
+	if err != nil {
 		return false, err
 	}
-	defer c.leave()
+	defer c.leave(sh)
 	if err := checkKey(key); err != nil {
 		return false, err
 	}
-	_, _, err := c.read(key, c.now(), false)
+	_, _, err = c.read(key, false)
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}
@@ -62,41 +64,38 @@ func (c *Cache) Exists(ctx context.Context, key string) (bool, error) {
 // TTL returns the time key has left to live; 0 means it never expires.
 // A missing or expired key gives ErrNotFound.
 func (c *Cache) TTL(ctx context.Context, key string) (time.Duration, error) {
-	if err := c.enter(ctx); err != nil {
-		return 0, err
-	}
-	defer c.leave()
-	if err := checkKey(key); err != nil {
-		return 0, err
-	}
-	now := c.now()
-	_, h, err := c.read(key, now, false)
+	sh, err := c.enter(ctx)
 	if err != nil {
 		return 0, err
 	}
-	return remaining(h, now), nil
+	defer c.leave(sh)
+	if err := checkKey(key); err != nil {
+		return 0, err
+	}
+	_, left, err := c.read(key, false)
+	return left, err
 }
 
 // GetMany returns the values of the keys that are present, by key. Missing
 // and expired keys are left out.
 func (c *Cache) GetMany(ctx context.Context, keys []string) (map[string][]byte, error) {
-	if err := c.enter(ctx); err != nil {
+	sh, err := c.enter(ctx)
+	if err != nil {
 		return nil, err
 	}
-	defer c.leave()
-	now := c.now()
+	defer c.leave(sh)
 	out := make(map[string][]byte, len(keys))
 	for _, k := range keys {
 		if err := checkKey(k); err != nil {
 			return nil, err
 		}
-		v, _, err := c.read(k, now, true)
+		v, _, err := c.read(k, true)
 		switch {
 		case err == nil:
-			c.stats.hits.Add(1)
+			c.stats.hits.add(sh, 1)
 			out[k] = v
 		case errors.Is(err, ErrNotFound):
-			c.stats.misses.Add(1)
+			c.stats.misses.add(sh, 1)
 		default:
 			return nil, err
 		}
@@ -104,21 +103,21 @@ func (c *Cache) GetMany(ctx context.Context, keys []string) (map[string][]byte, 
 	return out, nil
 }
 
-// read looks key up and, if decode is set, decodes its value. An expired
-// record reads as ErrNotFound; the sweeper deletes it later (reads never
-// write).
-func (c *Cache) read(key string, now int64, decode bool) ([]byte, codec.Header, error) {
+// read looks key up and, if decode is set, decodes its value; it returns
+// the time the entry has left to live, 0 for never. An expired record reads
+// as ErrNotFound; the sweeper deletes it later (reads never write).
+func (c *Cache) read(key string, decode bool) ([]byte, time.Duration, error) {
 	var kb [64]byte
 	dk := appendDataKey(kb[:0], key)
 	if !c.mayExist(dataKeyHash(dk)) {
-		return nil, codec.Header{}, ErrNotFound
+		return nil, 0, ErrNotFound
 	}
 	rec, closer, err := c.db.Get(dk)
 	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, codec.Header{}, ErrNotFound
+		return nil, 0, ErrNotFound
 	}
 	if err != nil {
-		return nil, codec.Header{}, fmt.Errorf("diskcache: get %q: %w", key, err)
+		return nil, 0, fmt.Errorf("diskcache: get %q: %w", key, err)
 	}
 	defer closer.Close()
 	var h codec.Header
@@ -129,24 +128,25 @@ func (c *Cache) read(key string, now int64, decode bool) ([]byte, codec.Header, 
 		h, err = codec.DecodeHeader(rec)
 	}
 	if err != nil {
-		return nil, codec.Header{}, fmt.Errorf("%w: key %q in %s: %w", ErrCorrupt, key, c.dir, err)
+		return nil, 0, fmt.Errorf("%w: key %q in %s: %w", ErrCorrupt, key, c.dir, err)
 	}
-	if h.Expired(now) {
-		return nil, codec.Header{}, ErrNotFound
+	var left time.Duration
+	if h.Expiry != 0 { // the clock is read only for entries that expire
+		if left = time.Duration(h.Expiry - c.now()); left <= 0 {
+			return nil, 0, ErrNotFound
+		}
 	}
-	if v == nil && decode {
-		v = []byte{}
-	}
-	return v, h, nil
+	return v, left, nil
 }
 
 // Set stores value under key. A ttl <= 0 means the entry never expires.
 // The value is copied.
 func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	if err := c.enter(ctx); err != nil {
+	sh, err := c.enter(ctx)
+	if err != nil {
 		return err
 	}
-	defer c.leave()
+	defer c.leave(sh)
 	if err := c.checkEntry(key, value); err != nil {
 		return err
 	}
@@ -167,7 +167,7 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err := c.commit(b, d); err != nil {
 		return fmt.Errorf("diskcache: set %q: %w", key, err)
 	}
-	c.stats.sets.Add(1)
+	c.stats.sets.add(sh, 1)
 	return nil
 }
 
@@ -181,10 +181,11 @@ type Entry struct {
 // SetMany stores all entries in one atomic batch: after a crash either all
 // of them are there or none. When a key appears twice, the last one wins.
 func (c *Cache) SetMany(ctx context.Context, entries []Entry) error {
-	if err := c.enter(ctx); err != nil {
+	sh, err := c.enter(ctx)
+	if err != nil {
 		return err
 	}
-	defer c.leave()
+	defer c.leave(sh)
 	now := c.now()
 	// The last occurrence of a key wins; stage each key once.
 	last := make(map[string]int, len(entries))
@@ -218,7 +219,7 @@ func (c *Cache) SetMany(ctx context.Context, entries []Entry) error {
 	if err := c.commit(b, total); err != nil {
 		return fmt.Errorf("diskcache: set %d entries: %w", len(keys), err)
 	}
-	c.stats.sets.Add(int64(len(keys)))
+	c.stats.sets.add(sh, int64(len(keys)))
 	return nil
 }
 
@@ -230,10 +231,11 @@ func (c *Cache) Delete(ctx context.Context, key string) error {
 
 // delete removes key and reports whether an unexpired entry was there.
 func (c *Cache) delete(ctx context.Context, key string) (bool, error) {
-	if err := c.enter(ctx); err != nil {
+	sh, err := c.enter(ctx)
+	if err != nil {
 		return false, err
 	}
-	defer c.leave()
+	defer c.leave(sh)
 	if err := checkKey(key); err != nil {
 		return false, err
 	}
@@ -255,17 +257,18 @@ func (c *Cache) delete(ctx context.Context, key string) (bool, error) {
 	if err := c.commit(b, d); err != nil {
 		return false, fmt.Errorf("diskcache: delete %q: %w", key, err)
 	}
-	c.stats.deletes.Add(1)
+	c.stats.deletes.add(sh, 1)
 	return !old.header.Expired(c.now()), nil
 }
 
 // Touch sets a new time to live on key without rewriting its value; ttl <= 0
 // makes it never expire. A missing or expired key gives ErrNotFound.
 func (c *Cache) Touch(ctx context.Context, key string, ttl time.Duration) error {
-	if err := c.enter(ctx); err != nil {
+	sh, err := c.enter(ctx)
+	if err != nil {
 		return err
 	}
-	defer c.leave()
+	defer c.leave(sh)
 	if err := checkKey(key); err != nil {
 		return err
 	}
@@ -298,23 +301,25 @@ func (c *Cache) Touch(ctx context.Context, key string, ttl time.Duration) error 
 // Len returns the number of entries stored. Expired entries count until the
 // sweeper deletes them. It is O(1) and exact after a crash.
 func (c *Cache) Len(ctx context.Context) (int64, error) {
-	if err := c.enter(ctx); err != nil {
+	sh, err := c.enter(ctx)
+	if err != nil {
 		return 0, err
 	}
-	defer c.leave()
+	defer c.leave(sh)
 	if err := c.waitExact(ctx); err != nil {
 		return 0, err
 	}
-	return c.keys.counts.entries.Load(), nil
+	return c.keys.counts.entries.load(), nil
 }
 
 // Clear deletes every entry. It touches nothing but the cache's own keys;
 // the space comes back as Pebble drops the deleted files, in the background.
 func (c *Cache) Clear(ctx context.Context) error {
-	if err := c.enter(ctx); err != nil {
+	sh, err := c.enter(ctx)
+	if err != nil {
 		return err
 	}
-	defer c.leave()
+	defer c.leave(sh)
 	// A scan in progress would count what Clear deletes: let it finish.
 	c.keys.buildMu.Lock()
 	defer c.keys.buildMu.Unlock()
@@ -333,8 +338,8 @@ func (c *Cache) Clear(ctx context.Context) error {
 	if err := b.Commit(c.write); err != nil {
 		return fmt.Errorf("diskcache: clear %s: %w", c.dir, err)
 	}
-	c.keys.counts.entries.Store(0)
-	c.keys.counts.bytes.Store(0)
+	c.keys.counts.entries.store(0)
+	c.keys.counts.bytes.store(0)
 	c.keys.cur.Store(newPresence(presenceMinKeys))
 	c.markExact()
 	c.reclaim.cleared()
@@ -425,7 +430,7 @@ func (c *Cache) commit(b *pebble.Batch, d counts) error {
 	if err := b.Commit(c.write); err != nil {
 		return err
 	}
-	c.keys.counts.add(d)
+	c.keys.counts.add(rand.Uint64(), d)
 	return nil
 }
 
@@ -508,11 +513,4 @@ func expiryOf(now int64, ttl time.Duration) int64 {
 		return 0
 	}
 	return now + int64(ttl)
-}
-
-func remaining(h codec.Header, now int64) time.Duration {
-	if h.Expiry == 0 {
-		return 0
-	}
-	return time.Duration(h.Expiry - now)
 }

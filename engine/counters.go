@@ -3,7 +3,6 @@ package engine
 import (
 	"encoding/binary"
 	"fmt"
-	"sync/atomic"
 )
 
 // counts is what the store holds: entries and their stored bytes (data key
@@ -29,13 +28,21 @@ func decodeCounts(b []byte) (counts, error) {
 	}, nil
 }
 
-// liveCounts is the in-memory mirror of the persisted counts.
+// liveCounts are the counts in memory, updated by every write.
 type liveCounts struct {
-	entries atomic.Int64
-	bytes   atomic.Int64
+	entries counter
+	bytes   counter
 }
 
-func (l *liveCounts) add(d counts) {
-	l.entries.Add(d.entries)
-	l.bytes.Add(d.bytes)
+func (l *liveCounts) add(shard uint64, d counts) {
+	if d.entries != 0 {
+		l.entries.add(shard, d.entries)
+	}
+	if d.bytes != 0 {
+		l.bytes.add(shard, d.bytes)
+	}
+}
+
+func (l *liveCounts) load() counts {
+	return counts{entries: l.entries.load(), bytes: l.bytes.load()}
 }

@@ -74,7 +74,7 @@ func (c *Cache) loadKeyState() (clean bool, err error) {
 			c.keys.cur.Store(p)
 		}
 	}
-	c.keys.counts.add(n)
+	c.keys.counts.add(0, n)
 	c.markExact()
 	return true, nil
 }
@@ -94,7 +94,7 @@ func (c *Cache) saveKeyState() error {
 	}
 	b := c.db.NewBatch()
 	defer b.Close()
-	n := counts{entries: c.keys.counts.entries.Load(), bytes: c.keys.counts.bytes.Load()}
+	n := c.keys.counts.load()
 	b.Set(metaState, append([]byte{1}, n.encode()...), nil)
 	if p := c.keys.cur.Load(); p != nil {
 		b.Set(metaPresence, p.encode(), nil)
@@ -131,7 +131,9 @@ func (c *Cache) mayExist(h uint64) bool {
 func (c *Cache) noteKey(h uint64) {
 	if p := c.keys.cur.Load(); p != nil && !p.mayContain(h) {
 		p.add(h)
-		if p.full() {
+		// Summing the shards of added costs a little: look at one add
+		// in 256, which at a million keys of capacity is soon enough.
+		if h&0xff == 0 && p.full() {
 			c.rebuildKeys()
 		}
 	}
@@ -162,7 +164,7 @@ func (c *Cache) scanKeys(ctx context.Context) error {
 	c.keys.buildMu.Lock()
 	defer c.keys.buildMu.Unlock()
 	recount := !c.keys.exact.Load()
-	p := newPresence(max(2*c.keys.counts.entries.Load(), presenceMinKeys))
+	p := newPresence(max(2*c.keys.counts.entries.load(), presenceMinKeys))
 	c.keys.next.Store(p)
 	defer c.keys.next.Store(nil)
 
@@ -170,7 +172,7 @@ func (c *Cache) scanKeys(ctx context.Context) error {
 	// p has committed and is visible to the iterator below, and every later
 	// writer adds its key to p. base is what the counts said at that point.
 	unlock := c.lockAllStripes()
-	base := counts{entries: c.keys.counts.entries.Load(), bytes: c.keys.counts.bytes.Load()}
+	base := c.keys.counts.load()
 	unlock()
 
 	lo, hi := dataSpan()
@@ -200,7 +202,7 @@ func (c *Cache) scanKeys(ctx context.Context) error {
 	}
 	c.keys.cur.Store(p)
 	if recount {
-		c.keys.counts.add(counts{entries: scanned.entries - base.entries, bytes: scanned.bytes - base.bytes})
+		c.keys.counts.add(0, counts{entries: scanned.entries - base.entries, bytes: scanned.bytes - base.bytes})
 		c.markExact()
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -51,9 +52,10 @@ type Cache struct {
 	bgCancel context.CancelFunc
 	bg       sync.WaitGroup
 
-	// mu is held shared by every call and exclusively by Close, which so
-	// waits for calls in flight before it closes the store.
-	mu      sync.RWMutex
+	// gate is passed by every call and closed by Close, which so waits
+	// for calls in flight before it closes the store. closed is written
+	// with every gate shard held.
+	gate    gate
 	closed  bool
 	closing atomic.Bool // Close has begun
 }
@@ -179,9 +181,9 @@ func (c *Cache) Close() error {
 	// the sweeper stops between rounds.
 	c.bgCancel()
 	c.sweeper.Stop()
-	c.mu.Lock()
+	c.gate.lockAll()
 	c.closed = true
-	c.mu.Unlock()
+	c.gate.unlockAll()
 	c.bg.Wait()
 	err := c.saveKeyState()
 	if cerr := c.db.Close(); err == nil {
@@ -197,20 +199,23 @@ func (c *Cache) Close() error {
 }
 
 // enter starts a call: it fails if ctx is done or the cache is closed.
-// Every successful enter is paired with leave.
-func (c *Cache) enter(ctx context.Context) error {
+// Every successful enter is paired with leave of the shard it returns; the
+// shard is also the one to update counters in. It is random: goroutines on
+// different cores mostly pick different shards.
+func (c *Cache) enter(ctx context.Context) (uint64, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return 0, err
 	}
-	c.mu.RLock()
+	sh := rand.Uint64() % numShards
+	c.gate.enter(sh)
 	if c.closed {
-		c.mu.RUnlock()
-		return ErrClosed
+		c.gate.leave(sh)
+		return 0, ErrClosed
 	}
-	return nil
+	return sh, nil
 }
 
-func (c *Cache) leave() { c.mu.RUnlock() }
+func (c *Cache) leave(sh uint64) { c.gate.leave(sh) }
 
 // Dir returns the cache's directory as an absolute path.
 func (c *Cache) Dir() string { return c.dir }

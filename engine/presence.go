@@ -20,8 +20,8 @@ import (
 // store when the keys added since it was built pass its capacity.
 type presence struct {
 	blocks   []presenceBlock
-	capacity int64        // keys it was sized for
-	added    atomic.Int64 // keys added since it was built
+	capacity int64   // keys it was sized for
+	added    counter // keys added since it was built
 }
 
 const (
@@ -54,7 +54,7 @@ func (p *presence) add(h uint64) {
 		bit := (h1 + uint32(i)*h2) & 511
 		b[bit>>6].Or(1 << (bit & 63))
 	}
-	p.added.Add(1)
+	p.added.add(h>>32, 1)
 }
 
 func (p *presence) mayContain(h uint64) bool {
@@ -71,14 +71,14 @@ func (p *presence) mayContain(h uint64) bool {
 
 // full reports whether enough keys were added that the false positive rate
 // has doubled or worse; time to rebuild.
-func (p *presence) full() bool { return p.added.Load() > p.capacity }
+func (p *presence) full() bool { return p.added.load() > p.capacity }
 
 // encode serializes the filter for the store: capacity, added, then the
 // words. It is only called when no writer runs (Close).
 func (p *presence) encode() []byte {
 	out := make([]byte, 0, 16+len(p.blocks)*64)
 	out = binary.LittleEndian.AppendUint64(out, uint64(p.capacity))
-	out = binary.LittleEndian.AppendUint64(out, uint64(p.added.Load()))
+	out = binary.LittleEndian.AppendUint64(out, uint64(p.added.load()))
 	for i := range p.blocks {
 		for j := range p.blocks[i] {
 			out = binary.LittleEndian.AppendUint64(out, p.blocks[i][j].Load())
@@ -104,6 +104,6 @@ func decodePresence(b []byte) (*presence, error) {
 			b = b[8:]
 		}
 	}
-	p.added.Store(added)
+	p.added.store(added)
 	return p, nil
 }

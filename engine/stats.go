@@ -1,6 +1,9 @@
 package engine
 
-import "sync/atomic"
+import (
+	"context"
+	"sync/atomic"
+)
 
 // Stats is a snapshot of a cache's counters. Hits, Misses, Sets, Deletes and
 // Expirations count since Open; Entries and Bytes are what the store holds.
@@ -16,24 +19,25 @@ type Stats struct {
 }
 
 type statCounters struct {
-	hits, misses, sets, deletes, expirations atomic.Int64
+	hits, misses, sets, deletes counter
+	expirations                 atomic.Int64
 }
 
 // Stats returns the cache's counters. After Close it returns the counters
 // as they were, with DiskBytes 0.
 func (c *Cache) Stats() Stats {
 	s := Stats{
-		Hits:        c.stats.hits.Load(),
-		Misses:      c.stats.misses.Load(),
-		Sets:        c.stats.sets.Load(),
-		Deletes:     c.stats.deletes.Load(),
+		Hits:        c.stats.hits.load(),
+		Misses:      c.stats.misses.load(),
+		Sets:        c.stats.sets.load(),
+		Deletes:     c.stats.deletes.load(),
 		Expirations: c.stats.expirations.Load(),
-		Entries:     c.keys.counts.entries.Load(),
-		Bytes:       c.keys.counts.bytes.Load(),
+		Entries:     c.keys.counts.entries.load(),
+		Bytes:       c.keys.counts.bytes.load(),
 	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if !c.closed {
+	sh, err := c.enter(context.Background())
+	if err == nil {
+		defer c.leave(sh)
 		s.DiskBytes = int64(c.db.Metrics().DiskSpaceUsage())
 	}
 	return s

@@ -92,7 +92,7 @@ func (c *Cache) Sweep(now int64, max int) (ttl.Round, error) {
 // a number of slices proportional to the garbage fraction keeps the work in
 // line with what it frees.
 func (c *Cache) Reclaim(freed int64) error {
-	n := c.reclaim.plan(freed, c.keys.counts.bytes.Load())
+	n := c.reclaim.plan(freed, c.keys.counts.bytes.load())
 	for i := 0; i < n; i++ {
 		lo, hi := dataSlice(c.reclaim.next(), reclaimSlices)
 		if err := c.db.Compact(c.bgCtx, lo, hi, false); err != nil {
