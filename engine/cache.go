@@ -181,9 +181,16 @@ type Entry struct {
 // SetMany stores all entries in one atomic batch: after a crash either all
 // of them are there or none. When a key appears twice, the last one wins.
 func (c *Cache) SetMany(ctx context.Context, entries []Entry) error {
+	_, err := c.setMany(ctx, entries, false)
+	return err
+}
+
+// setMany is SetMany; with ifAbsent it writes nothing, and returns false,
+// if any of the keys holds an entry that has not expired.
+func (c *Cache) setMany(ctx context.Context, entries []Entry, ifAbsent bool) (bool, error) {
 	sh, err := c.enter(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer c.leave(sh)
 	now := c.now()
@@ -191,36 +198,47 @@ func (c *Cache) SetMany(ctx context.Context, entries []Entry) error {
 	last := make(map[string]int, len(entries))
 	for i, e := range entries {
 		if err := c.checkEntry(e.Key, e.Value); err != nil {
-			return err
+			return false, err
 		}
 		last[e.Key] = i
 	}
 	keys := make([][]byte, 0, len(last))
-	recs := make(map[string][]byte, len(last))
-	for k, i := range last {
-		dk := appendDataKey(nil, k)
-		keys = append(keys, dk)
-		e := entries[i]
-		recs[string(dk)] = c.codec.AppendRecord(nil, expiryOf(now, e.TTL), now, e.Value)
+	for k := range last {
+		keys = append(keys, appendDataKey(nil, k))
 	}
 	unlock := c.lockStripes(keys)
 	defer unlock()
+	olds := make([]oldRecord, len(keys))
+	found := make([]bool, len(keys))
+	for i, dk := range keys {
+		if !c.mayExist(dataKeyHash(dk)) {
+			continue
+		}
+		if olds[i], found[i], err = c.lookup(dk, false); err != nil {
+			return false, err
+		}
+		if ifAbsent && found[i] && !olds[i].header.Expired(now) {
+			return false, nil
+		}
+	}
 	b := c.db.NewBatch()
 	defer b.Close()
 	var total counts
-	for _, dk := range keys {
-		d, err := c.stage(b, dk, recs[string(dk)])
+	for i, dk := range keys {
+		e := entries[last[string(userKey(dk))]]
+		rec := c.codec.AppendRecord(nil, expiryOf(now, e.TTL), now, e.Value)
+		d, err := c.stageOver(b, dk, rec, olds[i], found[i])
 		if err != nil {
-			return fmt.Errorf("diskcache: set %q: %w", userKey(dk), err)
+			return false, fmt.Errorf("diskcache: set %q: %w", truncKey(e.Key), err)
 		}
 		total.entries += d.entries
 		total.bytes += d.bytes
 	}
 	if err := c.commit(b, total); err != nil {
-		return fmt.Errorf("diskcache: set %d entries: %w", len(keys), err)
+		return false, fmt.Errorf("diskcache: set %d entries: %w", len(keys), err)
 	}
 	c.stats.sets.add(sh, int64(len(keys)))
-	return nil
+	return true, nil
 }
 
 // Delete removes key. Deleting a missing key is not an error.
@@ -259,43 +277,6 @@ func (c *Cache) delete(ctx context.Context, key string) (bool, error) {
 	}
 	c.stats.deletes.add(sh, 1)
 	return !old.header.Expired(c.now()), nil
-}
-
-// Touch sets a new time to live on key without rewriting its value; ttl <= 0
-// makes it never expire. A missing or expired key gives ErrNotFound.
-func (c *Cache) Touch(ctx context.Context, key string, ttl time.Duration) error {
-	sh, err := c.enter(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.leave(sh)
-	if err := checkKey(key); err != nil {
-		return err
-	}
-	now := c.now()
-	var kb [64]byte
-	dk := appendDataKey(kb[:0], key)
-	mu := c.stripe(dk)
-	mu.Lock()
-	defer mu.Unlock()
-	old, found, err := c.lookup(dk, true)
-	if err != nil {
-		return err
-	}
-	if !found || old.header.Expired(now) {
-		return ErrNotFound
-	}
-	rec, err := codec.SetExpiry(old.rec, expiryOf(now, ttl))
-	if err != nil {
-		return fmt.Errorf("%w: key %q in %s: %w", ErrCorrupt, key, c.dir, err)
-	}
-	b := c.db.NewBatch()
-	defer b.Close()
-	d, err := c.stage(b, dk, rec)
-	if err != nil {
-		return err
-	}
-	return c.commit(b, d)
 }
 
 // Len returns the number of entries stored. Expired entries count until the
@@ -381,14 +362,19 @@ func (c *Cache) lookup(dk []byte, withRecord bool) (oldRecord, bool, error) {
 func (c *Cache) stage(b *pebble.Batch, dk, rec []byte) (counts, error) {
 	var old oldRecord
 	found := false
-	kh := dataKeyHash(dk)
-	if c.mayExist(kh) {
+	if c.mayExist(dataKeyHash(dk)) {
 		var err error
 		if old, found, err = c.lookup(dk, false); err != nil {
 			return counts{}, err
 		}
 	}
-	c.noteKey(kh)
+	return c.stageOver(b, dk, rec, old, found)
+}
+
+// stageOver is stage when the caller has looked up the record rec replaces:
+// old, if found.
+func (c *Cache) stageOver(b *pebble.Batch, dk, rec []byte, old oldRecord, found bool) (counts, error) {
+	c.noteKey(dataKeyHash(dk))
 	h, err := codec.DecodeHeader(rec)
 	if err != nil {
 		return counts{}, err

@@ -303,6 +303,15 @@ func TestClosed(t *testing.T) {
 	calls["Touch"] = c.Touch(ctx, "k", 0)
 	calls["SetMany"] = c.SetMany(ctx, nil)
 	_, calls["GetMany"] = c.GetMany(ctx, nil)
+	_, calls["SetWithOptions"] = c.SetWithOptions(ctx, "k", nil, SetOptions{})
+	_, calls["GetDelete"] = c.GetDelete(ctx, "k")
+	_, calls["GetExpire"] = c.GetExpire(ctx, "k", Expiry{})
+	_, calls["Expire"] = c.Expire(ctx, "k", Expiry{})
+	_, calls["IncrBy"] = c.IncrBy(ctx, "k", 1)
+	_, calls["Append"] = c.Append(ctx, "k", nil)
+	_, calls["DeleteMany"] = c.DeleteMany(ctx, "k")
+	_, calls["SetManyIfAbsent"] = c.SetManyIfAbsent(ctx, nil)
+	_, _, calls["Scan"] = c.Scan(ctx, 0, 10)
 	for name, err := range calls {
 		if !errors.Is(err, ErrClosed) {
 			t.Errorf("%s after Close: %v, want ErrClosed", name, err)
@@ -446,4 +455,154 @@ func countScan(t testing.TB, c *Cache) int64 {
 		n++
 	}
 	return n
+}
+
+func TestScan(t *testing.T) {
+	c, clock := openTest(t, nil)
+	want := map[string]bool{}
+	for i := 0; i < 1000; i++ {
+		k := fmt.Sprintf("key-%d", i)
+		want[k] = true
+		c.Set(ctx, k, []byte("v"), 0)
+	}
+	c.Set(ctx, "expiring", []byte("v"), time.Second)
+	clock.Advance(time.Second)
+	for _, count := range []int{1, 7, 100, 5000} {
+		seen := map[string]int{}
+		cursor, calls := uint64(0), 0
+		for {
+			keys, next, err := c.Scan(ctx, cursor, count)
+			if err != nil {
+				t.Fatal(err)
+			}
+			calls++
+			for _, k := range keys {
+				seen[k]++
+			}
+			if next == 0 {
+				break
+			}
+			cursor = next
+		}
+		if len(seen) != len(want) {
+			t.Fatalf("count %d: scan saw %d keys, want %d", count, len(seen), len(want))
+		}
+		for k, n := range seen {
+			if !want[k] || n != 1 {
+				t.Fatalf("count %d: key %q seen %d times", count, k, n)
+			}
+		}
+		if count == 7 && calls < 1000/7 {
+			t.Fatalf("count 7 took only %d calls", calls)
+		}
+	}
+}
+
+func TestReadModifyWrite(t *testing.T) {
+	c, clock := openTest(t, nil)
+	// SET NX / XX / GET / KEEPTTL
+	r, err := c.SetWithOptions(ctx, "k", []byte("1"), SetOptions{NX: true, Expiry: Expiry{TTL: time.Minute}})
+	if err != nil || !r.Written || r.HadOld {
+		t.Fatalf("SET NX on a missing key: %+v, %v", r, err)
+	}
+	if r, _ := c.SetWithOptions(ctx, "k", []byte("2"), SetOptions{NX: true}); r.Written || !r.HadOld {
+		t.Fatalf("SET NX on a present key: %+v", r)
+	}
+	if r, _ := c.SetWithOptions(ctx, "missing", []byte("2"), SetOptions{XX: true}); r.Written {
+		t.Fatalf("SET XX on a missing key: %+v", r)
+	}
+	r, _ = c.SetWithOptions(ctx, "k", []byte("3"), SetOptions{KeepTTL: true, Get: true})
+	if !r.Written || string(r.Old) != "1" {
+		t.Fatalf("SET KEEPTTL GET: %+v", r)
+	}
+	if d, _ := c.TTL(ctx, "k"); d != time.Minute {
+		t.Fatalf("KEEPTTL kept %v", d)
+	}
+	// INCRBY keeps the TTL, rejects what Redis rejects.
+	c.Set(ctx, "n", []byte("41"), time.Hour)
+	if n, err := c.IncrBy(ctx, "n", 1); n != 42 || err != nil {
+		t.Fatalf("IncrBy = %d, %v", n, err)
+	}
+	if d, _ := c.TTL(ctx, "n"); d != time.Hour {
+		t.Fatalf("IncrBy lost the TTL: %v", d)
+	}
+	if n, err := c.IncrBy(ctx, "fresh", -5); n != -5 || err != nil {
+		t.Fatalf("IncrBy on a missing key = %d, %v", n, err)
+	}
+	for _, bad := range []string{"", "x", " 1", "01", "+1", "1.5", "-0", "99999999999999999999"} {
+		c.Set(ctx, "bad", []byte(bad), 0)
+		if _, err := c.IncrBy(ctx, "bad", 1); !errors.Is(err, ErrNotInteger) {
+			t.Fatalf("IncrBy on %q: %v", bad, err)
+		}
+	}
+	c.Set(ctx, "max", []byte("9223372036854775807"), 0)
+	if _, err := c.IncrBy(ctx, "max", 1); !errors.Is(err, ErrOverflow) {
+		t.Fatalf("IncrBy past MaxInt64: %v", err)
+	}
+	// APPEND
+	if n, _ := c.Append(ctx, "s", []byte("ab")); n != 2 {
+		t.Fatalf("Append = %d", n)
+	}
+	if n, _ := c.Append(ctx, "s", []byte("cd")); n != 4 {
+		t.Fatalf("Append = %d", n)
+	}
+	mustGet(t, c, "s", []byte("abcd"))
+	// GETDEL, GETEX, EXPIRE, PERSIST
+	if v, err := c.GetDelete(ctx, "s"); string(v) != "abcd" || err != nil {
+		t.Fatalf("GetDelete = %q, %v", v, err)
+	}
+	if _, err := c.GetDelete(ctx, "s"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("GetDelete of a deleted key: %v", err)
+	}
+	if v, err := c.GetExpire(ctx, "k", Expiry{TTL: time.Second}); string(v) != "3" || err != nil {
+		t.Fatalf("GetExpire = %q, %v", v, err)
+	}
+	if ok, _ := c.Expire(ctx, "k", Expiry{Persist: true}); !ok {
+		t.Fatal("Persist on an expiring key did nothing")
+	}
+	if ok, _ := c.Expire(ctx, "k", Expiry{Persist: true}); ok {
+		t.Fatal("Persist on a key without expiry reported a change")
+	}
+	if ok, _ := c.Expire(ctx, "nope", Expiry{TTL: time.Second}); ok {
+		t.Fatal("Expire on a missing key reported a change")
+	}
+	if ok, _ := c.Expire(ctx, "k", Expiry{At: clock.Now().Add(-time.Second)}); !ok {
+		t.Fatal("Expire in the past did not report a change")
+	}
+	mustMiss(t, c, "k")
+	// MSETNX, DEL count
+	if ok, _ := c.SetManyIfAbsent(ctx, []Entry{{Key: "a", Value: []byte("1")}, {Key: "n", Value: []byte("1")}}); ok {
+		t.Fatal("SetManyIfAbsent wrote over an existing key")
+	}
+	mustMiss(t, c, "a")
+	if ok, _ := c.SetManyIfAbsent(ctx, []Entry{{Key: "a", Value: []byte("1")}, {Key: "b", Value: []byte("2")}}); !ok {
+		t.Fatal("SetManyIfAbsent did not write")
+	}
+	if n, _ := c.DeleteMany(ctx, "a", "b", "zzz"); n != 2 {
+		t.Fatalf("DeleteMany = %d", n)
+	}
+	n, _ := c.Len(ctx)
+	if scanned := countScan(t, c); n != scanned {
+		t.Fatalf("Len = %d, scan %d", n, scanned)
+	}
+}
+
+// TestIncrIsAtomic has goroutines increment one counter concurrently.
+func TestIncrIsAtomic(t *testing.T) {
+	c, _ := openTest(t, nil)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 250; i++ {
+				if _, err := c.IncrBy(ctx, "counter", 1); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	mustGet(t, c, "counter", []byte("2000"))
 }
