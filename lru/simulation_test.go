@@ -1,0 +1,223 @@
+package lru
+
+import (
+	"container/list"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"testing"
+)
+
+// zipf draws ranks in [0, n) with P(k) proportional to 1/(k+1)^s. Unlike
+// math/rand's Zipf it accepts s <= 1.
+type zipf struct {
+	cdf []float64
+	rng *rand.Rand
+}
+
+func newZipf(n int, s float64, rng *rand.Rand) *zipf {
+	cdf := make([]float64, n)
+	var sum float64
+	for k := range cdf {
+		sum += 1 / math.Pow(float64(k+1), s)
+		cdf[k] = sum
+	}
+	for k := range cdf {
+		cdf[k] /= sum
+	}
+	return &zipf{cdf: cdf, rng: rng}
+}
+
+func (z *zipf) next() int {
+	return sort.SearchFloat64s(z.cdf, z.rng.Float64())
+}
+
+// memStore is a Source over a set of hashes, kept in 4096 buckets by the top
+// bits of the hash so that finding the entry at a position is cheap.
+type memStore struct {
+	buckets [4096][]uint64
+	n       int
+}
+
+func bucketOf(h uint64) int { return int(h >> 52) }
+
+func (m *memStore) add(h uint64) {
+	b := &m.buckets[bucketOf(h)]
+	i, found := slices.BinarySearch(*b, h)
+	if !found {
+		*b = slices.Insert(*b, i, h)
+		m.n++
+	}
+}
+
+func (m *memStore) remove(h uint64) {
+	b := &m.buckets[bucketOf(h)]
+	if i, found := slices.BinarySearch(*b, h); found {
+		*b = slices.Delete(*b, i, i+1)
+		m.n--
+	}
+}
+
+func (m *memStore) At(pos uint64) (Candidate, bool, error) {
+	if m.n == 0 {
+		return Candidate{}, false, nil
+	}
+	start := bucketOf(pos)
+	for j := 0; j <= len(m.buckets); j++ {
+		b := m.buckets[(start+j)%len(m.buckets)]
+		i := 0
+		if j == 0 {
+			i, _ = slices.BinarySearch(b, pos)
+		}
+		if i < len(b) {
+			return Candidate{Hash: b[i]}, true, nil
+		}
+	}
+	return Candidate{}, false, nil
+}
+
+// exactLRU is the reference.
+type exactLRU struct {
+	ll    *list.List
+	items map[uint64]*list.Element
+	cap   int
+}
+
+func (l *exactLRU) access(h uint64) bool {
+	if e, ok := l.items[h]; ok {
+		l.ll.MoveToFront(e)
+		return true
+	}
+	l.items[h] = l.ll.PushFront(h)
+	if l.ll.Len() > l.cap {
+		old := l.ll.Back()
+		l.ll.Remove(old)
+		delete(l.items, old.Value.(uint64))
+	}
+	return false
+}
+
+// simulate replays a zipf trace through an exact LRU and through the
+// sampler over an AccessClock, and returns both hit ratios.
+func simulate(t testing.TB, keys, capacity, requests int, s float64, samples, pool, slots int) (exact, approx float64) {
+	rng := rand.New(rand.NewPCG(11, uint64(s*100)))
+	hashes := make([]uint64, keys)
+	for i := range hashes {
+		hashes[i] = rng.Uint64()
+	}
+	z := newZipf(keys, s, rng)
+	ref := &exactLRU{ll: list.New(), items: map[uint64]*list.Element{}, cap: capacity}
+	store := &memStore{}
+	cached := map[uint64]bool{}
+	clock := NewAccessClock(slots)
+	sampler := NewSampler(store, clock, samples, pool, 5)
+	var exactHits, approxHits int
+	for i := 0; i < requests; i++ {
+		h := hashes[z.next()]
+		now := Tick(i + 1)
+		if ref.access(h) {
+			exactHits++
+		}
+		if cached[h] {
+			approxHits++
+			clock.Touch(h, now)
+			continue
+		}
+		cached[h] = true
+		store.add(h)
+		clock.Touch(h, now)
+		for store.n > capacity {
+			c, ok, err := sampler.Next(now)
+			if err != nil || !ok {
+				t.Fatalf("sampler: %v, %v", ok, err)
+			}
+			if !cached[c.Hash] {
+				continue // evicted already: the pool held it twice
+			}
+			delete(cached, c.Hash)
+			store.remove(c.Hash)
+		}
+	}
+	return float64(exactHits) / float64(requests), float64(approxHits) / float64(requests)
+}
+
+// TestApproximationMatchesExactLRU: on zipf traces (s = 0.9 and 1.1, 1M
+// requests over 200k keys, capacity 10% of the keys) the sampled LRU's hit
+// ratio is within 2 points of an exact LRU's, with the engine's defaults:
+// 10 samples, a pool of 16, and an access clock with fewer slots than
+// twice the keys (so collisions are part of the test).
+func TestApproximationMatchesExactLRU(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1M requests per trace")
+	}
+	for _, s := range []float64{0.9, 1.1} {
+		t.Run(fmt.Sprintf("s=%.1f", s), func(t *testing.T) {
+			exact, approx := simulate(t, 200_000, 20_000, 1_000_000, s, DefaultSamples, DefaultPoolSize, 1<<18)
+			t.Logf("hit ratio: exact LRU %.4f, sampled %.4f (%+.2f points)", exact, approx, 100*(approx-exact))
+			_, five := simulate(t, 200_000, 20_000, 1_000_000, s, 5, DefaultPoolSize, 1<<18)
+			t.Logf("with 5 samples instead of %d: %.4f", DefaultSamples, five)
+			if approx < exact-0.02 {
+				t.Fatalf("sampled LRU hit ratio %.4f is more than 2 points below exact LRU's %.4f", approx, exact)
+			}
+		})
+	}
+}
+
+func TestAccessClock(t *testing.T) {
+	c := NewAccessClock(1000)
+	if c.Slots() != 1024 {
+		t.Fatalf("slots = %d", c.Slots())
+	}
+	// The slot is the top bits of the hash.
+	a, b := uint64(42)<<54, uint64(43)<<54
+	if _, ok := c.Last(a); ok {
+		t.Fatal("fresh clock has an access")
+	}
+	c.Touch(a, 7)
+	if got, ok := c.Last(a); !ok || got != 7 {
+		t.Fatalf("Last = %d, %v", got, ok)
+	}
+	c.Touch(b, 0) // 0 is stored as 1, never as "no access"
+	if _, ok := c.Last(b); !ok {
+		t.Fatal("touch at tick 0 lost")
+	}
+	d := NewAccessClock(1024)
+	if err := d.Restore(c.Snapshot()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := d.Last(a); got != 7 {
+		t.Fatalf("restored Last = %d", got)
+	}
+	if err := NewAccessClock(2048).Restore(c.Snapshot()); err == nil {
+		t.Fatal("restored a snapshot of another size")
+	}
+	if err := d.Restore([]byte{1, 2, 3}); err == nil {
+		t.Fatal("restored garbage")
+	}
+	// Ages wrap: a tick just before the wrap is young just after it.
+	if age := Tick(math.MaxUint32 - 1).Age(3); age != 5 {
+		t.Fatalf("age across the wrap = %d", age)
+	}
+	if SlotsFor(64<<20) != 1<<18 || SlotsFor(1<<40) != MaxSlots || SlotsFor(0) != MinSlots {
+		t.Fatalf("SlotsFor: %d %d %d", SlotsFor(64<<20), SlotsFor(1<<40), SlotsFor(0))
+	}
+}
+
+func TestSamplerPrefersExpiredAndIdle(t *testing.T) {
+	store := &memStore{}
+	clock := NewAccessClock(1 << 10)
+	for h := uint64(1); h <= 100; h++ {
+		store.add(h << 56)
+		clock.Touch(h<<56, Tick(h))
+	}
+	s := NewSampler(store, clock, 100, 16, 1)
+	c, ok, err := s.Next(1000)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if c.Hash>>56 > 10 {
+		t.Fatalf("with 100 samples the pick was touched at %d, want one of the idlest", c.Hash>>56)
+	}
+}
