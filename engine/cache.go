@@ -109,7 +109,8 @@ func (c *Cache) GetMany(ctx context.Context, keys []string) (map[string][]byte, 
 func (c *Cache) read(key string, decode bool) ([]byte, time.Duration, error) {
 	var kb [64]byte
 	dk := appendDataKey(kb[:0], key)
-	if !c.mayExist(dataKeyHash(dk)) {
+	h := dataKeyHash(dk)
+	if !c.mayExist(h) {
 		return nil, 0, ErrNotFound
 	}
 	rec, closer, err := c.db.Get(dk)
@@ -120,22 +121,23 @@ func (c *Cache) read(key string, decode bool) ([]byte, time.Duration, error) {
 		return nil, 0, fmt.Errorf("diskcache: get %q: %w", key, err)
 	}
 	defer closer.Close()
-	var h codec.Header
+	var hdr codec.Header
 	var v []byte
 	if decode {
-		h, v, err = c.codec.Decode(nil, rec)
+		hdr, v, err = c.codec.Decode(nil, rec)
 	} else {
-		h, err = codec.DecodeHeader(rec)
+		hdr, err = codec.DecodeHeader(rec)
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("%w: key %q in %s: %w", ErrCorrupt, key, c.dir, err)
 	}
 	var left time.Duration
-	if h.Expiry != 0 { // the clock is read only for entries that expire
-		if left = time.Duration(h.Expiry - c.now()); left <= 0 {
+	if hdr.Expiry != 0 { // the clock is read only for entries that expire
+		if left = time.Duration(hdr.Expiry - c.now()); left <= 0 {
 			return nil, 0, ErrNotFound
 		}
 	}
+	c.lim.touch(h)
 	return v, left, nil
 }
 
@@ -155,6 +157,9 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	defer putRecord(rec)
 	var kb [64]byte
 	dk := appendDataKey(kb[:0], key)
+	if err := c.backpressure(int64(len(dk) + len(*rec))); err != nil {
+		return err
+	}
 	mu := c.stripe(dk)
 	mu.Lock()
 	defer mu.Unlock()
@@ -374,7 +379,9 @@ func (c *Cache) stage(b *pebble.Batch, dk, rec []byte) (counts, error) {
 // stageOver is stage when the caller has looked up the record rec replaces:
 // old, if found.
 func (c *Cache) stageOver(b *pebble.Batch, dk, rec []byte, old oldRecord, found bool) (counts, error) {
-	c.noteKey(dataKeyHash(dk))
+	kh := dataKeyHash(dk)
+	c.noteKey(kh)
+	c.lim.touch(kh)
 	h, err := codec.DecodeHeader(rec)
 	if err != nil {
 		return counts{}, err

@@ -42,6 +42,7 @@ type Cache struct {
 	stripes [numStripes]sync.Mutex
 	keys    keyState
 	stats   statCounters
+	lim     *limiter
 
 	sweeper *ttl.Sweeper
 	reclaim reclaimer
@@ -96,6 +97,7 @@ func Open(dir string, opts *Options) (*Cache, error) {
 		codec: cd,
 		clock: o.Clock,
 		log:   o.Logger.With("cache", abs),
+		lim:   newLimiter(&o),
 	}
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
 	if err := c.openStore(); err != nil {
@@ -113,6 +115,8 @@ func Open(dir string, opts *Options) (*Cache, error) {
 		},
 	})
 	c.sweeper.Start()
+	c.bg.Add(1)
+	go c.monitorLoop()
 	if o.FlushInterval > 0 && !o.Sync {
 		c.bg.Add(1)
 		go c.flushLoop()
@@ -139,6 +143,9 @@ func (c *Cache) openStore() error {
 		return fmt.Errorf("diskcache: open %s: %w", c.dir, err)
 	}
 	clean, err := c.loadKeyState()
+	if err == nil {
+		err = c.loadLimiter()
+	}
 	if err == nil {
 		err = c.markDirty()
 	}
@@ -185,7 +192,10 @@ func (c *Cache) Close() error {
 	c.closed = true
 	c.gate.unlockAll()
 	c.bg.Wait()
-	err := c.saveKeyState()
+	err := c.saveAccess()
+	if serr := c.saveKeyState(); err == nil {
+		err = serr
+	}
 	if cerr := c.db.Close(); err == nil {
 		err = cerr
 	}

@@ -24,7 +24,7 @@ const formatMajorVersion = pebble.FormatTableFormatV6
 // a 1 GiB limit they take about 18 MiB whatever the cache holds.
 func pebbleOptions(o *Options, d durability) *pebble.Options {
 	limit := o.SizeLimit
-	memtable := clamp(limit/256, 4<<20, 64<<20)
+	memtable := clamp(limit/256, 2<<20, 64<<20)
 	targetFile := clamp(limit/64, 1<<20, 8<<20)
 	po := &pebble.Options{
 		CacheSize:                   o.CacheSize,

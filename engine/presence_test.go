@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestPresenceFilter(t *testing.T) {
@@ -74,7 +75,9 @@ func TestFilterRebuildUnderWrites(t *testing.T) {
 		}(g)
 	}
 	wg.Wait()
-	c.bg.Wait() // let a rebuild in flight finish
+	for c.keys.building.Load() { // let a rebuild in flight finish
+		time.Sleep(time.Millisecond)
+	}
 	for g := 0; g < 4; g++ {
 		for i := 0; i < 3000; i++ {
 			if _, err := c.Get(ctx, fmt.Sprintf("g%d-%d", g, i)); err != nil {

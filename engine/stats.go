@@ -8,14 +8,16 @@ import (
 // Stats is a snapshot of a cache's counters. Hits, Misses, Sets, Deletes and
 // Expirations count since Open; Entries and Bytes are what the store holds.
 type Stats struct {
-	Hits        int64 // Gets that found a value
-	Misses      int64 // Gets of missing or expired keys
-	Sets        int64 // entries written
-	Deletes     int64 // entries deleted by Delete
-	Expirations int64 // expired entries deleted by the sweeper
-	Entries     int64 // entries stored, expired ones included until swept
-	Bytes       int64 // stored bytes of the entries (keys and records)
-	DiskBytes   int64 // bytes the store takes on disk
+	Hits         int64 // Gets that found a value
+	Misses       int64 // Gets of missing or expired keys
+	Sets         int64 // entries written
+	Deletes      int64 // entries deleted by Delete
+	Expirations  int64 // expired entries deleted by the sweeper
+	Evictions    int64 // entries evicted to hold the size limit
+	EvictedBytes int64 // stored bytes of the evicted entries
+	Entries      int64 // entries stored, expired ones included until swept
+	Bytes        int64 // stored bytes of the entries (keys and records)
+	DiskBytes    int64 // bytes the store takes on disk
 }
 
 type statCounters struct {
@@ -27,13 +29,15 @@ type statCounters struct {
 // as they were, with DiskBytes 0.
 func (c *Cache) Stats() Stats {
 	s := Stats{
-		Hits:        c.stats.hits.load(),
-		Misses:      c.stats.misses.load(),
-		Sets:        c.stats.sets.load(),
-		Deletes:     c.stats.deletes.load(),
-		Expirations: c.stats.expirations.Load(),
-		Entries:     c.keys.counts.entries.load(),
-		Bytes:       c.keys.counts.bytes.load(),
+		Hits:         c.stats.hits.load(),
+		Misses:       c.stats.misses.load(),
+		Sets:         c.stats.sets.load(),
+		Deletes:      c.stats.deletes.load(),
+		Expirations:  c.stats.expirations.Load(),
+		Evictions:    c.lim.evictions.load(),
+		EvictedBytes: c.lim.evictedBytes.load(),
+		Entries:      c.keys.counts.entries.load(),
+		Bytes:        c.keys.counts.bytes.load(),
 	}
 	sh, err := c.enter(context.Background())
 	if err == nil {

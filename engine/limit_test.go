@@ -1,0 +1,203 @@
+package engine
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// churn writes total bytes of incompressible valueSize values under fresh
+// keys while re-reading a hot set of hot keys between writes (re-setting
+// any that went missing). It returns the hot-set hits and reads.
+func churn(t testing.TB, c *Cache, prefix string, total, valueSize, hot int) (hits, reads int) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	v := make([]byte, valueSize)
+	fill := func() {
+		for j := 0; j+8 <= len(v); j += 8 {
+			x := rng.Uint64()
+			for k := 0; k < 8; k++ {
+				v[j+k] = byte(x >> (8 * k))
+			}
+		}
+	}
+	for i := 0; i < hot; i++ {
+		fill()
+		if err := c.Set(ctx, fmt.Sprintf("hot-%d", i), v, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < total/valueSize; i++ {
+		fill()
+		if err := c.Set(ctx, fmt.Sprintf("%s-%d", prefix, i), v, 0); err != nil {
+			t.Fatal(err)
+		}
+		k := fmt.Sprintf("hot-%d", i%hot)
+		reads++
+		if _, err := c.Get(ctx, k); err == nil {
+			hits++
+		} else if err := c.Set(ctx, k, v, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return hits, reads
+}
+
+// sampleDir records the directory's size every 50 ms until stopped.
+type dirSampler struct {
+	max  atomic.Int64
+	stop chan struct{}
+	done sync.WaitGroup
+}
+
+func sampleDir(t testing.TB, dir string) *dirSampler {
+	s := &dirSampler{stop: make(chan struct{})}
+	s.done.Add(1)
+	go func() {
+		defer s.done.Done()
+		tk := time.NewTicker(50 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			if n := dirSize(t, dir); n > s.max.Load() {
+				s.max.Store(n)
+			}
+			select {
+			case <-s.stop:
+				return
+			case <-tk.C:
+			}
+		}
+	}()
+	return s
+}
+
+func (s *dirSampler) Stop() int64 {
+	close(s.stop)
+	s.done.Wait()
+	return s.max.Load()
+}
+
+// TestSizeLimitHolds is the size limit's acceptance test: 320 MiB of 4 KiB
+// incompressible values through a 64 MiB cache while a hot set of 1,000
+// keys is re-read between writes.
+func TestSizeLimitHolds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 320 MiB")
+	}
+	const limit = 64 << 20
+	dir := t.TempDir()
+	c, err := Open(dir, &Options{SizeLimit: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s := sampleDir(t, dir)
+	start := time.Now()
+	hits, reads := churn(t, c, "cold", 320<<20, 4<<10, 1000)
+	elapsed := time.Since(start)
+	// Let the cache settle: the monitor compacts while disk usage is high.
+	deadline := time.Now().Add(20 * time.Second)
+	var final int64
+	for {
+		time.Sleep(100 * time.Millisecond)
+		if final = dirSize(t, dir); final <= limit || time.Now().After(deadline) {
+			break
+		}
+	}
+	peak := s.Stop()
+	st := c.Stats()
+	t.Logf("%.0f Sets/s; peak %.2fx, settled %.2fx of the limit; live %.2f of the limit (%d entries); hot hits %.2f%%; %d evictions (%d MiB)",
+		float64(320<<20/(4<<10))/elapsed.Seconds(), float64(peak)/limit, float64(final)/limit,
+		float64(st.Bytes)/limit, st.Entries, 100*float64(hits)/float64(reads), st.Evictions, st.EvictedBytes>>20)
+	if peak > limit*11/10 {
+		t.Errorf("directory peaked at %d bytes, %.2fx the limit (max 1.10x)", peak, float64(peak)/limit)
+	}
+	if final > limit {
+		t.Errorf("directory holds %d bytes after settling, over the %d limit", final, limit)
+	}
+	// The hot set survives: 99% of it is present at the end.
+	present := 0
+	for i := 0; i < 1000; i++ {
+		if ok, _ := c.Exists(ctx, fmt.Sprintf("hot-%d", i)); ok {
+			present++
+		}
+	}
+	if present < 990 {
+		t.Errorf("%d of 1000 hot keys present at the end, want at least 990", present)
+	}
+	// Most of the cold early keys are gone.
+	gone := 0
+	for i := 0; i < 1000; i++ {
+		if ok, _ := c.Exists(ctx, fmt.Sprintf("cold-%d", i)); !ok {
+			gone++
+		}
+	}
+	if gone < 900 {
+		t.Errorf("only %d of the first 1000 cold keys were evicted", gone)
+	}
+	if st.Evictions == 0 || st.EvictedBytes == 0 {
+		t.Errorf("Stats count no evictions: %+v", st)
+	}
+}
+
+// TestRecencySurvivesRestart: a hot set read before Close is still hot
+// after Open: the eviction after the restart spares it.
+func TestRecencySurvivesRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 100 MiB")
+	}
+	const limit = 64 << 20
+	dir := t.TempDir()
+	c, err := Open(dir, &Options{SizeLimit: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 1))
+	v := make([]byte, 4<<10) // incompressible
+	for i := 0; i < 4000; i++ { // 16 MiB: under the budget, nothing evicted
+		for j := range v {
+			v[j] = byte(rng.Uint32())
+		}
+		c.Set(ctx, fmt.Sprintf("k-%d", i), v, 0)
+	}
+	time.Sleep(50 * time.Millisecond) // let the clock tick past the writes
+	for i := 0; i < 4000; i += 4 {     // a quarter is read: the hot set
+		c.Get(ctx, fmt.Sprintf("k-%d", i))
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err = Open(dir, &Options{SizeLimit: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// New writes push the old keys out; the hot quarter goes last.
+	for i := 0; i < 3500; i++ { // 14 MiB: about 1,800 old entries must go
+		for j := range v {
+			v[j] = byte(rng.Uint32())
+		}
+		c.Set(ctx, fmt.Sprintf("new-%d", i), v, 0)
+	}
+	c.lim.wake <- struct{}{}
+	time.Sleep(100 * time.Millisecond)
+	var hot, cold int
+	for i := 0; i < 4000; i++ {
+		if ok, _ := c.Exists(ctx, fmt.Sprintf("k-%d", i)); ok {
+			if i%4 == 0 {
+				hot++
+			} else {
+				cold++
+			}
+		}
+	}
+	t.Logf("after the restart: %d of 1000 hot and %d of 3000 cold keys left; %d evictions", hot, cold, c.Stats().Evictions)
+	if c.Stats().Evictions == 0 {
+		t.Fatal("nothing was evicted")
+	}
+	if hot < 990 {
+		t.Fatalf("%d of 1000 hot keys survived the restart's eviction, want 990", hot)
+	}
+}
