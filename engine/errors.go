@@ -6,8 +6,10 @@ import "errors"
 // test for them with errors.Is.
 var (
 	// ErrNotFound is returned by Get (and friends) for a key that is missing
-	// or has expired.
-	ErrNotFound = errors.New("diskcache: key not found")
+	// or has expired. It also has a NotFound method that returns true, so
+	// that code which does not import this package (package manager, kept
+	// free of Pebble) can recognise a miss.
+	ErrNotFound error = notFound{}
 	// ErrClosed is returned by every method called after Close.
 	ErrClosed = errors.New("diskcache: cache is closed")
 	// ErrKeyTooLarge is returned for a key longer than MaxKeySize.
@@ -20,3 +22,8 @@ var (
 	// ErrOwned is returned by Open when another process owns the directory.
 	ErrOwned = errors.New("diskcache: directory is owned by another process")
 )
+
+type notFound struct{}
+
+func (notFound) Error() string  { return "diskcache: key not found" }
+func (notFound) NotFound() bool { return true }

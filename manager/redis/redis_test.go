@@ -1,0 +1,134 @@
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/diskcache-go/diskcache/manager"
+	"github.com/diskcache-go/diskcache/manager/backendtest"
+	"github.com/diskcache-go/diskcache/manager/redis"
+)
+
+var ctx = context.Background()
+
+// envAddr names the variable that points the tests at a Redis server,
+// such as one .ci/run starts on a loopback port.
+const envAddr = "DISKCACHE_TEST_REDIS"
+
+// run tells apart the prefixes of concurrent and repeated test runs, so
+// that tests sharing one server never see each other's keys.
+var (
+	run  = time.Now().UnixNano()
+	seq  atomic.Int64
+	addr = os.Getenv(envAddr)
+)
+
+func dial(t *testing.T) *redis.Cache {
+	t.Helper()
+	c, _ := dialPrefix(t)
+	return c
+}
+
+// dialPrefix returns a Cache on a prefix of its own, and the prefix.
+func dialPrefix(t *testing.T) (*redis.Cache, string) {
+	t.Helper()
+	needRedis(t)
+	prefix := fmt.Sprintf("diskcache-test:%d:%d:", run, seq.Add(1))
+	c, err := redis.Dial(addr, &redis.Options{Prefix: prefix})
+	if err != nil {
+		t.Fatalf("%s=%s: %v", envAddr, addr, err)
+	}
+	t.Cleanup(func() {
+		// The conformance suite closes c: clear through a client of our own.
+		d, err := redis.Dial(addr, &redis.Options{Prefix: prefix})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer d.Close()
+		if err := d.Clear(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	return c, prefix
+}
+
+func needRedis(t *testing.T) {
+	t.Helper()
+	if addr == "" {
+		t.Skipf("%s is not set: no Redis server to test against (start one and set, e.g., %s=127.0.0.1:6399)", envAddr, envAddr)
+	}
+}
+
+func TestConformance(t *testing.T) {
+	needRedis(t)
+	backendtest.Run(t, func(t *testing.T) manager.Backend { return dial(t) })
+}
+
+// Clear deletes only the keys under the backend's prefix.
+func TestClearKeepsOtherPrefixes(t *testing.T) {
+	a, b := dial(t), dial(t)
+	defer a.Close()
+	defer b.Close()
+	for _, c := range []*redis.Cache{a, b} {
+		if err := c.Set(ctx, "k*[x]", []byte("v"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := a.Clear(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Get(ctx, "k*[x]"); !errors.Is(err, manager.ErrNotFound) {
+		t.Errorf("a after its Clear: %v", err)
+	}
+	if v, err := b.Get(ctx, "k*[x]"); err != nil || string(v) != "v" {
+		t.Errorf("b after a's Clear: %q, %v", v, err)
+	}
+}
+
+// A tag's set lives as long as its longest-lived member, so it cannot
+// expire while an entry it must invalidate is still there.
+func TestTagSetOutlivesMembers(t *testing.T) {
+	c, prefix := dialPrefix(t)
+	defer c.Close()
+	client := c.Client()
+	set := func(key string, ttl time.Duration) {
+		t.Helper()
+		if err := c.SetWithTags(ctx, key, []byte("v"), ttl, []string{"#tag"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pttl := func() int64 {
+		t.Helper()
+		n, err := client.Do(ctx, client.B().Pttl().Key(prefix+"#tag").Build()).AsInt64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	set("a", time.Minute)
+	if n := pttl(); n <= 0 || n > 60_000 {
+		t.Errorf("after a 1m member: PTTL %d", n)
+	}
+	set("b", time.Hour)
+	if n := pttl(); n <= 59*60_000 {
+		t.Errorf("after a 1h member: PTTL %d, want about an hour", n)
+	}
+	set("c", time.Second)
+	if n := pttl(); n <= 59*60_000 {
+		t.Errorf("a shorter member shortened the set: PTTL %d", n)
+	}
+	set("d", 0)
+	if n := pttl(); n != -1 {
+		t.Errorf("after a member that never expires: PTTL %d, want -1", n)
+	}
+	set("e", time.Second)
+	if n := pttl(); n != -1 {
+		t.Errorf("a member with a TTL gave the set one: PTTL %d", n)
+	}
+}
