@@ -13,7 +13,8 @@ import (
 type Store interface {
 	// Get returns the value of key; ok is false when it is missing or expired.
 	Get(ctx context.Context, key string) (value []byte, ok bool, err error)
-	// GetMany returns the values of keys in order; nil for a missing key.
+	// GetMany returns the values of keys in order; nil for a missing key,
+	// so a present empty value must be a non-nil empty slice.
 	GetMany(ctx context.Context, keys []string) ([][]byte, error)
 	// TTL returns the time key has left; ok is false when it is missing,
 	// ttl is 0 when it never expires.
@@ -52,8 +53,8 @@ type Store interface {
 	Clear(ctx context.Context) error
 	// Scan returns up to about count keys from cursor on (0 starts), and
 	// the cursor to continue from (0 when done). Every key present for the
-	// whole scan is returned at least once. match is a Redis glob pattern,
-	// applied to the keys Scan visits ("" matches all).
+	// whole scan is returned at least once. match is a Redis glob pattern
+	// (see Match), applied to the keys Scan visits ("" matches all).
 	Scan(ctx context.Context, cursor uint64, match string, count int) (keys []string, next uint64, err error)
 	// Info returns the figures INFO reports, by section ("server",
 	// "clients" is the handler's own, "stats", "keyspace", "persistence"),

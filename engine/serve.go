@@ -1,0 +1,161 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/diskcache-go/diskcache/resp"
+)
+
+// respStore makes a Cache a resp.Store: the Redis protocol handler reports
+// a missing key with an ok flag, since it cannot import this package's
+// ErrNotFound.
+type respStore struct {
+	c       *Cache
+	started time.Time
+}
+
+var _ resp.Store = respStore{}
+
+// found turns ErrNotFound into ok == false.
+func found(err error) (bool, error) {
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (s respStore) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	v, err := s.c.Get(ctx, key)
+	ok, err := found(err)
+	return v, ok, err
+}
+
+func (s respStore) GetMany(ctx context.Context, keys []string) ([][]byte, error) {
+	m, err := s.c.GetMany(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		out[i] = m[k]
+	}
+	return out, nil
+}
+
+func (s respStore) TTL(ctx context.Context, key string) (time.Duration, bool, error) {
+	d, err := s.c.TTL(ctx, key)
+	ok, err := found(err)
+	return d, ok, err
+}
+
+func (s respStore) Exists(ctx context.Context, key string) (bool, error) {
+	return s.c.Exists(ctx, key)
+}
+
+func (s respStore) Set(ctx context.Context, key string, value []byte, o resp.SetOptions) (resp.SetResult, error) {
+	return s.c.SetWithOptions(ctx, key, value, o)
+}
+
+func (s respStore) SetMany(ctx context.Context, entries []resp.Entry, onlyIfNoneExist bool) (bool, error) {
+	es := make([]Entry, len(entries))
+	for i, e := range entries {
+		es[i] = Entry{Key: e.Key, Value: e.Value}
+	}
+	return s.c.setMany(ctx, es, onlyIfNoneExist)
+}
+
+func (s respStore) Delete(ctx context.Context, keys ...string) (int, error) {
+	return s.c.DeleteMany(ctx, keys...)
+}
+
+func (s respStore) GetDelete(ctx context.Context, key string) ([]byte, bool, error) {
+	v, err := s.c.GetDelete(ctx, key)
+	ok, err := found(err)
+	return v, ok, err
+}
+
+func (s respStore) GetExpire(ctx context.Context, key string, e resp.Expiry) ([]byte, bool, error) {
+	v, err := s.c.GetExpire(ctx, key, e)
+	ok, err := found(err)
+	return v, ok, err
+}
+
+func (s respStore) Expire(ctx context.Context, key string, e resp.Expiry) (bool, error) {
+	return s.c.Expire(ctx, key, e)
+}
+
+func (s respStore) IncrBy(ctx context.Context, key string, delta int64) (int64, error) {
+	return s.c.IncrBy(ctx, key, delta)
+}
+
+func (s respStore) Append(ctx context.Context, key string, suffix []byte) (int, error) {
+	return s.c.Append(ctx, key, suffix)
+}
+
+func (s respStore) Len(ctx context.Context) (int64, error) { return s.c.Len(ctx) }
+func (s respStore) Clear(ctx context.Context) error        { return s.c.Clear(ctx) }
+
+func (s respStore) Scan(ctx context.Context, cursor uint64, match string, count int) ([]string, uint64, error) {
+	keys, next, err := s.c.Scan(ctx, cursor, count)
+	if err != nil || match == "" || match == "*" {
+		return keys, next, err
+	}
+	kept := keys[:0]
+	for _, k := range keys {
+		if resp.Match(match, k) {
+			kept = append(kept, k)
+		}
+	}
+	return kept, next, nil
+}
+
+func (s respStore) Info(ctx context.Context) (map[string][][2]string, error) {
+	n, err := s.c.Len(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st := s.c.Stats()
+	itoa := func(v int64) string { return strconv.FormatInt(v, 10) }
+	mode := "process-crash-safe"
+	switch {
+	case s.c.opts.Sync:
+		mode = "fsync"
+	case s.c.opts.FlushInterval > 0:
+		mode = "flush-every-" + s.c.opts.FlushInterval.String()
+	}
+	return map[string][][2]string{
+		"server": {
+			{"diskcache_dir", s.c.dir},
+			{"process_id", strconv.Itoa(os.Getpid())},
+			{"uptime_in_seconds", itoa(int64(time.Since(s.started).Seconds()))},
+		},
+		"stats": {
+			{"keyspace_hits", itoa(st.Hits)},
+			{"keyspace_misses", itoa(st.Misses)},
+			{"expired_keys", itoa(st.Expirations)},
+			{"diskcache_sets", itoa(st.Sets)},
+			{"diskcache_deletes", itoa(st.Deletes)},
+		},
+		"keyspace": {
+			{"db0", "keys=" + itoa(n)},
+		},
+		"persistence": {
+			{"diskcache_durability", mode},
+			{"diskcache_disk_bytes", itoa(st.DiskBytes)},
+			{"diskcache_stored_bytes", itoa(st.Bytes)},
+			{"diskcache_size_limit", itoa(s.c.opts.SizeLimit)},
+		},
+	}, nil
+}
+
+// Serve serves the cache over the Redis protocol on ln until ctx is done
+// (then it finishes the commands in flight and returns nil) or ln fails.
+// The diskcache serve command uses it on TCP.
+func (c *Cache) Serve(ctx context.Context, ln net.Listener, cfg resp.Config) error {
+	return resp.NewServer(respStore{c: c, started: time.Now()}, cfg).Serve(ctx, ln)
+}

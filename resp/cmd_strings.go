@@ -1,0 +1,204 @@
+package resp
+
+import (
+	"math"
+	"strconv"
+)
+
+func cmdGet(c *conn, args [][]byte) error {
+	v, ok, err := c.s.store.Get(c.ctx, string(args[1]))
+	if err != nil {
+		return err
+	}
+	c.w.value(v, ok)
+	return nil
+}
+
+// cmdSet is SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL].
+func cmdSet(c *conn, args [][]byte) error {
+	o, err := parseSetOptions(args[3:], true)
+	if err != nil {
+		return err
+	}
+	e, err := o.expiry("set")
+	if err != nil {
+		return err
+	}
+	res, err := c.s.store.Set(c.ctx, string(args[1]), args[2], SetOptions{
+		Expiry: e, KeepTTL: o.keepTTL, NX: o.nx, XX: o.xx, Get: o.get,
+	})
+	if err != nil {
+		return err
+	}
+	switch {
+	case o.get:
+		c.w.value(res.Old, res.HadOld)
+	case res.Written:
+		c.w.ok()
+	default:
+		c.w.null()
+	}
+	return nil
+}
+
+// cmdSetEx is SETEX key seconds value and PSETEX key ms value.
+func cmdSetEx(c *conn, args [][]byte) error {
+	name, unit := "setex", byte('e')
+	if equalFold(args[0], "psetex") {
+		name, unit = "psetex", 'p'
+	}
+	e, err := parseExpiry(args[2], unit, name)
+	if err != nil {
+		return err
+	}
+	if _, err := c.s.store.Set(c.ctx, string(args[1]), args[3], SetOptions{Expiry: e}); err != nil {
+		return err
+	}
+	c.w.ok()
+	return nil
+}
+
+func cmdSetNX(c *conn, args [][]byte) error {
+	res, err := c.s.store.Set(c.ctx, string(args[1]), args[2], SetOptions{NX: true})
+	if err != nil {
+		return err
+	}
+	c.w.int(b2i(res.Written))
+	return nil
+}
+
+func cmdGetSet(c *conn, args [][]byte) error {
+	res, err := c.s.store.Set(c.ctx, string(args[1]), args[2], SetOptions{Get: true})
+	if err != nil {
+		return err
+	}
+	c.w.value(res.Old, res.HadOld)
+	return nil
+}
+
+func cmdGetDel(c *conn, args [][]byte) error {
+	v, ok, err := c.s.store.GetDelete(c.ctx, string(args[1]))
+	if err != nil {
+		return err
+	}
+	c.w.value(v, ok)
+	return nil
+}
+
+// cmdGetEx is GETEX key [EX s|PX ms|EXAT t|PXAT t|PERSIST].
+func cmdGetEx(c *conn, args [][]byte) error {
+	o, err := parseSetOptions(args[2:], false)
+	if err != nil {
+		return err
+	}
+	key := string(args[1])
+	e, err := o.expiry("getex")
+	if err != nil {
+		// Redis looks the key up before it checks the time: a missing key
+		// is a null, not an error.
+		if _, ok, gerr := c.s.store.Get(c.ctx, key); gerr != nil || !ok {
+			if gerr == nil {
+				c.w.null()
+			}
+			return gerr
+		}
+		return err
+	}
+	e.Persist = o.persist
+	v, ok, err := c.s.store.GetExpire(c.ctx, key, e)
+	if err != nil {
+		return err
+	}
+	c.w.value(v, ok)
+	return nil
+}
+
+func cmdMGet(c *conn, args [][]byte) error {
+	keys := make([]string, len(args)-1)
+	for i, a := range args[1:] {
+		keys[i] = string(a)
+	}
+	vals, err := c.s.store.GetMany(c.ctx, keys)
+	if err != nil {
+		return err
+	}
+	c.w.array(len(vals))
+	for _, v := range vals {
+		c.w.value(v, v != nil)
+	}
+	return nil
+}
+
+// cmdMSet is MSET and MSETNX key value [key value ...].
+func cmdMSet(c *conn, args [][]byte) error {
+	nx := equalFold(args[0], "msetnx")
+	if len(args)%2 == 0 {
+		if nx {
+			return wrongArity("msetnx")
+		}
+		return wrongArity("mset")
+	}
+	entries := make([]Entry, 0, len(args)/2)
+	for i := 1; i < len(args); i += 2 {
+		entries = append(entries, Entry{Key: string(args[i]), Value: args[i+1]})
+	}
+	written, err := c.s.store.SetMany(c.ctx, entries, nx)
+	if err != nil {
+		return err
+	}
+	if nx {
+		c.w.int(b2i(written))
+	} else {
+		c.w.ok()
+	}
+	return nil
+}
+
+// cmdIncr is INCR, DECR, INCRBY and DECRBY.
+func cmdIncr(c *conn, args [][]byte) error {
+	delta := int64(1)
+	if len(args) == 3 {
+		d, err := strconv.ParseInt(string(args[2]), 10, 64)
+		if err != nil {
+			return errNotInt
+		}
+		delta = d
+	}
+	if equalFold(args[0], "decr") || equalFold(args[0], "decrby") {
+		if delta == math.MinInt64 {
+			return errDecrOverflow
+		}
+		delta = -delta
+	}
+	n, err := c.s.store.IncrBy(c.ctx, string(args[1]), delta)
+	if err != nil {
+		return err
+	}
+	c.w.int(n)
+	return nil
+}
+
+func cmdAppend(c *conn, args [][]byte) error {
+	n, err := c.s.store.Append(c.ctx, string(args[1]), args[2])
+	if err != nil {
+		return err
+	}
+	c.w.int(int64(n))
+	return nil
+}
+
+func cmdStrlen(c *conn, args [][]byte) error {
+	v, _, err := c.s.store.Get(c.ctx, string(args[1]))
+	if err != nil {
+		return err
+	}
+	c.w.int(int64(len(v)))
+	return nil
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,134 @@
+package resp
+
+import (
+	"sort"
+	"strings"
+)
+
+// command is an entry of the command table, with what COMMAND reports.
+type command struct {
+	name   string
+	arity  int // as Redis: n exactly, -n at least n (the name counts)
+	flags  []string
+	acl    []string // ACL categories, without '@'
+	first  int      // first key argument, 0 for none
+	last   int      // last key argument; -1: the last argument
+	step   int
+	noAuth bool // allowed before AUTH
+	run    func(c *conn, args [][]byte) error
+}
+
+func (cmd *command) arityOK(n int) bool {
+	if cmd.arity >= 0 {
+		return n == cmd.arity
+	}
+	return n >= -cmd.arity
+}
+
+// commands maps a command's name, in lower and in upper case, to its entry;
+// commandNames lists the names in order. Both are set once by init and only
+// read after.
+var (
+	commands     map[string]*command
+	commandNames []string
+)
+
+func init() {
+	ro, rw := []string{"readonly", "fast"}, []string{"write", "fast"}
+	wm := []string{"write", "denyoom"}
+	list := []*command{
+		// connection and server
+		{name: "ping", arity: -1, flags: []string{"fast"}, acl: []string{"fast", "connection"}, run: cmdPing},
+		{name: "echo", arity: 2, flags: []string{"fast"}, acl: []string{"fast", "connection"}, run: cmdEcho},
+		{name: "quit", arity: -1, flags: []string{"fast", "no_auth"}, acl: []string{"fast", "connection"}, noAuth: true, run: cmdQuit},
+		{name: "hello", arity: -1, flags: []string{"fast", "no_auth"}, acl: []string{"fast", "connection"}, noAuth: true, run: cmdHello},
+		{name: "auth", arity: -2, flags: []string{"fast", "no_auth"}, acl: []string{"fast", "connection"}, noAuth: true, run: cmdAuth},
+		{name: "select", arity: 2, flags: []string{"fast"}, acl: []string{"fast", "connection"}, run: cmdSelect},
+		{name: "command", arity: -1, flags: []string{"loading", "stale"}, acl: []string{"slow", "connection"}, run: cmdCommand},
+		{name: "client", arity: -2, flags: []string{"loading", "stale"}, acl: []string{"slow", "connection"}, run: cmdClient},
+		{name: "info", arity: -1, flags: []string{"loading", "stale"}, acl: []string{"slow", "dangerous"}, run: cmdInfo},
+		{name: "config", arity: -2, flags: []string{"admin", "loading", "stale"}, acl: []string{"admin", "slow", "dangerous"}, run: cmdConfig},
+		{name: "time", arity: 1, flags: []string{"loading", "stale", "fast"}, acl: []string{"fast"}, run: cmdTime},
+		{name: "dbsize", arity: 1, flags: ro, acl: []string{"keyspace", "read", "fast"}, run: cmdDBSize},
+		{name: "flushdb", arity: -1, flags: []string{"write"}, acl: []string{"keyspace", "write", "slow", "dangerous"}, run: cmdFlush},
+		{name: "flushall", arity: -1, flags: []string{"write"}, acl: []string{"keyspace", "write", "slow", "dangerous"}, run: cmdFlush},
+
+		// strings
+		{name: "get", arity: 2, flags: ro, acl: []string{"read", "string", "fast"}, first: 1, last: 1, step: 1, run: cmdGet},
+		{name: "set", arity: -3, flags: wm, acl: []string{"write", "string", "slow"}, first: 1, last: 1, step: 1, run: cmdSet},
+		{name: "setex", arity: 4, flags: wm, acl: []string{"write", "string", "slow"}, first: 1, last: 1, step: 1, run: cmdSetEx},
+		{name: "psetex", arity: 4, flags: wm, acl: []string{"write", "string", "slow"}, first: 1, last: 1, step: 1, run: cmdSetEx},
+		{name: "setnx", arity: 3, flags: append(wm, "fast"), acl: []string{"write", "string", "fast"}, first: 1, last: 1, step: 1, run: cmdSetNX},
+		{name: "getset", arity: 3, flags: append(wm, "fast"), acl: []string{"write", "string", "fast"}, first: 1, last: 1, step: 1, run: cmdGetSet},
+		{name: "getdel", arity: 2, flags: rw, acl: []string{"write", "string", "fast"}, first: 1, last: 1, step: 1, run: cmdGetDel},
+		{name: "getex", arity: -2, flags: rw, acl: []string{"write", "string", "fast"}, first: 1, last: 1, step: 1, run: cmdGetEx},
+		{name: "mget", arity: -2, flags: ro, acl: []string{"read", "string", "fast"}, first: 1, last: -1, step: 1, run: cmdMGet},
+		{name: "mset", arity: -3, flags: wm, acl: []string{"write", "string", "slow"}, first: 1, last: -1, step: 2, run: cmdMSet},
+		{name: "msetnx", arity: -3, flags: wm, acl: []string{"write", "string", "slow"}, first: 1, last: -1, step: 2, run: cmdMSet},
+		{name: "incr", arity: 2, flags: append(wm, "fast"), acl: []string{"write", "string", "fast"}, first: 1, last: 1, step: 1, run: cmdIncr},
+		{name: "decr", arity: 2, flags: append(wm, "fast"), acl: []string{"write", "string", "fast"}, first: 1, last: 1, step: 1, run: cmdIncr},
+		{name: "incrby", arity: 3, flags: append(wm, "fast"), acl: []string{"write", "string", "fast"}, first: 1, last: 1, step: 1, run: cmdIncr},
+		{name: "decrby", arity: 3, flags: append(wm, "fast"), acl: []string{"write", "string", "fast"}, first: 1, last: 1, step: 1, run: cmdIncr},
+		{name: "append", arity: 3, flags: append(wm, "fast"), acl: []string{"write", "string", "fast"}, first: 1, last: 1, step: 1, run: cmdAppend},
+		{name: "strlen", arity: 2, flags: ro, acl: []string{"read", "string", "fast"}, first: 1, last: 1, step: 1, run: cmdStrlen},
+
+		// keys
+		{name: "del", arity: -2, flags: []string{"write"}, acl: []string{"keyspace", "write", "slow"}, first: 1, last: -1, step: 1, run: cmdDel},
+		{name: "unlink", arity: -2, flags: rw, acl: []string{"keyspace", "write", "fast"}, first: 1, last: -1, step: 1, run: cmdDel},
+		{name: "exists", arity: -2, flags: ro, acl: []string{"keyspace", "read", "fast"}, first: 1, last: -1, step: 1, run: cmdExists},
+		{name: "touch", arity: -2, flags: ro, acl: []string{"keyspace", "read", "fast"}, first: 1, last: -1, step: 1, run: cmdExists},
+		{name: "type", arity: 2, flags: ro, acl: []string{"keyspace", "read", "fast"}, first: 1, last: 1, step: 1, run: cmdType},
+		{name: "expire", arity: -3, flags: rw, acl: []string{"keyspace", "write", "fast"}, first: 1, last: 1, step: 1, run: cmdExpire},
+		{name: "pexpire", arity: -3, flags: rw, acl: []string{"keyspace", "write", "fast"}, first: 1, last: 1, step: 1, run: cmdExpire},
+		{name: "expireat", arity: -3, flags: rw, acl: []string{"keyspace", "write", "fast"}, first: 1, last: 1, step: 1, run: cmdExpire},
+		{name: "pexpireat", arity: -3, flags: rw, acl: []string{"keyspace", "write", "fast"}, first: 1, last: 1, step: 1, run: cmdExpire},
+		{name: "persist", arity: 2, flags: rw, acl: []string{"keyspace", "write", "fast"}, first: 1, last: 1, step: 1, run: cmdPersist},
+		{name: "ttl", arity: 2, flags: ro, acl: []string{"keyspace", "read", "fast"}, first: 1, last: 1, step: 1, run: cmdTTL},
+		{name: "pttl", arity: 2, flags: ro, acl: []string{"keyspace", "read", "fast"}, first: 1, last: 1, step: 1, run: cmdTTL},
+		{name: "expiretime", arity: 2, flags: ro, acl: []string{"keyspace", "read", "fast"}, first: 1, last: 1, step: 1, run: cmdTTL},
+		{name: "pexpiretime", arity: 2, flags: ro, acl: []string{"keyspace", "read", "fast"}, first: 1, last: 1, step: 1, run: cmdTTL},
+		{name: "scan", arity: -2, flags: []string{"readonly"}, acl: []string{"keyspace", "read", "slow"}, run: cmdScan},
+		{name: "keys", arity: 2, flags: []string{"readonly"}, acl: []string{"keyspace", "read", "slow", "dangerous"}, run: cmdKeys},
+	}
+	commands = make(map[string]*command, 2*len(list))
+	for _, cmd := range list {
+		commands[cmd.name] = cmd
+		commands[strings.ToUpper(cmd.name)] = cmd
+		commandNames = append(commandNames, cmd.name)
+	}
+	sort.Strings(commandNames)
+}
+
+// lookup returns the command named name in any case, or nil.
+func lookup(name []byte) *command {
+	if cmd := commands[string(name)]; cmd != nil { // no allocation
+		return cmd
+	}
+	if len(name) > 32 {
+		return nil
+	}
+	return commands[strings.ToLower(string(name))]
+}
+
+// writeInfo writes cmd as COMMAND and COMMAND INFO describe a command in
+// Redis 7: name, arity, flags, first key, last key, step, ACL categories,
+// tips, key specs, subcommands.
+func (cmd *command) writeInfo(w *writer) {
+	w.array(10)
+	w.bulkString(cmd.name)
+	w.int(int64(cmd.arity))
+	w.setHeader(len(cmd.flags))
+	for _, f := range cmd.flags {
+		w.simple(f)
+	}
+	w.int(int64(cmd.first))
+	w.int(int64(cmd.last))
+	w.int(int64(cmd.step))
+	w.setHeader(len(cmd.acl))
+	for _, a := range cmd.acl {
+		w.simple("@" + a)
+	}
+	w.setHeader(0)
+	w.array(0)
+	w.array(0)
+}
