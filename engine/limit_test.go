@@ -155,7 +155,7 @@ func TestRecencySurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(1, 1))
-	v := make([]byte, 4<<10) // incompressible
+	v := make([]byte, 4<<10)    // incompressible
 	for i := 0; i < 4000; i++ { // 16 MiB: under the budget, nothing evicted
 		for j := range v {
 			v[j] = byte(rng.Uint32())
@@ -163,7 +163,7 @@ func TestRecencySurvivesRestart(t *testing.T) {
 		c.Set(ctx, fmt.Sprintf("k-%d", i), v, 0)
 	}
 	time.Sleep(50 * time.Millisecond) // let the clock tick past the writes
-	for i := 0; i < 4000; i += 4 {     // a quarter is read: the hot set
+	for i := 0; i < 4000; i += 4 {    // a quarter is read: the hot set
 		c.Get(ctx, fmt.Sprintf("k-%d", i))
 	}
 	if err := c.Close(); err != nil {
