@@ -49,7 +49,7 @@ func newBenchKV(n int) *benchKV {
 }
 
 // store is what the comparison runs against.
-type store interface {
+type benchStore interface {
 	set(k string, v []byte) error
 	get(k string) ([]byte, error)
 	// settle flushes and compacts everything, so that reads meet the same
@@ -69,7 +69,7 @@ type cacheStore struct{ c *Cache }
 
 func (s cacheStore) set(k string, v []byte) error { return s.c.Set(context.Background(), k, v, 0) }
 func (s cacheStore) get(k string) ([]byte, error) { return s.c.Get(context.Background(), k) }
-func (s cacheStore) settle() error                { return settleDB(s.c.db) }
+func (s cacheStore) settle() error                { return settleDB(s.c.local().db) }
 func (s cacheStore) close() error                 { return s.c.Close() }
 
 // pebbleStore is Pebble with the options and durability the cache would use.
@@ -99,13 +99,13 @@ func (s pebbleStore) close() error  { return s.db.Close() }
 func BenchmarkCompare(b *testing.B) {
 	opens := []struct {
 		name string
-		open func(dir string, o *Options) (store, error)
+		open func(dir string, o *Options) (benchStore, error)
 	}{
-		{"diskcache", func(dir string, o *Options) (store, error) {
+		{"diskcache", func(dir string, o *Options) (benchStore, error) {
 			c, err := Open(dir, o)
 			return cacheStore{c}, err
 		}},
-		{"pebble", func(dir string, o *Options) (store, error) { return openPebbleStore(dir, o) }},
+		{"pebble", func(dir string, o *Options) (benchStore, error) { return openPebbleStore(dir, o) }},
 	}
 	modes := []struct {
 		name string

@@ -4,176 +4,291 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"sort"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
-
-	"github.com/diskcache-go/diskcache/codec"
-	"github.com/diskcache-go/diskcache/ttl"
+	"github.com/diskcache-go/diskcache/resp"
 )
+
+// Cache is a persistent cache in one directory, shared by every process
+// that opens the directory. It is safe for concurrent use by many
+// goroutines.
+//
+// One process owns the directory: it holds the owner lock, has Pebble open
+// and serves a Unix socket. Every other process's Cache forwards each call
+// over that socket (Pebble lets only one process open a store). When the
+// owner closes or dies, a forwarding process notices, takes the lock,
+// opens the store and serves; the others reconnect to it. Calls in flight
+// are retried for up to Options.HandoffWindow.
+type Cache struct {
+	dir  string
+	opts Options
+	log  *slog.Logger
+
+	role   atomic.Pointer[role] // the current role; swapped only under mu
+	mu     sync.Mutex           // serializes handoffs and Close
+	closed atomic.Bool
+}
+
+// role is what a Cache is at a moment: the owner, with its store and the
+// socket server, or a forwarder.
+type role struct {
+	local *store
+	srv   *ownerServer
+	fwd   *forwarder
+}
+
+func (r *role) backend() backend {
+	if r.local != nil {
+		return r.local
+	}
+	return r.fwd
+}
+
+// backend is what a role answers calls with: the store in the owner, the
+// forwarder elsewhere.
+type backend interface {
+	Get(ctx context.Context, key string) ([]byte, error)
+	GetWithTTL(ctx context.Context, key string) ([]byte, time.Duration, error)
+	Exists(ctx context.Context, key string) (bool, error)
+	TTL(ctx context.Context, key string) (time.Duration, error)
+	GetMany(ctx context.Context, keys []string) (map[string][]byte, error)
+	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	SetMany(ctx context.Context, entries []Entry) error
+	SetManyIfAbsent(ctx context.Context, entries []Entry) (bool, error)
+	Delete(ctx context.Context, key string) error
+	DeleteMany(ctx context.Context, keys ...string) (int, error)
+	Touch(ctx context.Context, key string, ttl time.Duration) error
+	Len(ctx context.Context) (int64, error)
+	Clear(ctx context.Context) error
+	SetWithOptions(ctx context.Context, key string, value []byte, o SetOptions) (SetResult, error)
+	GetDelete(ctx context.Context, key string) ([]byte, error)
+	GetExpire(ctx context.Context, key string, e Expiry) ([]byte, error)
+	Expire(ctx context.Context, key string, e Expiry) (bool, error)
+	IncrBy(ctx context.Context, key string, delta int64) (int64, error)
+	Append(ctx context.Context, key string, suffix []byte) (int, error)
+	Scan(ctx context.Context, cursor uint64, count int) ([]string, uint64, error)
+	Stats() Stats
+	Close() error
+}
+
+var (
+	_ backend = (*store)(nil)
+	_ backend = (*forwarder)(nil)
+	_ backend = (*Cache)(nil)
+)
+
+// errOwnerGone marks a forwarded call that failed because the owner went
+// away: the connection broke, or the owner answered that it is closing.
+var errOwnerGone = errors.New("the owner of the directory went away")
+
+// Open opens the cache in dir, creating dir if it does not exist. opts may
+// be nil for the defaults. If no other process has the directory open, this
+// one becomes its owner; otherwise the Cache forwards its calls to the
+// owner. Either way it behaves the same.
+func Open(dir string, opts *Options) (*Cache, error) {
+	o := opts.withDefaults()
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("diskcache: open %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("diskcache: open %s: %w", dir, err)
+	}
+	if fi, err := os.Stat(abs); err != nil {
+		return nil, fmt.Errorf("diskcache: open %s: %w", dir, err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("diskcache: open %s: not a directory", dir)
+	}
+	c := &Cache{dir: abs, opts: o, log: o.Logger.With("cache", abs)}
+	ctx, cancel := context.WithTimeout(context.Background(), o.HandoffWindow)
+	defer cancel()
+	r, err := c.takeRole(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.role.Store(r)
+	return c, nil
+}
+
+// takeRole becomes the owner if the owner lock is free, and otherwise
+// connects to the owner, retrying until ctx is done: an owner that is
+// starting up holds the lock before its socket listens.
+func (c *Cache) takeRole(ctx context.Context) (*role, error) {
+	var lastErr error
+	for {
+		lock, err := lockDir(c.dir)
+		if err == nil {
+			s, err := openStore(c.dir, c.opts, lock)
+			if err != nil {
+				lock.release()
+				return nil, err
+			}
+			srv, err := serveOwner(s)
+			if err != nil {
+				s.Close()
+				return nil, err
+			}
+			return &role{local: s, srv: srv}, nil
+		}
+		if !errors.Is(err, ErrOwned) {
+			return nil, err
+		}
+		f, err := dialOwner(c.dir, &c.opts)
+		if err == nil {
+			return &role{fwd: f}, nil
+		}
+		lastErr = err
+		select {
+		case <-ctx.Done():
+			pid := ownerPID(filepath.Join(c.dir, lockName))
+			return nil, fmt.Errorf("diskcache: open %s: the directory is owned by pid %d, and its socket did not answer within %v: %w",
+				c.dir, pid, c.opts.HandoffWindow, lastErr)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// handoff replaces the role failed, whose owner went away: this process
+// takes over or connects to whoever did. Concurrent callers that saw the
+// same failure wait for the first one's handoff.
+func (c *Cache) handoff(ctx context.Context, failed *role) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	if c.role.Load() != failed {
+		return nil // another goroutine handed off already
+	}
+	failed.fwd.Close()
+	r, err := c.takeRole(ctx)
+	if err != nil {
+		return err
+	}
+	if r.local != nil {
+		c.log.Info("diskcache: took over the directory from its owner")
+	}
+	c.role.Store(r)
+	return nil
+}
+
+// call runs fn on the current role's backend. If the owner went away, it
+// hands off and runs fn again, until Options.HandoffWindow has passed. A
+// call that is not safe to repeat (retry false) hands off but returns the
+// error: it may have been applied before the owner went away.
+func call[T any](c *Cache, ctx context.Context, retry bool, fn func(backend) (T, error)) (T, error) {
+	var deadline time.Time
+	for {
+		r := c.role.Load()
+		if r == nil || c.closed.Load() {
+			var zero T
+			return zero, ErrClosed
+		}
+		v, err := fn(r.backend())
+		if err == nil || r.fwd == nil || !errors.Is(err, errOwnerGone) {
+			return v, err
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(c.opts.HandoffWindow)
+		}
+		hctx, cancel := context.WithDeadline(ctx, deadline)
+		herr := c.handoff(hctx, r)
+		cancel()
+		if herr != nil {
+			return v, fmt.Errorf("diskcache: %s: %w; no process took over within %v: %w", c.dir, err, c.opts.HandoffWindow, herr)
+		}
+		if !retry {
+			return v, fmt.Errorf("diskcache: %s: %w while the call was in flight; it may or may not have been applied", c.dir, err)
+		}
+	}
+}
+
+// Close closes the cache. In the owner it stops accepting forwarded calls,
+// finishes those in flight, closes the store and releases the directory to
+// the next process; elsewhere it closes the connections to the owner.
+// Writes that returned are already durable. Close is idempotent; every
+// other method fails with ErrClosed afterwards.
+func (c *Cache) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	r := c.role.Load()
+	if r.fwd != nil {
+		return r.fwd.Close()
+	}
+	r.srv.shutdown()
+	return r.local.Close()
+}
+
+// Dir returns the cache's directory as an absolute path.
+func (c *Cache) Dir() string { return c.dir }
+
+// IsOwner reports whether this process owns the directory now (it may
+// change when the owner goes away).
+func (c *Cache) IsOwner() bool {
+	r := c.role.Load()
+	return r != nil && r.local != nil
+}
+
+// Serve serves the cache over the Redis protocol on ln until ctx is done
+// (then it finishes the commands in flight and returns nil) or ln fails. It
+// works in the owner and in forwarding processes alike; the diskcache serve
+// command uses it on TCP.
+func (c *Cache) Serve(ctx context.Context, ln net.Listener, cfg resp.Config) error {
+	rs := respStore{c: c, dir: c.dir, opts: c.opts, started: time.Now()}
+	return resp.NewServer(rs, cfg).Serve(ctx, ln)
+}
 
 // Get returns the value stored under key, or ErrNotFound if it is missing
 // or has expired. The caller owns the returned slice.
 func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
-	v, _, err := c.GetWithTTL(ctx, key)
-	return v, err
+	return call(c, ctx, true, func(b backend) ([]byte, error) { return b.Get(ctx, key) })
 }
 
 // GetWithTTL returns the value stored under key and the time it has left to
 // live; 0 means it never expires.
 func (c *Cache) GetWithTTL(ctx context.Context, key string) ([]byte, time.Duration, error) {
-	sh, err := c.enter(ctx)
-	if err != nil {
-		return nil, 0, err
+	type vt struct {
+		v []byte
+		t time.Duration
 	}
-	defer c.leave(sh)
-	if err := checkKey(key); err != nil {
-		return nil, 0, err
-	}
-	v, left, err := c.read(key, true)
-	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			c.stats.misses.add(sh, 1)
-		}
-		return nil, 0, err
-	}
-	c.stats.hits.add(sh, 1)
-	return v, left, nil
+	r, err := call(c, ctx, true, func(b backend) (vt, error) {
+		v, t, err := b.GetWithTTL(ctx, key)
+		return vt{v, t}, err
+	})
+	return r.v, r.t, err
 }
 
 // Exists reports whether key holds a value that has not expired.
 func (c *Cache) Exists(ctx context.Context, key string) (bool, error) {
-	sh, err := c.enter(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer c.leave(sh)
-	if err := checkKey(key); err != nil {
-		return false, err
-	}
-	_, _, err = c.read(key, false)
-	if errors.Is(err, ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
+	return call(c, ctx, true, func(b backend) (bool, error) { return b.Exists(ctx, key) })
 }
 
 // TTL returns the time key has left to live; 0 means it never expires.
 // A missing or expired key gives ErrNotFound.
 func (c *Cache) TTL(ctx context.Context, key string) (time.Duration, error) {
-	sh, err := c.enter(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer c.leave(sh)
-	if err := checkKey(key); err != nil {
-		return 0, err
-	}
-	_, left, err := c.read(key, false)
-	return left, err
+	return call(c, ctx, true, func(b backend) (time.Duration, error) { return b.TTL(ctx, key) })
 }
 
 // GetMany returns the values of the keys that are present, by key. Missing
 // and expired keys are left out.
 func (c *Cache) GetMany(ctx context.Context, keys []string) (map[string][]byte, error) {
-	sh, err := c.enter(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer c.leave(sh)
-	out := make(map[string][]byte, len(keys))
-	for _, k := range keys {
-		if err := checkKey(k); err != nil {
-			return nil, err
-		}
-		v, _, err := c.read(k, true)
-		switch {
-		case err == nil:
-			c.stats.hits.add(sh, 1)
-			out[k] = v
-		case errors.Is(err, ErrNotFound):
-			c.stats.misses.add(sh, 1)
-		default:
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// read looks key up and, if decode is set, decodes its value; it returns
-// the time the entry has left to live, 0 for never. An expired record reads
-// as ErrNotFound; the sweeper deletes it later (reads never write).
-func (c *Cache) read(key string, decode bool) ([]byte, time.Duration, error) {
-	var kb [64]byte
-	dk := appendDataKey(kb[:0], key)
-	h := dataKeyHash(dk)
-	if !c.mayExist(h) {
-		return nil, 0, ErrNotFound
-	}
-	rec, closer, err := c.db.Get(dk)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, 0, ErrNotFound
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("diskcache: get %q: %w", key, err)
-	}
-	defer closer.Close()
-	var hdr codec.Header
-	var v []byte
-	if decode {
-		hdr, v, err = c.codec.Decode(nil, rec)
-	} else {
-		hdr, err = codec.DecodeHeader(rec)
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("%w: key %q in %s: %w", ErrCorrupt, key, c.dir, err)
-	}
-	var left time.Duration
-	if hdr.Expiry != 0 { // the clock is read only for entries that expire
-		if left = time.Duration(hdr.Expiry - c.now()); left <= 0 {
-			return nil, 0, ErrNotFound
-		}
-	}
-	c.lim.touch(h)
-	return v, left, nil
+	return call(c, ctx, true, func(b backend) (map[string][]byte, error) { return b.GetMany(ctx, keys) })
 }
 
 // Set stores value under key. A ttl <= 0 means the entry never expires.
 // The value is copied.
 func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	sh, err := c.enter(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.leave(sh)
-	if err := c.checkEntry(key, value); err != nil {
-		return err
-	}
-	now := c.now()
-	rec := c.encode(value, expiryOf(now, ttl), now)
-	defer putRecord(rec)
-	var kb [64]byte
-	dk := appendDataKey(kb[:0], key)
-	if err := c.backpressure(int64(len(dk) + len(*rec))); err != nil {
-		return err
-	}
-	mu := c.stripe(dk)
-	mu.Lock()
-	defer mu.Unlock()
-	b := c.db.NewBatch()
-	defer b.Close()
-	d, err := c.stage(b, dk, *rec)
-	if err != nil {
-		return fmt.Errorf("diskcache: set %q: %w", key, err)
-	}
-	if err := c.commit(b, d); err != nil {
-		return fmt.Errorf("diskcache: set %q: %w", key, err)
-	}
-	c.stats.sets.add(sh, 1)
-	return nil
+	_, err := call(c, ctx, true, func(b backend) (struct{}, error) { return struct{}{}, b.Set(ctx, key, value, ttl) })
+	return err
 }
 
 // Entry is one key and value for SetMany.
@@ -186,324 +301,116 @@ type Entry struct {
 // SetMany stores all entries in one atomic batch: after a crash either all
 // of them are there or none. When a key appears twice, the last one wins.
 func (c *Cache) SetMany(ctx context.Context, entries []Entry) error {
-	_, err := c.setMany(ctx, entries, false)
+	_, err := call(c, ctx, true, func(b backend) (struct{}, error) { return struct{}{}, b.SetMany(ctx, entries) })
 	return err
 }
 
-// setMany is SetMany; with ifAbsent it writes nothing, and returns false,
-// if any of the keys holds an entry that has not expired.
-func (c *Cache) setMany(ctx context.Context, entries []Entry, ifAbsent bool) (bool, error) {
-	sh, err := c.enter(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer c.leave(sh)
-	now := c.now()
-	// The last occurrence of a key wins; stage each key once.
-	last := make(map[string]int, len(entries))
-	for i, e := range entries {
-		if err := c.checkEntry(e.Key, e.Value); err != nil {
-			return false, err
-		}
-		last[e.Key] = i
-	}
-	keys := make([][]byte, 0, len(last))
-	for k := range last {
-		keys = append(keys, appendDataKey(nil, k))
-	}
-	unlock := c.lockStripes(keys)
-	defer unlock()
-	olds := make([]oldRecord, len(keys))
-	found := make([]bool, len(keys))
-	for i, dk := range keys {
-		if !c.mayExist(dataKeyHash(dk)) {
-			continue
-		}
-		if olds[i], found[i], err = c.lookup(dk, false); err != nil {
-			return false, err
-		}
-		if ifAbsent && found[i] && !olds[i].header.Expired(now) {
-			return false, nil
-		}
-	}
-	b := c.db.NewBatch()
-	defer b.Close()
-	var total counts
-	for i, dk := range keys {
-		e := entries[last[string(userKey(dk))]]
-		rec := c.codec.AppendRecord(nil, expiryOf(now, e.TTL), now, e.Value)
-		d, err := c.stageOver(b, dk, rec, olds[i], found[i])
-		if err != nil {
-			return false, fmt.Errorf("diskcache: set %q: %w", truncKey(e.Key), err)
-		}
-		total.entries += d.entries
-		total.bytes += d.bytes
-	}
-	if err := c.commit(b, total); err != nil {
-		return false, fmt.Errorf("diskcache: set %d entries: %w", len(keys), err)
-	}
-	c.stats.sets.add(sh, int64(len(keys)))
-	return true, nil
+// SetManyIfAbsent stores all entries atomically if none of their keys holds
+// an entry (Redis MSETNX), and reports whether it did.
+func (c *Cache) SetManyIfAbsent(ctx context.Context, entries []Entry) (bool, error) {
+	return call(c, ctx, true, func(b backend) (bool, error) { return b.SetManyIfAbsent(ctx, entries) })
 }
 
 // Delete removes key. Deleting a missing key is not an error.
 func (c *Cache) Delete(ctx context.Context, key string) error {
-	_, err := c.delete(ctx, key)
+	_, err := call(c, ctx, true, func(b backend) (struct{}, error) { return struct{}{}, b.Delete(ctx, key) })
 	return err
 }
 
-// delete removes key and reports whether an unexpired entry was there.
-func (c *Cache) delete(ctx context.Context, key string) (bool, error) {
-	sh, err := c.enter(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer c.leave(sh)
-	if err := checkKey(key); err != nil {
-		return false, err
-	}
-	var kb [64]byte
-	dk := appendDataKey(kb[:0], key)
-	if !c.mayExist(dataKeyHash(dk)) {
-		return false, nil
-	}
-	mu := c.stripe(dk)
-	mu.Lock()
-	defer mu.Unlock()
-	old, found, err := c.lookup(dk, false)
-	if err != nil || !found {
-		return false, err
-	}
-	b := c.db.NewBatch()
-	defer b.Close()
-	d := c.stageDelete(b, dk, old)
-	if err := c.commit(b, d); err != nil {
-		return false, fmt.Errorf("diskcache: delete %q: %w", key, err)
-	}
-	c.stats.deletes.add(sh, 1)
-	return !old.header.Expired(c.now()), nil
+// DeleteMany deletes keys and returns how many of them held an entry that
+// had not expired.
+func (c *Cache) DeleteMany(ctx context.Context, keys ...string) (int, error) {
+	return call(c, ctx, true, func(b backend) (int, error) { return b.DeleteMany(ctx, keys...) })
+}
+
+// Touch sets a new time to live on key without rewriting its value; ttl <= 0
+// makes it never expire. A missing or expired key gives ErrNotFound.
+func (c *Cache) Touch(ctx context.Context, key string, ttl time.Duration) error {
+	_, err := call(c, ctx, true, func(b backend) (struct{}, error) { return struct{}{}, b.Touch(ctx, key, ttl) })
+	return err
 }
 
 // Len returns the number of entries stored. Expired entries count until the
 // sweeper deletes them. It is O(1) and exact after a crash.
 func (c *Cache) Len(ctx context.Context) (int64, error) {
-	sh, err := c.enter(ctx)
-	if err != nil {
-		return 0, err
-	}
-	defer c.leave(sh)
-	if err := c.waitExact(ctx); err != nil {
-		return 0, err
-	}
-	return c.keys.counts.entries.load(), nil
+	return call(c, ctx, true, func(b backend) (int64, error) { return b.Len(ctx) })
 }
 
 // Clear deletes every entry. It touches nothing but the cache's own keys;
 // the space comes back as Pebble drops the deleted files, in the background.
 func (c *Cache) Clear(ctx context.Context) error {
-	sh, err := c.enter(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.leave(sh)
-	// A scan in progress would count what Clear deletes: let it finish.
-	c.keys.buildMu.Lock()
-	defer c.keys.buildMu.Unlock()
-	unlock := c.lockAllStripes()
-	defer unlock()
-	b := c.db.NewBatch()
-	defer b.Close()
-	dl, du := dataSpan()
-	xl, xu := ttl.IndexSpan()
-	if err := b.DeleteRange(dl, du, nil); err != nil {
-		return err
-	}
-	if err := b.DeleteRange(xl, xu, nil); err != nil {
-		return err
-	}
-	if err := b.Commit(c.write); err != nil {
-		return fmt.Errorf("diskcache: clear %s: %w", c.dir, err)
-	}
-	c.keys.counts.entries.store(0)
-	c.keys.counts.bytes.store(0)
-	c.keys.cur.Store(newPresence(presenceMinKeys))
-	c.markExact()
-	c.reclaim.cleared()
-	c.compactInBackground(dl, du)
-	return nil
+	_, err := call(c, ctx, true, func(b backend) (struct{}, error) { return struct{}{}, b.Clear(ctx) })
+	return err
 }
 
-// oldRecord is what a write needs to know of the record it replaces.
-type oldRecord struct {
-	size   int // bytes of the stored record
-	header codec.Header
-	rec    []byte // a copy of the record, only when asked for
+// SetWithOptions stores value under key with Redis SET's options. Written
+// is false when NX or XX stopped the write; Old is the value it replaced
+// when o.Get is set (nil if the key was missing).
+func (c *Cache) SetWithOptions(ctx context.Context, key string, value []byte, o SetOptions) (SetResult, error) {
+	return call(c, ctx, true, func(b backend) (SetResult, error) { return b.SetWithOptions(ctx, key, value, o) })
 }
 
-// lookup reads the header of the record stored under dk, and a copy of the
-// whole record if withRecord is set. The caller holds dk's stripe.
-func (c *Cache) lookup(dk []byte, withRecord bool) (oldRecord, bool, error) {
-	v, closer, err := c.db.Get(dk)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return oldRecord{}, false, nil
-	}
-	if err != nil {
-		return oldRecord{}, false, fmt.Errorf("diskcache: read %q: %w", userKey(dk), err)
-	}
-	defer closer.Close()
-	h, err := codec.DecodeHeader(v)
-	if err != nil {
-		return oldRecord{}, false, fmt.Errorf("%w: key %q in %s: %w", ErrCorrupt, userKey(dk), c.dir, err)
-	}
-	old := oldRecord{size: len(v), header: h}
-	if withRecord {
-		old.rec = append([]byte(nil), v...)
-	}
-	return old, true, nil
+// GetDelete returns the value of key and deletes it, or ErrNotFound. It is
+// not repeated across a handoff: the value may already have been taken.
+func (c *Cache) GetDelete(ctx context.Context, key string) ([]byte, error) {
+	return call(c, ctx, false, func(b backend) ([]byte, error) { return b.GetDelete(ctx, key) })
 }
 
-// stage adds the writes that store rec under dk to b and returns the change
-// in counts. The caller holds dk's stripe until the batch commits.
-func (c *Cache) stage(b *pebble.Batch, dk, rec []byte) (counts, error) {
-	var old oldRecord
-	found := false
-	if c.mayExist(dataKeyHash(dk)) {
-		var err error
-		if old, found, err = c.lookup(dk, false); err != nil {
-			return counts{}, err
-		}
-	}
-	return c.stageOver(b, dk, rec, old, found)
+// GetExpire returns the value of key and changes its expiry as e says (a
+// zero Expiry changes nothing), or ErrNotFound. An expiry time that is not
+// in the future deletes the key after reading it.
+func (c *Cache) GetExpire(ctx context.Context, key string, e Expiry) ([]byte, error) {
+	return call(c, ctx, true, func(b backend) ([]byte, error) { return b.GetExpire(ctx, key, e) })
 }
 
-// stageOver is stage when the caller has looked up the record rec replaces:
-// old, if found.
-func (c *Cache) stageOver(b *pebble.Batch, dk, rec []byte, old oldRecord, found bool) (counts, error) {
-	kh := dataKeyHash(dk)
-	c.noteKey(kh)
-	c.lim.touch(kh)
-	h, err := codec.DecodeHeader(rec)
-	if err != nil {
-		return counts{}, err
-	}
-	d := counts{entries: 1, bytes: int64(len(dk) + len(rec))}
-	if found {
-		d.entries = 0
-		d.bytes -= int64(len(dk) + old.size)
-		if old.header.Expiry != 0 && old.header.Expiry != h.Expiry {
-			b.Delete(ttl.AppendIndexKey(nil, old.header.Expiry, dk[1:]), nil)
-		}
-	}
-	if err := b.Set(dk, rec, nil); err != nil {
-		return counts{}, err
-	}
-	if h.Expiry != 0 {
-		if err := b.Set(ttl.AppendIndexKey(nil, h.Expiry, dk[1:]), nil, nil); err != nil {
-			return counts{}, err
-		}
-	}
-	return d, nil
+// Expire changes the expiry of key as e says and reports whether it did:
+// false for a missing key, and for Persist on a key without an expiry. An
+// expiry time that is not in the future deletes the key.
+func (c *Cache) Expire(ctx context.Context, key string, e Expiry) (bool, error) {
+	return call(c, ctx, true, func(b backend) (bool, error) { return b.Expire(ctx, key, e) })
 }
 
-// stageDelete adds the deletion of dk's record old to b and returns the
-// change in counts. DeleteSized tells Pebble's compaction picker how many
-// bytes the tombstone frees.
-func (c *Cache) stageDelete(b *pebble.Batch, dk []byte, old oldRecord) counts {
-	b.DeleteSized(dk, uint32(old.size), nil)
-	if old.header.Expiry != 0 {
-		b.Delete(ttl.AppendIndexKey(nil, old.header.Expiry, dk[1:]), nil)
-	}
-	return counts{entries: -1, bytes: -int64(len(dk) + old.size)}
+// IncrBy adds delta to the decimal integer stored under key and returns
+// the result, keeping the entry's expiry. A missing key counts as 0 and is
+// created without an expiry. A value that is not a decimal int64 gives
+// ErrNotInteger; a result past the int64 range gives ErrOverflow. It is not
+// repeated across a handoff, where it may already have been applied.
+func (c *Cache) IncrBy(ctx context.Context, key string, delta int64) (int64, error) {
+	return call(c, ctx, false, func(b backend) (int64, error) { return b.IncrBy(ctx, key, delta) })
 }
 
-// commit commits b and applies its change d to the counts. The caller
-// holds the stripes of b's keys, so no other writer sees the counts between
-// the commit and the update.
-func (c *Cache) commit(b *pebble.Batch, d counts) error {
-	if err := b.Commit(c.write); err != nil {
-		return err
-	}
-	c.keys.counts.add(rand.Uint64(), d)
-	return nil
+// Append appends suffix to the value of key, creating it if it is missing,
+// keeps its expiry, and returns the new length. Like IncrBy it is not
+// repeated across a handoff.
+func (c *Cache) Append(ctx context.Context, key string, suffix []byte) (int, error) {
+	return call(c, ctx, false, func(b backend) (int, error) { return b.Append(ctx, key, suffix) })
 }
 
-func (c *Cache) stripe(dk []byte) *sync.Mutex {
-	return &c.stripes[dataKeyHash(dk)%numStripes]
+// Scan returns up to about count keys from cursor on, in the store's order
+// (by key hash), and the cursor to pass next; 0 starts a scan and a
+// returned 0 ends it. The cursor is a position in the hash space, so a scan
+// survives writes, restarts and handoffs: every key present for the whole
+// scan is returned, keys written meanwhile may or may not be, and none
+// twice. Expired entries are skipped. count <= 0 means 10.
+func (c *Cache) Scan(ctx context.Context, cursor uint64, count int) ([]string, uint64, error) {
+	type page struct {
+		keys []string
+		next uint64
+	}
+	p, err := call(c, ctx, true, func(b backend) (page, error) {
+		k, n, err := b.Scan(ctx, cursor, count)
+		return page{k, n}, err
+	})
+	return p.keys, p.next, err
 }
 
-// lockStripes locks the stripes of all keys in index order, so that two
-// multi-key writers never wait for each other in a cycle, and returns the
-// unlock.
-func (c *Cache) lockStripes(keys [][]byte) func() {
-	idx := make([]int, 0, len(keys))
-	seen := make(map[int]bool, len(keys))
-	for _, dk := range keys {
-		i := int(dataKeyHash(dk) % numStripes)
-		if !seen[i] {
-			seen[i] = true
-			idx = append(idx, i)
-		}
+// Stats returns the cache's counters. In a forwarding process, Hits,
+// Misses, Sets and Deletes count this process's calls, and the rest is the
+// owner's.
+func (c *Cache) Stats() Stats {
+	r := c.role.Load()
+	if r == nil {
+		return Stats{}
 	}
-	sort.Ints(idx)
-	for _, i := range idx {
-		c.stripes[i].Lock()
-	}
-	return func() {
-		for _, i := range idx {
-			c.stripes[i].Unlock()
-		}
-	}
-}
-
-var recordPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
-
-// putRecord returns a record buffer to the pool unless it grew large: a few
-// big values must not pin their buffers for the life of the process.
-func putRecord(p *[]byte) {
-	if cap(*p) <= 64<<10 {
-		recordPool.Put(p)
-	}
-}
-
-// encode builds the record for value into a pooled buffer; the caller puts
-// it back once the batch holds its own copy.
-func (c *Cache) encode(value []byte, expiry, now int64) *[]byte {
-	p := recordPool.Get().(*[]byte)
-	*p = c.codec.AppendRecord((*p)[:0], expiry, now, value)
-	return p
-}
-
-func (c *Cache) now() int64 { return c.clock.Now().UnixNano() }
-
-func (c *Cache) checkEntry(key string, value []byte) error {
-	if err := checkKey(key); err != nil {
-		return err
-	}
-	if len(value) > c.opts.MaxValueSize {
-		return fmt.Errorf("%w: %q is %d bytes, the limit is %d (1/%d of SizeLimit %d)",
-			ErrValueTooLarge, truncKey(key), len(value), c.opts.MaxValueSize, maxValueFraction, c.opts.SizeLimit)
-	}
-	return nil
-}
-
-func checkKey(key string) error {
-	if len(key) > MaxKeySize {
-		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrKeyTooLarge, len(key), MaxKeySize)
-	}
-	return nil
-}
-
-// truncKey shortens a key for an error message.
-func truncKey(k string) string {
-	if len(k) > 64 {
-		return k[:64] + "..."
-	}
-	return k
-}
-
-func expiryOf(now int64, ttl time.Duration) int64 {
-	if ttl <= 0 {
-		return 0
-	}
-	return now + int64(ttl)
+	return r.backend().Stats()
 }

@@ -172,7 +172,7 @@ func TestTTL(t *testing.T) {
 
 	// One sweep deletes the two expired entries and the stale index
 	// entries of the touched ones.
-	r, err := c.sweeper.Tick()
+	r, err := c.local().sweeper.Tick()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestTTL(t *testing.T) {
 	c.Set(ctx, "re", []byte("1"), time.Minute)
 	c.Set(ctx, "re", []byte("2"), time.Hour)
 	clock.Advance(2 * time.Minute)
-	if r, _ := c.sweeper.Tick(); r.Expired != 0 {
+	if r, _ := c.local().sweeper.Tick(); r.Expired != 0 {
 		t.Fatalf("sweep after overwrite: %+v", r)
 	}
 	mustGet(t, c, "re", []byte("2"))
@@ -377,16 +377,49 @@ func TestOpenErrors(t *testing.T) {
 	}
 }
 
-func TestSecondOpenNamesOwner(t *testing.T) {
+// TestSecondOpenForwards: a second Open of a directory that is open
+// already forwards to the owner (here in the same process, through the
+// owner's socket) and sees its writes, and the other way round.
+func TestSecondOpenForwards(t *testing.T) {
 	dir := t.TempDir()
-	c, err := Open(dir, nil)
+	owner, err := Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	_, err = Open(dir, nil)
-	if !errors.Is(err, ErrOwned) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
-		t.Fatalf("second Open: %v", err)
+	defer owner.Close()
+	fwd, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fwd.Close()
+	if !owner.IsOwner() || fwd.IsOwner() {
+		t.Fatalf("roles: owner %v, second %v", owner.IsOwner(), fwd.IsOwner())
+	}
+	owner.Set(ctx, "from-owner", []byte("1"), 0)
+	mustGet(t, fwd, "from-owner", []byte("1"))
+	if err := fwd.Set(ctx, "from-fwd", []byte("2"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	mustGet(t, owner, "from-fwd", []byte("2"))
+	if d, err := fwd.TTL(ctx, "from-fwd"); err != nil || d <= 0 || d > time.Minute {
+		t.Fatalf("TTL through the forwarder = %v, %v", d, err)
+	}
+	mustMiss(t, fwd, "nope")
+	if n, err := fwd.Len(ctx); err != nil || n != 2 {
+		t.Fatalf("Len through the forwarder = %d, %v", n, err)
+	}
+	if n, err := fwd.IncrBy(ctx, "n", 5); err != nil || n != 5 {
+		t.Fatalf("IncrBy through the forwarder = %d, %v", n, err)
+	}
+	fwd.Set(ctx, "s", []byte("x"), 0)
+	if _, err := fwd.IncrBy(ctx, "s", 1); !errors.Is(err, ErrNotInteger) {
+		t.Fatalf("IncrBy of a string through the forwarder: %v", err)
+	}
+	if err := fwd.Set(ctx, "big", make([]byte, owner.opts.MaxValueSize+1), 0); !errors.Is(err, ErrValueTooLarge) {
+		t.Fatalf("oversized value through the forwarder: %v", err)
+	}
+	if st := fwd.Stats(); st.Entries != 4 || st.Hits == 0 || st.Misses == 0 {
+		t.Fatalf("forwarder Stats = %+v", st)
 	}
 }
 
@@ -431,7 +464,7 @@ func TestConcurrentModel(t *testing.T) {
 		defer wg.Done()
 		for i := 0; i < 20; i++ {
 			clock.Advance(time.Second)
-			c.sweeper.Tick()
+			c.local().sweeper.Tick()
 		}
 	}()
 	wg.Wait()
@@ -445,7 +478,7 @@ func TestConcurrentModel(t *testing.T) {
 // countScan counts the data keys in the store.
 func countScan(t testing.TB, c *Cache) int64 {
 	lo, hi := dataSpan()
-	it, err := c.db.NewIter(nil)
+	it, err := c.local().db.NewIter(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,7 @@ var (
 
 // loadKeyState reads the state Close left. If the last close was clean the
 // counts and filter are ready now; otherwise a scan must rebuild them.
-func (c *Cache) loadKeyState() (clean bool, err error) {
+func (c *store) loadKeyState() (clean bool, err error) {
 	c.keys.ready = make(chan struct{})
 	v, closer, err := c.db.Get(metaState)
 	if errors.Is(err, pebble.ErrNotFound) {
@@ -81,14 +81,14 @@ func (c *Cache) loadKeyState() (clean bool, err error) {
 
 // markDirty records that the store is open: until Close writes the state
 // back, the persisted counts are stale.
-func (c *Cache) markDirty() error {
+func (c *store) markDirty() error {
 	st := append([]byte{0}, counts{}.encode()...)
 	return c.db.Set(metaState, st, pebble.Sync)
 }
 
 // saveKeyState writes the counts, the filter and the clean mark in one
 // batch. Close calls it when no writer can run.
-func (c *Cache) saveKeyState() error {
+func (c *store) saveKeyState() error {
 	if !c.keys.exact.Load() {
 		return nil // the scan did not finish: the next Open scans again
 	}
@@ -102,13 +102,13 @@ func (c *Cache) saveKeyState() error {
 	return b.Commit(pebble.Sync)
 }
 
-func (c *Cache) markExact() {
+func (c *store) markExact() {
 	if c.keys.exact.CompareAndSwap(false, true) {
 		close(c.keys.ready)
 	}
 }
 
-func (c *Cache) dataEmpty() (bool, error) {
+func (c *store) dataEmpty() (bool, error) {
 	lo, hi := dataSpan()
 	it, err := c.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
@@ -120,7 +120,7 @@ func (c *Cache) dataEmpty() (bool, error) {
 
 // mayExist reports whether the key with hash h may be in the store. False
 // is certain; true means ask Pebble.
-func (c *Cache) mayExist(h uint64) bool {
+func (c *store) mayExist(h uint64) bool {
 	p := c.keys.cur.Load()
 	return p == nil || p.mayContain(h)
 }
@@ -128,7 +128,7 @@ func (c *Cache) mayExist(h uint64) bool {
 // noteKey records that the key with hash h is now in the store. The caller
 // holds the key's stripe. A key the filter already shows is not added
 // again, so overwrites do not wear the filter out.
-func (c *Cache) noteKey(h uint64) {
+func (c *store) noteKey(h uint64) {
 	if p := c.keys.cur.Load(); p != nil && !p.mayContain(h) {
 		p.add(h)
 		// Summing the shards of added costs a little: look at one add
@@ -144,7 +144,7 @@ func (c *Cache) noteKey(h uint64) {
 
 // rebuildKeys starts a scan that rebuilds the filter (and the counts, if
 // they are not exact), unless one runs already.
-func (c *Cache) rebuildKeys() {
+func (c *store) rebuildKeys() {
 	if !c.keys.building.CompareAndSwap(false, true) {
 		return
 	}
@@ -160,7 +160,7 @@ func (c *Cache) rebuildKeys() {
 
 // scanKeys fills a new filter from a scan of every data key and swaps it in.
 // If the counts are not exact it recounts them on the way.
-func (c *Cache) scanKeys(ctx context.Context) error {
+func (c *store) scanKeys(ctx context.Context) error {
 	c.keys.buildMu.Lock()
 	defer c.keys.buildMu.Unlock()
 	recount := !c.keys.exact.Load()
@@ -209,7 +209,7 @@ func (c *Cache) scanKeys(ctx context.Context) error {
 }
 
 // waitExact waits until the counts are exact.
-func (c *Cache) waitExact(ctx context.Context) error {
+func (c *store) waitExact(ctx context.Context) error {
 	if c.keys.exact.Load() {
 		return nil
 	}
@@ -223,7 +223,7 @@ func (c *Cache) waitExact(ctx context.Context) error {
 	}
 }
 
-func (c *Cache) lockAllStripes() func() {
+func (c *store) lockAllStripes() func() {
 	for i := range c.stripes {
 		c.stripes[i].Lock()
 	}

@@ -92,7 +92,7 @@ func (l *limiter) touch(h uint64) { l.clock.Touch(h, lru.Tick(l.now.Load())) }
 
 // loadLimiter reads the clock's epoch (creating it in a new store) and the
 // access clock's snapshot.
-func (c *Cache) loadLimiter() error {
+func (c *store) loadLimiter() error {
 	l := c.lim
 	v, closer, err := c.db.Get(metaEpoch)
 	switch {
@@ -127,14 +127,14 @@ func (c *Cache) loadLimiter() error {
 
 // saveAccess snapshots the access clock into the store, so that recency
 // survives a restart.
-func (c *Cache) saveAccess() error {
+func (c *store) saveAccess() error {
 	return c.db.Set(metaAccess, c.lim.clock.Snapshot(), pebble.NoSync)
 }
 
 // monitorLoop refreshes the clock's tick and the disk usage, evicts when
 // the live data passes its budget, compacts when the disk usage climbs, and
 // snapshots the access clock now and then.
-func (c *Cache) monitorLoop() {
+func (c *store) monitorLoop() {
 	defer c.bg.Done()
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
@@ -165,7 +165,7 @@ func (c *Cache) monitorLoop() {
 	}
 }
 
-func (c *Cache) refreshDisk() int64 {
+func (c *store) refreshDisk() int64 {
 	d := int64(c.db.Metrics().DiskSpaceUsage())
 	c.lim.disk.Store(d)
 	return d
@@ -174,7 +174,7 @@ func (c *Cache) refreshDisk() int64 {
 // compactNextSlice compacts the next of reclaimSlices hash slices in the
 // background, one at a time: evicted entries are spread evenly over the
 // hash space, so every slice holds a share of the garbage.
-func (c *Cache) compactNextSlice() {
+func (c *store) compactNextSlice() {
 	if !c.lim.compacting.CompareAndSwap(false, true) {
 		return
 	}
@@ -196,7 +196,7 @@ func (c *Cache) compactNextSlice() {
 
 // evict deletes entries, expired ones first and then the least recently
 // used, until it has freed at least want bytes or the cache is empty.
-func (c *Cache) evict(want int64) error {
+func (c *store) evict(want int64) error {
 	l := c.lim
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -231,7 +231,7 @@ func (c *Cache) evict(want int64) error {
 
 // evictOne deletes the candidate if it still holds the record the sampler
 // saw, and returns the bytes freed.
-func (c *Cache) evictOne(cand lru.Candidate) (int64, error) {
+func (c *store) evictOne(cand lru.Candidate) (int64, error) {
 	dk := cand.Key
 	mu := c.stripe(dk)
 	mu.Lock()
@@ -261,7 +261,7 @@ func (c *Cache) evictOne(cand lru.Candidate) (int64, error) {
 // backpressure runs before a write of n bytes: past the hard live limit the
 // writer evicts first, and while the disk is near the limit it waits for
 // compaction, evicting as it waits, for a bounded time.
-func (c *Cache) backpressure(n int64) error {
+func (c *store) backpressure(n int64) error {
 	l := c.lim
 	if live := c.keys.counts.bytes.load() + n; live > l.hard {
 		if err := c.evict(live - l.low); err != nil {
@@ -287,7 +287,7 @@ func (c *Cache) backpressure(n int64) error {
 // then, because an open iterator pins the files it reads, and the point of
 // evicting is that those files go away.
 type evictSource struct {
-	c    *Cache
+	c    *store
 	it   *pebble.Iterator
 	uses int
 }

@@ -181,7 +181,7 @@ func TestRecencySurvivesRestart(t *testing.T) {
 		}
 		c.Set(ctx, fmt.Sprintf("new-%d", i), v, 0)
 	}
-	c.lim.wake <- struct{}{}
+	c.local().lim.wake <- struct{}{}
 	time.Sleep(100 * time.Millisecond)
 	var hot, cold int
 	for i := 0; i < 4000; i++ {

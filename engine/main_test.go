@@ -40,3 +40,6 @@ func childCommand(t testing.TB, role string, args ...string) *exec.Cmd {
 }
 
 func osStdout() *os.File { return os.Stdout }
+
+// local returns the store of a Cache that owns its directory.
+func (c *Cache) local() *store { return c.role.Load().local }

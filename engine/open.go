@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"os"
+
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -27,9 +27,10 @@ const storeDir = "store"
 // with another write of the same key.
 const numStripes = 512
 
-// Cache is a persistent cache in one directory. It is safe for concurrent
-// use by many goroutines.
-type Cache struct {
+// store is the cache of the process that owns the directory: Pebble and
+// everything around it. Cache uses it directly in the owner and reaches it
+// through the owner's socket elsewhere.
+type store struct {
 	dir   string
 	opts  Options
 	db    *pebble.DB
@@ -61,36 +62,18 @@ type Cache struct {
 	closing atomic.Bool // Close has begun
 }
 
-// Open opens the cache in dir, creating dir if it does not exist. opts may
-// be nil for the defaults. Only one process can have a directory open; Open
-// in another process fails with ErrOwned, naming the owner's PID.
-func Open(dir string, opts *Options) (*Cache, error) {
-	o := opts.withDefaults()
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, fmt.Errorf("diskcache: open %s: %w", dir, err)
-	}
-	if err := os.MkdirAll(abs, 0o700); err != nil {
-		return nil, fmt.Errorf("diskcache: open %s: %w", dir, err)
-	}
-	if fi, err := os.Stat(abs); err != nil {
-		return nil, fmt.Errorf("diskcache: open %s: %w", dir, err)
-	} else if !fi.IsDir() {
-		return nil, fmt.Errorf("diskcache: open %s: not a directory", dir)
-	}
+// openStore opens the store of the directory abs, whose owner lock the
+// caller holds; the store releases it on Close.
+func openStore(abs string, o Options, lock *ownerLock) (*store, error) {
 	cd, err := codec.New(codec.Config{
 		Compression: o.Compression,
 		MinSize:     o.CompressMinSize,
 		MaxValue:    o.MaxValueSize,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("diskcache: open %s: %w", dir, err)
+		return nil, fmt.Errorf("diskcache: open %s: %w", abs, err)
 	}
-	lock, err := lockDir(abs)
-	if err != nil {
-		return nil, err
-	}
-	c := &Cache{
+	c := &store{
 		dir:   abs,
 		opts:  o,
 		lock:  lock,
@@ -100,9 +83,8 @@ func Open(dir string, opts *Options) (*Cache, error) {
 		lim:   newLimiter(&o),
 	}
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
-	if err := c.openStore(); err != nil {
+	if err := c.openPebble(); err != nil {
 		c.bgCancel()
-		lock.release()
 		return nil, err
 	}
 	c.sweeper = ttl.NewSweeper(c, ttl.Config{
@@ -124,9 +106,9 @@ func Open(dir string, opts *Options) (*Cache, error) {
 	return c, nil
 }
 
-// openStore opens Pebble and loads what the last Close left of the key
+// openPebble opens Pebble and loads what the last Close left of the key
 // state; after a crash it starts the scan that rebuilds it.
-func (c *Cache) openStore() error {
+func (c *store) openPebble() error {
 	d := c.opts.durability()
 	c.write = d.write
 	path := filepath.Join(c.dir, storeDir)
@@ -161,7 +143,7 @@ func (c *Cache) openStore() error {
 
 // checkFormat writes the store format into a new store and refuses a store
 // written in another format.
-func (c *Cache) checkFormat() error {
+func (c *store) checkFormat() error {
 	v, closer, err := c.db.Get(metaFormat)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return c.db.Set(metaFormat, []byte{storeFormat}, pebble.Sync)
@@ -176,11 +158,10 @@ func (c *Cache) checkFormat() error {
 	return nil
 }
 
-// Close closes the cache: it waits for calls in flight, stops the
-// background work and closes the store. Writes that returned are already
-// durable. Close is idempotent; every other method fails with ErrClosed
-// afterwards.
-func (c *Cache) Close() error {
+// Close waits for calls in flight, stops the background work, closes
+// Pebble and releases the owner lock. It is idempotent; every other method
+// fails with ErrClosed afterwards.
+func (c *store) Close() error {
 	if !c.closing.CompareAndSwap(false, true) {
 		return nil
 	}
@@ -212,7 +193,7 @@ func (c *Cache) Close() error {
 // Every successful enter is paired with leave of the shard it returns; the
 // shard is also the one to update counters in. It is random: goroutines on
 // different cores mostly pick different shards.
-func (c *Cache) enter(ctx context.Context) (uint64, error) {
+func (c *store) enter(ctx context.Context) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -225,7 +206,4 @@ func (c *Cache) enter(ctx context.Context) (uint64, error) {
 	return sh, nil
 }
 
-func (c *Cache) leave(sh uint64) { c.gate.leave(sh) }
-
-// Dir returns the cache's directory as an absolute path.
-func (c *Cache) Dir() string { return c.dir }
+func (c *store) leave(sh uint64) { c.gate.leave(sh) }

@@ -54,7 +54,7 @@ type outcome struct {
 // update runs fn on the current state of key and applies what it returns,
 // atomically with respect to every other write of key. An expired record
 // reads as missing. With withValue, fn sees the decoded value.
-func (c *Cache) update(key string, withValue bool, fn func(cur entry, now int64) (outcome, error)) error {
+func (c *store) update(key string, withValue bool, fn func(cur entry, now int64) (outcome, error)) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
@@ -132,7 +132,7 @@ func expiryAt(e Expiry, old, now int64) int64 {
 // SetWithOptions stores value under key with Redis SET's options. Written
 // is false when NX or XX stopped the write; Old is the value it replaced
 // when o.Get is set (nil if the key was missing).
-func (c *Cache) SetWithOptions(ctx context.Context, key string, value []byte, o SetOptions) (SetResult, error) {
+func (c *store) SetWithOptions(ctx context.Context, key string, value []byte, o SetOptions) (SetResult, error) {
 	sh, err := c.enter(ctx)
 	if err != nil {
 		return SetResult{}, err
@@ -165,7 +165,7 @@ func (c *Cache) SetWithOptions(ctx context.Context, key string, value []byte, o 
 }
 
 // GetDelete returns the value of key and deletes it, or ErrNotFound.
-func (c *Cache) GetDelete(ctx context.Context, key string) ([]byte, error) {
+func (c *store) GetDelete(ctx context.Context, key string) ([]byte, error) {
 	sh, err := c.enter(ctx)
 	if err != nil {
 		return nil, err
@@ -189,7 +189,7 @@ func (c *Cache) GetDelete(ctx context.Context, key string) ([]byte, error) {
 // GetExpire returns the value of key and changes its expiry as e says (a
 // zero Expiry changes nothing), or ErrNotFound. An expiry time that is not
 // in the future deletes the key after reading it.
-func (c *Cache) GetExpire(ctx context.Context, key string, e Expiry) ([]byte, error) {
+func (c *store) GetExpire(ctx context.Context, key string, e Expiry) ([]byte, error) {
 	sh, err := c.enter(ctx)
 	if err != nil {
 		return nil, err
@@ -210,7 +210,7 @@ func (c *Cache) GetExpire(ctx context.Context, key string, e Expiry) ([]byte, er
 // Expire changes the expiry of key as e says and reports whether it did:
 // false for a missing key, and for Persist on a key without an expiry. An
 // expiry time that is not in the future deletes the key.
-func (c *Cache) Expire(ctx context.Context, key string, e Expiry) (bool, error) {
+func (c *store) Expire(ctx context.Context, key string, e Expiry) (bool, error) {
 	sh, err := c.enter(ctx)
 	if err != nil {
 		return false, err
@@ -229,7 +229,7 @@ func (c *Cache) Expire(ctx context.Context, key string, e Expiry) (bool, error) 
 
 // Touch sets a new time to live on key without rewriting its value; ttl <= 0
 // makes it never expire. A missing or expired key gives ErrNotFound.
-func (c *Cache) Touch(ctx context.Context, key string, ttl time.Duration) error {
+func (c *store) Touch(ctx context.Context, key string, ttl time.Duration) error {
 	e := Expiry{TTL: ttl}
 	if ttl <= 0 {
 		e = Expiry{Persist: true}
@@ -250,7 +250,7 @@ func (c *Cache) Touch(ctx context.Context, key string, ttl time.Duration) error 
 // reexpire is the outcome that gives cur the expiry e: the stored record
 // with a new expiry, its payload untouched, or a deletion when the new
 // expiry has passed.
-func (c *Cache) reexpire(cur entry, e Expiry, now int64) (outcome, error) {
+func (c *store) reexpire(cur entry, e Expiry, now int64) (outcome, error) {
 	if e.IsZero() {
 		return outcome{}, nil
 	}
@@ -269,7 +269,7 @@ func (c *Cache) reexpire(cur entry, e Expiry, now int64) (outcome, error) {
 // the result, keeping the entry's expiry. A missing key counts as 0 and is
 // created without an expiry. A value that is not a decimal int64 gives
 // ErrNotInteger; a result past the int64 range gives ErrOverflow.
-func (c *Cache) IncrBy(ctx context.Context, key string, delta int64) (int64, error) {
+func (c *store) IncrBy(ctx context.Context, key string, delta int64) (int64, error) {
 	sh, err := c.enter(ctx)
 	if err != nil {
 		return 0, err
@@ -316,7 +316,7 @@ func parseInt(v []byte) (int64, error) {
 
 // Append appends suffix to the value of key, creating it if it is missing,
 // keeps its expiry, and returns the new length.
-func (c *Cache) Append(ctx context.Context, key string, suffix []byte) (int, error) {
+func (c *store) Append(ctx context.Context, key string, suffix []byte) (int, error) {
 	sh, err := c.enter(ctx)
 	if err != nil {
 		return 0, err
@@ -336,7 +336,7 @@ func (c *Cache) Append(ctx context.Context, key string, suffix []byte) (int, err
 
 // DeleteMany deletes keys and returns how many of them held an entry that
 // had not expired.
-func (c *Cache) DeleteMany(ctx context.Context, keys ...string) (int, error) {
+func (c *store) DeleteMany(ctx context.Context, keys ...string) (int, error) {
 	n := 0
 	for _, k := range keys {
 		ok, err := c.delete(ctx, k)
@@ -352,12 +352,12 @@ func (c *Cache) DeleteMany(ctx context.Context, keys ...string) (int, error) {
 
 // SetManyIfAbsent stores all entries atomically if none of their keys holds
 // an entry (Redis MSETNX), and reports whether it did.
-func (c *Cache) SetManyIfAbsent(ctx context.Context, entries []Entry) (bool, error) {
+func (c *store) SetManyIfAbsent(ctx context.Context, entries []Entry) (bool, error) {
 	return c.setMany(ctx, entries, true)
 }
 
 // countRead counts a read's hit or miss.
-func (c *Cache) countRead(sh uint64, err error) {
+func (c *store) countRead(sh uint64, err error) {
 	switch {
 	case err == nil:
 		c.stats.hits.add(sh, 1)

@@ -54,6 +54,12 @@ type Options struct {
 	// SizeLimit, at most 256 MiB; a larger setting is lowered to that.
 	MaxValueSize int
 
+	// HandoffWindow bounds how long a call waits while the directory
+	// changes owner (the owner closed or died, and a process takes over),
+	// and how long Open waits for an owner that is starting up. 0 means
+	// 5 seconds.
+	HandoffWindow time.Duration
+
 	// Clock tells the time for expiry; nil means the system clock. Tests
 	// pass a *ttl.ManualClock.
 	Clock ttl.Clock
@@ -84,6 +90,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if r.MaxValueSize <= 0 || int64(r.MaxValueSize) > maxValue {
 		r.MaxValueSize = int(maxValue)
+	}
+	if r.HandoffWindow <= 0 {
+		r.HandoffWindow = 5 * time.Second
 	}
 	if r.Clock == nil {
 		r.Clock = ttl.SystemClock{}

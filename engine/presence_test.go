@@ -60,7 +60,7 @@ func TestPresenceFilter(t *testing.T) {
 // is rebuilt while writers run: no key may go missing.
 func TestFilterRebuildUnderWrites(t *testing.T) {
 	c, _ := openTest(t, nil)
-	c.keys.cur.Store(newPresence(500))
+	c.local().keys.cur.Store(newPresence(500))
 	var wg sync.WaitGroup
 	for g := 0; g < 4; g++ {
 		wg.Add(1)
@@ -75,7 +75,7 @@ func TestFilterRebuildUnderWrites(t *testing.T) {
 		}(g)
 	}
 	wg.Wait()
-	for c.keys.building.Load() { // let a rebuild in flight finish
+	for c.local().keys.building.Load() { // let a rebuild in flight finish
 		time.Sleep(time.Millisecond)
 	}
 	for g := 0; g < 4; g++ {
@@ -86,7 +86,7 @@ func TestFilterRebuildUnderWrites(t *testing.T) {
 		}
 	}
 	mustLen(t, c, 12000)
-	if p := c.keys.cur.Load(); p.capacity < presenceMinKeys {
+	if p := c.local().keys.cur.Load(); p.capacity < presenceMinKeys {
 		t.Fatalf("filter was not rebuilt: capacity %d", p.capacity)
 	}
 }
@@ -104,7 +104,7 @@ func TestRecountAfterUncleanClose(t *testing.T) {
 		c.Set(ctx, fmt.Sprint(i), []byte("value"), 0)
 	}
 	// Close without saving the state, as a crash would.
-	c.keys.exact.Store(false)
+	c.local().keys.exact.Store(false)
 	c.Close()
 
 	c, err = Open(dir, nil)

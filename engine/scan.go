@@ -16,7 +16,7 @@ import (
 // survives writes and restarts: every key present for the whole scan is
 // returned, keys written meanwhile may or may not be, and none twice.
 // Expired entries are skipped. count <= 0 means 10.
-func (c *Cache) Scan(ctx context.Context, cursor uint64, count int) ([]string, uint64, error) {
+func (c *store) Scan(ctx context.Context, cursor uint64, count int) ([]string, uint64, error) {
 	sh, err := c.enter(ctx)
 	if err != nil {
 		return nil, 0, err

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"errors"
-	"net"
 	"os"
 	"strconv"
 	"time"
@@ -11,11 +10,14 @@ import (
 	"github.com/diskcache-go/diskcache/resp"
 )
 
-// respStore makes a Cache a resp.Store: the Redis protocol handler reports
-// a missing key with an ok flag, since it cannot import this package's
-// ErrNotFound.
+// respStore makes a backend a resp.Store: the Redis protocol handler
+// reports a missing key with an ok flag, since it cannot import this
+// package's ErrNotFound. The owner serves its socket with one over its
+// store; Cache.Serve uses one over the Cache, whatever its role.
 type respStore struct {
-	c       *Cache
+	c       backend
+	dir     string
+	opts    Options
 	started time.Time
 }
 
@@ -66,7 +68,10 @@ func (s respStore) SetMany(ctx context.Context, entries []resp.Entry, onlyIfNone
 	for i, e := range entries {
 		es[i] = Entry{Key: e.Key, Value: e.Value}
 	}
-	return s.c.setMany(ctx, es, onlyIfNoneExist)
+	if onlyIfNoneExist {
+		return s.c.SetManyIfAbsent(ctx, es)
+	}
+	return true, s.c.SetMany(ctx, es)
 }
 
 func (s respStore) Delete(ctx context.Context, keys ...string) (int, error) {
@@ -123,14 +128,14 @@ func (s respStore) Info(ctx context.Context) (map[string][][2]string, error) {
 	itoa := func(v int64) string { return strconv.FormatInt(v, 10) }
 	mode := "process-crash-safe"
 	switch {
-	case s.c.opts.Sync:
+	case s.opts.Sync:
 		mode = "fsync"
-	case s.c.opts.FlushInterval > 0:
-		mode = "flush-every-" + s.c.opts.FlushInterval.String()
+	case s.opts.FlushInterval > 0:
+		mode = "flush-every-" + s.opts.FlushInterval.String()
 	}
 	return map[string][][2]string{
 		"server": {
-			{"diskcache_dir", s.c.dir},
+			{"diskcache_dir", s.dir},
 			{"process_id", strconv.Itoa(os.Getpid())},
 			{"uptime_in_seconds", itoa(int64(time.Since(s.started).Seconds()))},
 		},
@@ -138,6 +143,8 @@ func (s respStore) Info(ctx context.Context) (map[string][][2]string, error) {
 			{"keyspace_hits", itoa(st.Hits)},
 			{"keyspace_misses", itoa(st.Misses)},
 			{"expired_keys", itoa(st.Expirations)},
+			{"evicted_keys", itoa(st.Evictions)},
+			{"diskcache_evicted_bytes", itoa(st.EvictedBytes)},
 			{"diskcache_sets", itoa(st.Sets)},
 			{"diskcache_deletes", itoa(st.Deletes)},
 		},
@@ -148,14 +155,7 @@ func (s respStore) Info(ctx context.Context) (map[string][][2]string, error) {
 			{"diskcache_durability", mode},
 			{"diskcache_disk_bytes", itoa(st.DiskBytes)},
 			{"diskcache_stored_bytes", itoa(st.Bytes)},
-			{"diskcache_size_limit", itoa(s.c.opts.SizeLimit)},
+			{"diskcache_size_limit", itoa(s.opts.SizeLimit)},
 		},
 	}, nil
-}
-
-// Serve serves the cache over the Redis protocol on ln until ctx is done
-// (then it finishes the commands in flight and returns nil) or ln fails.
-// The diskcache serve command uses it on TCP.
-func (c *Cache) Serve(ctx context.Context, ln net.Listener, cfg resp.Config) error {
-	return resp.NewServer(respStore{c: c, started: time.Now()}, cfg).Serve(ctx, ln)
 }

@@ -27,7 +27,7 @@ type statCounters struct {
 
 // Stats returns the cache's counters. After Close it returns the counters
 // as they were, with DiskBytes 0.
-func (c *Cache) Stats() Stats {
+func (c *store) Stats() Stats {
 	s := Stats{
 		Hits:         c.stats.hits.load(),
 		Misses:       c.stats.misses.load(),

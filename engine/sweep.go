@@ -14,7 +14,7 @@ import (
 // are due at now and deletes the records that really expired. An index entry
 // whose record was overwritten with another expiry, or deleted, is dropped
 // on its own. It is called by the sweeper only.
-func (c *Cache) Sweep(now int64, max int) (ttl.Round, error) {
+func (c *store) Sweep(now int64, max int) (ttl.Round, error) {
 	var r ttl.Round
 	lower, upper := ttl.IndexBounds(now)
 	it, err := c.db.NewIter(nil)
@@ -91,7 +91,7 @@ func (c *Cache) Sweep(now int64, max int) (ttl.Round, error) {
 // reclaimSlices slices holds about the same share of the garbage; compacting
 // a number of slices proportional to the garbage fraction keeps the work in
 // line with what it frees.
-func (c *Cache) Reclaim(freed int64) error {
+func (c *store) Reclaim(freed int64) error {
 	n := c.reclaim.plan(freed, c.keys.counts.bytes.load())
 	for i := 0; i < n; i++ {
 		lo, hi := dataSlice(c.reclaim.next(), reclaimSlices)
@@ -141,7 +141,7 @@ func (r *reclaimer) next() int {
 func (r *reclaimer) cleared() { r.garbage = 0 }
 
 // compactInBackground compacts [lo, hi) on a goroutine that Close waits for.
-func (c *Cache) compactInBackground(lo, hi []byte) {
+func (c *store) compactInBackground(lo, hi []byte) {
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
@@ -153,7 +153,7 @@ func (c *Cache) compactInBackground(lo, hi []byte) {
 
 // flushLoop pushes Pebble's WAL buffer to the operating system every
 // FlushInterval, bounding what a kill -9 can lose in that mode.
-func (c *Cache) flushLoop() {
+func (c *store) flushLoop() {
 	defer c.bg.Done()
 	t := time.NewTicker(c.opts.FlushInterval)
 	defer t.Stop()

@@ -1,0 +1,502 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/diskcache-go/diskcache/codec"
+	"github.com/diskcache-go/diskcache/ttl"
+)
+
+// Get returns the value stored under key, or ErrNotFound if it is missing
+// or has expired. The caller owns the returned slice.
+func (c *store) Get(ctx context.Context, key string) ([]byte, error) {
+	v, _, err := c.GetWithTTL(ctx, key)
+	return v, err
+}
+
+// GetWithTTL returns the value stored under key and the time it has left to
+// live; 0 means it never expires.
+func (c *store) GetWithTTL(ctx context.Context, key string) ([]byte, time.Duration, error) {
+	sh, err := c.enter(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer c.leave(sh)
+	if err := checkKey(key); err != nil {
+		return nil, 0, err
+	}
+	v, left, err := c.read(key, true)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			c.stats.misses.add(sh, 1)
+		}
+		return nil, 0, err
+	}
+	c.stats.hits.add(sh, 1)
+	return v, left, nil
+}
+
+// Exists reports whether key holds a value that has not expired.
+func (c *store) Exists(ctx context.Context, key string) (bool, error) {
+	sh, err := c.enter(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer c.leave(sh)
+	if err := checkKey(key); err != nil {
+		return false, err
+	}
+	_, _, err = c.read(key, false)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// TTL returns the time key has left to live; 0 means it never expires.
+// A missing or expired key gives ErrNotFound.
+func (c *store) TTL(ctx context.Context, key string) (time.Duration, error) {
+	sh, err := c.enter(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer c.leave(sh)
+	if err := checkKey(key); err != nil {
+		return 0, err
+	}
+	_, left, err := c.read(key, false)
+	return left, err
+}
+
+// GetMany returns the values of the keys that are present, by key. Missing
+// and expired keys are left out.
+func (c *store) GetMany(ctx context.Context, keys []string) (map[string][]byte, error) {
+	sh, err := c.enter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.leave(sh)
+	out := make(map[string][]byte, len(keys))
+	for _, k := range keys {
+		if err := checkKey(k); err != nil {
+			return nil, err
+		}
+		v, _, err := c.read(k, true)
+		switch {
+		case err == nil:
+			c.stats.hits.add(sh, 1)
+			out[k] = v
+		case errors.Is(err, ErrNotFound):
+			c.stats.misses.add(sh, 1)
+		default:
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// read looks key up and, if decode is set, decodes its value; it returns
+// the time the entry has left to live, 0 for never. An expired record reads
+// as ErrNotFound; the sweeper deletes it later (reads never write).
+func (c *store) read(key string, decode bool) ([]byte, time.Duration, error) {
+	var kb [64]byte
+	dk := appendDataKey(kb[:0], key)
+	h := dataKeyHash(dk)
+	if !c.mayExist(h) {
+		return nil, 0, ErrNotFound
+	}
+	rec, closer, err := c.db.Get(dk)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, 0, ErrNotFound
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("diskcache: get %q: %w", key, err)
+	}
+	defer closer.Close()
+	var hdr codec.Header
+	var v []byte
+	if decode {
+		hdr, v, err = c.codec.Decode(nil, rec)
+	} else {
+		hdr, err = codec.DecodeHeader(rec)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: key %q in %s: %w", ErrCorrupt, key, c.dir, err)
+	}
+	var left time.Duration
+	if hdr.Expiry != 0 { // the clock is read only for entries that expire
+		if left = time.Duration(hdr.Expiry - c.now()); left <= 0 {
+			return nil, 0, ErrNotFound
+		}
+	}
+	c.lim.touch(h)
+	return v, left, nil
+}
+
+// Set stores value under key. A ttl <= 0 means the entry never expires.
+// The value is copied.
+func (c *store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	sh, err := c.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.leave(sh)
+	if err := c.checkEntry(key, value); err != nil {
+		return err
+	}
+	now := c.now()
+	rec := c.encode(value, expiryOf(now, ttl), now)
+	defer putRecord(rec)
+	var kb [64]byte
+	dk := appendDataKey(kb[:0], key)
+	if err := c.backpressure(int64(len(dk) + len(*rec))); err != nil {
+		return err
+	}
+	mu := c.stripe(dk)
+	mu.Lock()
+	defer mu.Unlock()
+	b := c.db.NewBatch()
+	defer b.Close()
+	d, err := c.stage(b, dk, *rec)
+	if err != nil {
+		return fmt.Errorf("diskcache: set %q: %w", key, err)
+	}
+	if err := c.commit(b, d); err != nil {
+		return fmt.Errorf("diskcache: set %q: %w", key, err)
+	}
+	c.stats.sets.add(sh, 1)
+	return nil
+}
+
+// SetMany stores all entries in one atomic batch: after a crash either all
+// of them are there or none. When a key appears twice, the last one wins.
+func (c *store) SetMany(ctx context.Context, entries []Entry) error {
+	_, err := c.setMany(ctx, entries, false)
+	return err
+}
+
+// setMany is SetMany; with ifAbsent it writes nothing, and returns false,
+// if any of the keys holds an entry that has not expired.
+func (c *store) setMany(ctx context.Context, entries []Entry, ifAbsent bool) (bool, error) {
+	sh, err := c.enter(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer c.leave(sh)
+	now := c.now()
+	// The last occurrence of a key wins; stage each key once.
+	last := make(map[string]int, len(entries))
+	for i, e := range entries {
+		if err := c.checkEntry(e.Key, e.Value); err != nil {
+			return false, err
+		}
+		last[e.Key] = i
+	}
+	keys := make([][]byte, 0, len(last))
+	for k := range last {
+		keys = append(keys, appendDataKey(nil, k))
+	}
+	unlock := c.lockStripes(keys)
+	defer unlock()
+	olds := make([]oldRecord, len(keys))
+	found := make([]bool, len(keys))
+	for i, dk := range keys {
+		if !c.mayExist(dataKeyHash(dk)) {
+			continue
+		}
+		if olds[i], found[i], err = c.lookup(dk, false); err != nil {
+			return false, err
+		}
+		if ifAbsent && found[i] && !olds[i].header.Expired(now) {
+			return false, nil
+		}
+	}
+	b := c.db.NewBatch()
+	defer b.Close()
+	var total counts
+	for i, dk := range keys {
+		e := entries[last[string(userKey(dk))]]
+		rec := c.codec.AppendRecord(nil, expiryOf(now, e.TTL), now, e.Value)
+		d, err := c.stageOver(b, dk, rec, olds[i], found[i])
+		if err != nil {
+			return false, fmt.Errorf("diskcache: set %q: %w", truncKey(e.Key), err)
+		}
+		total.entries += d.entries
+		total.bytes += d.bytes
+	}
+	if err := c.commit(b, total); err != nil {
+		return false, fmt.Errorf("diskcache: set %d entries: %w", len(keys), err)
+	}
+	c.stats.sets.add(sh, int64(len(keys)))
+	return true, nil
+}
+
+// Delete removes key. Deleting a missing key is not an error.
+func (c *store) Delete(ctx context.Context, key string) error {
+	_, err := c.delete(ctx, key)
+	return err
+}
+
+// delete removes key and reports whether an unexpired entry was there.
+func (c *store) delete(ctx context.Context, key string) (bool, error) {
+	sh, err := c.enter(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer c.leave(sh)
+	if err := checkKey(key); err != nil {
+		return false, err
+	}
+	var kb [64]byte
+	dk := appendDataKey(kb[:0], key)
+	if !c.mayExist(dataKeyHash(dk)) {
+		return false, nil
+	}
+	mu := c.stripe(dk)
+	mu.Lock()
+	defer mu.Unlock()
+	old, found, err := c.lookup(dk, false)
+	if err != nil || !found {
+		return false, err
+	}
+	b := c.db.NewBatch()
+	defer b.Close()
+	d := c.stageDelete(b, dk, old)
+	if err := c.commit(b, d); err != nil {
+		return false, fmt.Errorf("diskcache: delete %q: %w", key, err)
+	}
+	c.stats.deletes.add(sh, 1)
+	return !old.header.Expired(c.now()), nil
+}
+
+// Len returns the number of entries stored. Expired entries count until the
+// sweeper deletes them. It is O(1) and exact after a crash.
+func (c *store) Len(ctx context.Context) (int64, error) {
+	sh, err := c.enter(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer c.leave(sh)
+	if err := c.waitExact(ctx); err != nil {
+		return 0, err
+	}
+	return c.keys.counts.entries.load(), nil
+}
+
+// Clear deletes every entry. It touches nothing but the cache's own keys;
+// the space comes back as Pebble drops the deleted files, in the background.
+func (c *store) Clear(ctx context.Context) error {
+	sh, err := c.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.leave(sh)
+	// A scan in progress would count what Clear deletes: let it finish.
+	c.keys.buildMu.Lock()
+	defer c.keys.buildMu.Unlock()
+	unlock := c.lockAllStripes()
+	defer unlock()
+	b := c.db.NewBatch()
+	defer b.Close()
+	dl, du := dataSpan()
+	xl, xu := ttl.IndexSpan()
+	if err := b.DeleteRange(dl, du, nil); err != nil {
+		return err
+	}
+	if err := b.DeleteRange(xl, xu, nil); err != nil {
+		return err
+	}
+	if err := b.Commit(c.write); err != nil {
+		return fmt.Errorf("diskcache: clear %s: %w", c.dir, err)
+	}
+	c.keys.counts.entries.store(0)
+	c.keys.counts.bytes.store(0)
+	c.keys.cur.Store(newPresence(presenceMinKeys))
+	c.markExact()
+	c.reclaim.cleared()
+	c.compactInBackground(dl, du)
+	return nil
+}
+
+// oldRecord is what a write needs to know of the record it replaces.
+type oldRecord struct {
+	size   int // bytes of the stored record
+	header codec.Header
+	rec    []byte // a copy of the record, only when asked for
+}
+
+// lookup reads the header of the record stored under dk, and a copy of the
+// whole record if withRecord is set. The caller holds dk's stripe.
+func (c *store) lookup(dk []byte, withRecord bool) (oldRecord, bool, error) {
+	v, closer, err := c.db.Get(dk)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return oldRecord{}, false, nil
+	}
+	if err != nil {
+		return oldRecord{}, false, fmt.Errorf("diskcache: read %q: %w", userKey(dk), err)
+	}
+	defer closer.Close()
+	h, err := codec.DecodeHeader(v)
+	if err != nil {
+		return oldRecord{}, false, fmt.Errorf("%w: key %q in %s: %w", ErrCorrupt, userKey(dk), c.dir, err)
+	}
+	old := oldRecord{size: len(v), header: h}
+	if withRecord {
+		old.rec = append([]byte(nil), v...)
+	}
+	return old, true, nil
+}
+
+// stage adds the writes that store rec under dk to b and returns the change
+// in counts. The caller holds dk's stripe until the batch commits.
+func (c *store) stage(b *pebble.Batch, dk, rec []byte) (counts, error) {
+	var old oldRecord
+	found := false
+	if c.mayExist(dataKeyHash(dk)) {
+		var err error
+		if old, found, err = c.lookup(dk, false); err != nil {
+			return counts{}, err
+		}
+	}
+	return c.stageOver(b, dk, rec, old, found)
+}
+
+// stageOver is stage when the caller has looked up the record rec replaces:
+// old, if found.
+func (c *store) stageOver(b *pebble.Batch, dk, rec []byte, old oldRecord, found bool) (counts, error) {
+	kh := dataKeyHash(dk)
+	c.noteKey(kh)
+	c.lim.touch(kh)
+	h, err := codec.DecodeHeader(rec)
+	if err != nil {
+		return counts{}, err
+	}
+	d := counts{entries: 1, bytes: int64(len(dk) + len(rec))}
+	if found {
+		d.entries = 0
+		d.bytes -= int64(len(dk) + old.size)
+		if old.header.Expiry != 0 && old.header.Expiry != h.Expiry {
+			b.Delete(ttl.AppendIndexKey(nil, old.header.Expiry, dk[1:]), nil)
+		}
+	}
+	if err := b.Set(dk, rec, nil); err != nil {
+		return counts{}, err
+	}
+	if h.Expiry != 0 {
+		if err := b.Set(ttl.AppendIndexKey(nil, h.Expiry, dk[1:]), nil, nil); err != nil {
+			return counts{}, err
+		}
+	}
+	return d, nil
+}
+
+// stageDelete adds the deletion of dk's record old to b and returns the
+// change in counts. DeleteSized tells Pebble's compaction picker how many
+// bytes the tombstone frees.
+func (c *store) stageDelete(b *pebble.Batch, dk []byte, old oldRecord) counts {
+	b.DeleteSized(dk, uint32(old.size), nil)
+	if old.header.Expiry != 0 {
+		b.Delete(ttl.AppendIndexKey(nil, old.header.Expiry, dk[1:]), nil)
+	}
+	return counts{entries: -1, bytes: -int64(len(dk) + old.size)}
+}
+
+// commit commits b and applies its change d to the counts. The caller
+// holds the stripes of b's keys, so no other writer sees the counts between
+// the commit and the update.
+func (c *store) commit(b *pebble.Batch, d counts) error {
+	if err := b.Commit(c.write); err != nil {
+		return err
+	}
+	c.keys.counts.add(rand.Uint64(), d)
+	return nil
+}
+
+func (c *store) stripe(dk []byte) *sync.Mutex {
+	return &c.stripes[dataKeyHash(dk)%numStripes]
+}
+
+// lockStripes locks the stripes of all keys in index order, so that two
+// multi-key writers never wait for each other in a cycle, and returns the
+// unlock.
+func (c *store) lockStripes(keys [][]byte) func() {
+	idx := make([]int, 0, len(keys))
+	seen := make(map[int]bool, len(keys))
+	for _, dk := range keys {
+		i := int(dataKeyHash(dk) % numStripes)
+		if !seen[i] {
+			seen[i] = true
+			idx = append(idx, i)
+		}
+	}
+	sort.Ints(idx)
+	for _, i := range idx {
+		c.stripes[i].Lock()
+	}
+	return func() {
+		for _, i := range idx {
+			c.stripes[i].Unlock()
+		}
+	}
+}
+
+var recordPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// putRecord returns a record buffer to the pool unless it grew large: a few
+// big values must not pin their buffers for the life of the process.
+func putRecord(p *[]byte) {
+	if cap(*p) <= 64<<10 {
+		recordPool.Put(p)
+	}
+}
+
+// encode builds the record for value into a pooled buffer; the caller puts
+// it back once the batch holds its own copy.
+func (c *store) encode(value []byte, expiry, now int64) *[]byte {
+	p := recordPool.Get().(*[]byte)
+	*p = c.codec.AppendRecord((*p)[:0], expiry, now, value)
+	return p
+}
+
+func (c *store) now() int64 { return c.clock.Now().UnixNano() }
+
+func (c *store) checkEntry(key string, value []byte) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if len(value) > c.opts.MaxValueSize {
+		return fmt.Errorf("%w: %q is %d bytes, the limit is %d (1/%d of SizeLimit %d)",
+			ErrValueTooLarge, truncKey(key), len(value), c.opts.MaxValueSize, maxValueFraction, c.opts.SizeLimit)
+	}
+	return nil
+}
+
+func checkKey(key string) error {
+	if len(key) > MaxKeySize {
+		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrKeyTooLarge, len(key), MaxKeySize)
+	}
+	return nil
+}
+
+// truncKey shortens a key for an error message.
+func truncKey(k string) string {
+	if len(k) > 64 {
+		return k[:64] + "..."
+	}
+	return k
+}
+
+func expiryOf(now int64, ttl time.Duration) int64 {
+	if ttl <= 0 {
+		return 0
+	}
+	return now + int64(ttl)
+}

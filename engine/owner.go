@@ -1,0 +1,127 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/diskcache-go/diskcache/resp"
+)
+
+// sockName is the owner's socket in the cache directory.
+const sockName = "owner.sock"
+
+// socketPath returns where the owner of dir listens. A Unix socket path
+// must fit in 108 bytes with its terminating NUL; for a longer directory
+// the socket is abstract (Linux), named after a hash of the directory's
+// absolute path, so every process derives the same name.
+func socketPath(dir string) string {
+	p := filepath.Join(dir, sockName)
+	if len(p) < 108 {
+		return p
+	}
+	sum := sha256.Sum256([]byte(dir))
+	return "@diskcache-" + hex.EncodeToString(sum[:16])
+}
+
+// ownerServer serves the owner's store to the other processes.
+type ownerServer struct {
+	ln     net.Listener
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// serveOwner listens on the directory's socket and serves s over the Redis
+// protocol. The caller holds the owner lock, so a socket file left by a
+// dead owner is stale and is removed first.
+func serveOwner(s *store) (*ownerServer, error) {
+	path := socketPath(s.dir)
+	if path[0] != '@' {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("diskcache: remove stale socket %s: %w", path, err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("diskcache: listen on %s: %w", path, err)
+	}
+	if path[0] != '@' {
+		// The directory is created 0700, but one made by someone else may
+		// be more open; the socket itself is for this user only.
+		if err := os.Chmod(path, 0o600); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("diskcache: chmod socket %s: %w", path, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	o := &ownerServer{ln: sameUser{ln}, cancel: cancel, done: make(chan struct{})}
+	srv := resp.NewServer(respStore{c: s, dir: s.dir, opts: s.opts, started: time.Now()}, resp.Config{
+		Logger:     s.log,
+		ServerName: "diskcache-owner",
+		// The owner serves every process of the machine that shares the
+		// directory; its clients are pools of a few connections each.
+		MaxClients: 4096,
+	})
+	go func() {
+		defer close(o.done)
+		if err := srv.Serve(ctx, o.ln); err != nil {
+			s.log.Error("diskcache: owner socket failed", "err", err)
+		}
+	}()
+	return o, nil
+}
+
+// shutdown stops accepting, finishes the calls in flight and closes the
+// connections; the forwarders then hand off.
+func (o *ownerServer) shutdown() {
+	o.cancel()
+	<-o.done
+	o.ln.Close()
+}
+
+// sameUser accepts only connections from processes of this user. An
+// abstract socket has no file permissions, and a socket file's permissions
+// are set just after it is created; the peer's credentials close both gaps.
+type sameUser struct{ net.Listener }
+
+func (l sameUser) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if peerUID(c) == os.Getuid() {
+			return c, nil
+		}
+		c.Close()
+	}
+}
+
+// peerUID returns the user id of the process at the other end of a Unix
+// connection, or -1 if it cannot be read.
+func peerUID(c net.Conn) int {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return -1
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	uid := -1
+	raw.Control(func(fd uintptr) {
+		cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+		if err == nil {
+			uid = int(cred.Uid)
+		}
+	})
+	return uid
+}
