@@ -178,3 +178,41 @@ func runWorkers(b *testing.B, workers, n int, op func(i int, rng *rand.Rand) err
 	}
 	wg.Wait()
 }
+
+// BenchmarkForwarded measures calls forwarded to an owner over its Unix
+// socket (the owner in this process, the forwarder a second Cache on the
+// same directory): 1 goroutine, and 16 that rueidis pipelines together.
+//
+//	go test ./engine -run XXX -bench Forwarded -benchtime 100000x
+func BenchmarkForwarded(b *testing.B) {
+	dir := b.TempDir()
+	owner, err := Open(dir, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer owner.Close()
+	fwd, err := Open(dir, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer fwd.Close()
+	kv := newBenchKV(10000)
+	for i := range kv.keys {
+		owner.Set(context.Background(), kv.keys[i], kv.values[i], 0)
+	}
+	for _, op := range []string{"get", "set"} {
+		for _, workers := range []int{1, 16} {
+			b.Run(fmt.Sprintf("%s/goroutines=%d", op, workers), func(b *testing.B) {
+				runWorkers(b, workers, b.N, func(i int, rng *rand.Rand) error {
+					j := rng.IntN(len(kv.keys))
+					if op == "set" {
+						return fwd.Set(context.Background(), kv.keys[j], kv.values[j], 0)
+					}
+					_, err := fwd.Get(context.Background(), kv.keys[j])
+					return err
+				})
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+			})
+		}
+	}
+}

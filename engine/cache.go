@@ -147,8 +147,8 @@ func (c *Cache) takeRole(ctx context.Context) (*role, error) {
 		select {
 		case <-ctx.Done():
 			pid := ownerPID(filepath.Join(c.dir, lockName))
-			return nil, fmt.Errorf("diskcache: open %s: the directory is owned by pid %d, and its socket did not answer within %v: %w",
-				c.dir, pid, c.opts.HandoffWindow, lastErr)
+			return nil, fmt.Errorf("%w: %s is owned by pid %d, and its socket did not answer within %v: %w",
+				ErrOwned, c.dir, pid, c.opts.HandoffWindow, lastErr)
 		case <-time.After(5 * time.Millisecond):
 		}
 	}

@@ -19,7 +19,8 @@ var (
 	ErrValueTooLarge = errors.New("diskcache: value too large")
 	// ErrCorrupt is returned when a record or the store is damaged.
 	ErrCorrupt = errors.New("diskcache: corrupt store")
-	// ErrOwned is returned by Open when another process owns the directory.
+	// ErrOwned is returned by Open when another process owns the directory
+	// but does not answer on its socket within Options.HandoffWindow.
 	ErrOwned = errors.New("diskcache: directory is owned by another process")
 )
 
