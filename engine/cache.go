@@ -414,3 +414,15 @@ func (c *Cache) Stats() Stats {
 	}
 	return r.backend().Stats()
 }
+
+// Add stores value under key only if key holds no entry (memcached's add,
+// Redis SET NX) and reports whether it did. A ttl <= 0 means the entry
+// never expires. Processes sharing a directory use it as a lease.
+func (c *Cache) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	o := SetOptions{NX: true}
+	if ttl > 0 {
+		o.Expiry = Expiry{TTL: ttl}
+	}
+	r, err := c.SetWithOptions(ctx, key, value, o)
+	return r.Written, err
+}

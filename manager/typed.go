@@ -117,6 +117,22 @@ func GetOrSet[T any](ctx context.Context, m *Manager, key Key, fn func(context.C
 				}
 			}
 		}
+		// Across processes: one computes under a lease, the others wait for
+		// what it stores.
+		if a, ok := m.b.(Adder); ok {
+			stored, release := m.leaseOrWait(fctx, a, key)
+			if stored != nil {
+				if e, err := m.checked(fctx, key, m.counters(key.Kind), stored); err == nil {
+					if v, err := decodeValue[T](e, m.codec); err == nil {
+						mine = v
+						return stored, nil
+					}
+				}
+			}
+			if release != nil {
+				defer release()
+			}
+		}
 		// Tag versions are read before fn runs: if a tag is invalidated
 		// while fn computes (from data the invalidation made stale), the
 		// entry carries the old version and reads as a miss.

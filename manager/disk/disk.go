@@ -8,10 +8,8 @@
 // sentinel errors. Cache makes them match the manager's too: a missing key
 // matches both engine.ErrNotFound and manager.ErrNotFound.
 //
-// GetOrSet stampede protection is per process for now. Several processes
-// on one directory will share one engine through its owner once the
-// multi-process handoff lands; until then the engine refuses a second
-// process (engine.ErrOwned).
+// GetOrSet computes a missing value once across every process that shares
+// the directory: the engine's Add (through the owner) takes a lease.
 package disk
 
 import (
@@ -34,6 +32,7 @@ var (
 	_ manager.BatchGetter = (*Cache)(nil)
 	_ manager.BatchSetter = (*Cache)(nil)
 	_ manager.TTLGetter   = (*Cache)(nil)
+	_ manager.Adder       = (*Cache)(nil)
 )
 
 // Open opens the cache in dir with engine.Open (opts may be nil) and wraps
@@ -69,6 +68,14 @@ func (d *Cache) GetWithTTL(ctx context.Context, key string) ([]byte, time.Durati
 func (d *Cache) GetMany(ctx context.Context, keys []string) (map[string][]byte, error) {
 	m, err := d.c.GetMany(ctx, keys)
 	return m, translate(err)
+}
+
+// Add stores value under key only if key holds no entry; GetOrSet leases
+// with it, so that one process of those sharing the directory computes a
+// missing value.
+func (d *Cache) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	ok, err := d.c.Add(ctx, key, value, ttl)
+	return ok, translate(err)
 }
 
 // Set stores value under key; a ttl <= 0 means it never expires.

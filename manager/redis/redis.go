@@ -47,6 +47,7 @@ var (
 	_ manager.Backend     = (*Cache)(nil)
 	_ manager.BatchGetter = (*Cache)(nil)
 	_ manager.BatchSetter = (*Cache)(nil)
+	_ manager.Adder       = (*Cache)(nil)
 	_ manager.TTLGetter   = (*Cache)(nil)
 	_ manager.Tagger      = (*Cache)(nil)
 )
@@ -166,6 +167,30 @@ func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 		return c.fail("set", key, err)
 	}
 	return nil
+}
+
+// Add stores value under key only if key holds none (SET NX); GetOrSet
+// leases with it, so that one client of those sharing the server computes
+// a missing value.
+func (c *Cache) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	if err := c.enter(ctx); err != nil {
+		return false, err
+	}
+	s := c.client.B().Set().Key(c.prefix + key).Value(rueidis.BinaryString(value)).Nx()
+	var cmd rueidis.Completed
+	if ttl > 0 {
+		cmd = s.PxMilliseconds(millis(ttl)).Build()
+	} else {
+		cmd = s.Build()
+	}
+	err := c.client.Do(ctx, cmd).Error()
+	if rueidis.IsRedisNil(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, c.fail("add", key, err)
+	}
+	return true, nil
 }
 
 func (c *Cache) setCmd(key string, value []byte, ttl time.Duration) rueidis.Completed {
