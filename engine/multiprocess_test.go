@@ -248,6 +248,9 @@ func loopAcks(t *testing.T, ch *child, until func(n int) bool) (acked []int, max
 // had succeeded is there afterwards. (d) The same with a clean Close of the
 // owner: no error at all reaches the forwarder.
 func TestHandoff(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real processes; timings under -race mean little")
+	}
 	for _, how := range []string{"sigkill", "close"} {
 		t.Run(how, func(t *testing.T) {
 			dir := t.TempDir()
@@ -271,7 +274,11 @@ func TestHandoff(t *testing.T) {
 			if len(more) < 3000 {
 				t.Fatalf("the writer stopped after the owner went away: %d more acks, errors %v", len(more), errs)
 			}
-			if gap > time.Second {
+			// After a SIGKILL the writer must carry on within a second. A
+			// clean Close first drains the calls in flight and closes the
+			// store (saving its state), so its pause is longer and has no
+			// bound but HandoffWindow: its promise is no errors.
+			if how == "sigkill" && gap > time.Second {
 				t.Errorf("the writer paused %v across the handoff (max 1s)", gap)
 			}
 			if len(errs) > 0 {

@@ -1,0 +1,436 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// row is one line of the throughput table: a label and how to show a
+// peer's result for it. chart, when set, is the panel the row gets in the
+// chart, with the number it plots.
+type row struct {
+	workload string
+	label    string
+	cell     func(r *runner, res *result) string
+	chart    string
+	value    func(res *result) (float64, bool)
+}
+
+func metric(name string) func(*result) (float64, bool) {
+	return func(res *result) (float64, bool) {
+		v, ok := res.Metrics[name]
+		return v, ok
+	}
+}
+
+func (r *runner) rows() []row {
+	p := r.p
+	rate := func(name string) func(*runner, *result) string {
+		return func(_ *runner, res *result) string { return perSecond(res.Metrics[name]) }
+	}
+	withLat := func(sfx string) func(*runner, *result) string {
+		return func(_ *runner, res *result) string {
+			return fmt.Sprintf("%s (%.1f / %.1f µs)", perSecond(res.Metrics["get_ops"+sfx]),
+				res.Metrics["p50_us"+sfx], res.Metrics["p99_us"+sfx])
+		}
+	}
+	withMB := func(ops, mbs string) func(*runner, *result) string {
+		return func(_ *runner, res *result) string {
+			return fmt.Sprintf("%s (%.0f MB/s)", perSecond(res.Metrics[ops]), res.Metrics[mbs])
+		}
+	}
+	return []row{
+		{"W1", fmt.Sprintf("W1 fill: %s Sets of %d B, random order", count(p.N1), valueW1), rate("set_ops"),
+			"W1 fill, Sets/s", metric("set_ops")},
+		{"W2", fmt.Sprintf("W2 read: %s uniform Gets, 1 worker (p50 / p99)", count(p.N2)), withLat("_1"),
+			"W2 read, 1 worker, Gets/s", metric("get_ops_1")},
+		{"W2", fmt.Sprintf("W2 read: %d workers (p50 / p99)", workersW2), withLat(fmt.Sprint("_", workersW2)),
+			fmt.Sprintf("W2 read, %d workers, Gets/s", workersW2), metric(fmt.Sprint("get_ops_", workersW2))},
+		{"W3", fmt.Sprintf("W3 zipf %.1f, 90%% Get / 10%% Set, %s ops, %d workers", zipfS, count(p.N3), workersW3), rate("ops"),
+			"W3 zipf 90/10, ops/s", metric("ops")},
+		{"W4", fmt.Sprintf("W4 large: %s Sets of %d KiB", count(p.N4), valueW4>>10), withMB("set_ops", "set_mbs"),
+			"W4 16 KiB Sets/s", metric("set_ops")},
+		{"W4", fmt.Sprintf("W4 large: %s random Gets", count(p.N4)), withMB("get_ops", "get_mbs"),
+			"W4 16 KiB Gets/s", metric("get_ops")},
+		{"W5", fmt.Sprintf("W5 TTL: %s Sets with a %s TTL", count(p.N5), ttlW5), rate("set_ops"),
+			"W5 Sets with TTL, Sets/s", metric("set_ops")},
+		{"W5", fmt.Sprintf("W5 returned %s after the last Set (must be 0)", checkW5), func(_ *runner, res *result) string {
+			if n := res.Metrics["returned"]; n > 0 {
+				return fmt.Sprintf("**%.0f: FAIL**", n)
+			}
+			return "0"
+		}, "", nil},
+		{"W5", fmt.Sprintf("W5 disk: empty → peak → after waiting up to %s", p.Window.Round(time.Second)), reclaimCell, "", nil},
+		{"W5", "W5 disk after an explicit reclaim (see setup)", explicitCell, "", nil},
+		{"W6", fmt.Sprintf("W6 size limit %s: %s Sets of %d KiB + hot Gets, ops/s", mib(p.Limit), count(p.N6), valueW6>>10), rate("ops"),
+			"W6 size limit, ops/s", metric("ops")},
+		{"W6", "W6 disk: max / final (after close)", func(_ *runner, res *result) string {
+			return fmt.Sprintf("%s / %s", mib(res.DiskPeak), mib(res.DiskAfter))
+		}, "", nil},
+		{"W6", fmt.Sprintf("W6 hot-set (%s keys) hit ratio", count(p.Hot6)), func(_ *runner, res *result) string {
+			return fmt.Sprintf("%.1f%%", 100*res.Metrics["hot_hit"])
+		}, "", nil},
+		{"W7", fmt.Sprintf("W7 %d processes: W2's Gets, total Gets/s", procsW7), rate("w2_ops"),
+			fmt.Sprintf("W7 %d processes, W2 Gets/s", procsW7), metric("w2_ops")},
+		{"W7", fmt.Sprintf("W7 %d processes: W3's ops, total ops/s", procsW7), rate("w3_ops"),
+			fmt.Sprintf("W7 %d processes, W3 ops/s", procsW7), metric("w3_ops")},
+	}
+}
+
+func reclaimCell(_ *runner, res *result) string {
+	m := res.Metrics
+	s := fmt.Sprintf("%s → %s → %s", mib(int64(m["disk_empty"])), mib(int64(m["disk_peak"])), mib(int64(m["disk_wait"])))
+	if t := m["reclaim_s"]; t >= 0 {
+		return s + fmt.Sprintf(": %.0f%% back by %.1f s", 100*m["back"], t)
+	}
+	return s + ": nothing back"
+}
+
+func explicitCell(_ *runner, res *result) string {
+	m := res.Metrics
+	if _, ok := m["disk_explicit"]; ok {
+		return fmt.Sprintf("%s in %.1f s", mib(int64(m["disk_explicit"])), m["explicit_s"])
+	}
+	if m["back"] >= 0.5 {
+		return "not needed"
+	}
+	if m["no_explicit"] == 1 {
+		return "none: its sweeper is the way"
+	}
+	return "–"
+}
+
+// cell is a peer's entry for a row, or why it has none.
+func (r *runner) cell(peer string, rw row) string {
+	if _, ok := r.skipped[peer]; ok {
+		return "skipped"
+	}
+	res, ok := r.results[peer][rw.workload]
+	if !ok {
+		return "–"
+	}
+	switch {
+	case res.Error != "":
+		return "**error**"
+	case res.Skipped != "":
+		// "n/a: why" or "not yet: why": the why is in the setup table.
+		short, _, _ := strings.Cut(res.Skipped, ":")
+		return short
+	}
+	return rw.cell(r, res)
+}
+
+func (r *runner) writeReport() error {
+	var b bytes.Buffer
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	ps := r.cfg.peers
+	w("# diskcache beside its peers\n\n")
+	w("Written by the harness in this folder (`cd benchmarks && go run .`) on %s, at scale %g, in %s.\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), r.cfg.scale, r.elapsed.Round(time.Second))
+	w("The chart is [results.svg](results.svg). Every workload ran against each peer in a process of its own.\n\n")
+
+	w("## Throughput\n\n")
+	w("| workload |")
+	for _, p := range ps {
+		w(" %s |", p)
+	}
+	w("\n|---|")
+	for range ps {
+		w("---|")
+	}
+	w("\n")
+	for _, rw := range r.rows() {
+		if !r.selected(rw.workload) {
+			continue
+		}
+		w("| %s |", rw.label)
+		for _, p := range ps {
+			w(" %s |", r.cell(p, rw))
+		}
+		w("\n")
+	}
+
+	w("\n## Disk after each run, and peak RSS\n\n")
+	w("Disk is what `du` counts under the store's directory after the process closed it; peak RSS is the\n")
+	w("process's VmHWM (for W7 the largest of the %d processes).\n\n", procsW7)
+	w("| workload |")
+	for _, p := range ps {
+		w(" %s |", p)
+	}
+	w("\n|---|")
+	for range ps {
+		w("---|")
+	}
+	w("\n")
+	for _, wl := range workloads {
+		if !r.selected(wl) {
+			continue
+		}
+		w("| %s |", wl)
+		for _, p := range ps {
+			res, ok := r.results[p][wl]
+			switch {
+			case r.skipped[p] != "":
+				w(" skipped |")
+			case !ok:
+				w(" – |")
+			case res.Error != "":
+				w(" **error** |")
+			case res.Skipped != "":
+				w(" n/a |")
+			default:
+				w(" %s / %s |", mib(res.DiskAfter), mib(res.PeakRSS))
+			}
+		}
+		w("\n")
+	}
+	r.writeErrors(w)
+	r.writeSetup(w)
+	if err := os.MkdirAll(filepath.Dir(r.cfg.out), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(r.cfg.out, b.Bytes(), 0o644); err != nil {
+		return err
+	}
+	return r.writeChart(filepath.Join(filepath.Dir(r.cfg.out), "results.svg"))
+}
+
+func (r *runner) selected(w string) bool {
+	for _, s := range r.cfg.workloads {
+		if s == w {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *runner) writeErrors(w func(string, ...any)) {
+	var lines []string
+	for _, p := range r.cfg.peers {
+		if why := r.skipped[p]; why != "" {
+			lines = append(lines, fmt.Sprintf("- %s skipped: %s", p, why))
+		}
+		for _, wl := range workloads {
+			if res, ok := r.results[p][wl]; ok && res.Error != "" {
+				// The work directory is a temporary path of this machine.
+				msg := strings.ReplaceAll(oneLine(res.Error), r.work, "<work>")
+				lines = append(lines, fmt.Sprintf("- %s %s error: `%s`", p, wl, msg))
+			}
+		}
+	}
+	if len(lines) > 0 {
+		w("\n## Errors and skips\n\n%s\n", strings.Join(lines, "\n"))
+	}
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+
+func (r *runner) writeSetup(w func(string, ...any)) {
+	p := r.p
+	w("\n## How each peer is set up\n\n")
+	w("| peer | durability of a returned write | read cache | TTL | size limit | expired entries' space | several processes |\n")
+	w("|---|---|---|---|---|---|---|\n")
+	for _, name := range r.cfg.peers {
+		pr, _ := peerByName(name)
+		mp := pr.multiProcess
+		if mp == "" {
+			mp = "yes"
+			if name == diskcachePeer.name {
+				mp = "by handing off to the owner process"
+			}
+		}
+		w("| %s | %s | %s | %s | %s | %s | %s |\n", name, pr.durability, pr.blockCache, pr.ttl, pr.limit, pr.reclaim, mp)
+	}
+	w("\nAll peers compare writes at the same durability: a write that returned survives kill -9 of the process\n")
+	w("but not a power cut. diskcache runs with its defaults (1 GiB size limit, S2 compression of values from\n")
+	w("512 B) except SweepInterval 1 s in W5 and SizeLimit in W6; raw Pebble gets exactly the Pebble options and\n")
+	w("write options diskcache derives for the same settings (`engine.PebbleOptions`, Snappy blocks). Badger runs\n")
+	w("its defaults (Snappy blocks) with WithTTL, SyncWrites off and its logger off; bbolt one bucket with\n")
+	w("NoSync, one read-write transaction per Set. python-diskcache runs its defaults but for the page cache.\n\n")
+
+	w("## Workloads\n\n")
+	w("Keys are 16-24 bytes; half of every workload's values are random bytes, half text. Seeds are fixed and every\n")
+	w("peer runs the same operations: SHA-256 over each workload's operations, checked against the Python\n")
+	w("script's own: ")
+	for _, wl := range []string{"W1", "W2", "W3", "W4", "W5", "W6"} {
+		w("%s `%.12s` ", wl, r.digests[wl])
+	}
+	w("(W7 reuses W2's and W3's).\n\n")
+	w("- W1 fill: %s Sets of %d-byte values in a random order, one worker, into an empty store.\n", count(p.N1), valueW1)
+	w("- W2 read: %s uniform random Gets over W1's keys, with 1 and %d workers (goroutines; threads in Python).\n", count(p.N2), workersW2)
+	w("- W3 zipf: %s ops over W1's keys, zipf s = %.1f over ranks scattered across the keys, 1 in %d a Set, %d workers.\n", count(p.N3), zipfS, setShare, workersW3)
+	w("- W4 large: %s Sets of %d KiB values, then %s uniform random Gets, one worker, into an empty store.\n", count(p.N4), valueW4>>10, count(p.N4))
+	w("- W5 TTL: %s Sets of %d B with a %s TTL; %s after the last Set every key is read and none may come back;\n", count(p.N5), valueW1, ttlW5, checkW5)
+	w("  then `du` every 250 ms until %s after the last Set, or until half of what the Sets added is back and\n", p.Window.Round(time.Second))
+	w("  nothing more came back for %s. A peer that gave less than half back is then asked to reclaim the way\n", settleW5)
+	w("  its users would (setup table), and `du` is read again once it stops falling. Pebble keeps its recycled\n")
+	w("  WAL files: diskcache and raw Pebble never go back to the empty size. python-diskcache culls expired rows\n")
+	w("  on every Set, so its peak stays low while Sets keep coming.\n")
+	w("- W6 size limit: a %s limit (diskcache's SizeLimit, python-diskcache's size_limit; the other peers have\n", mib(p.Limit))
+	w("  none), %s of %d KiB values (the limit stays at every scale; the scale applies to the data past it):\n", mib(int64(p.N6)*valueW6), valueW6>>10)
+	w("  %s hot keys first, then each other key's Set is followed by a Get of the next hot key; a hot Get that\n", count(p.Hot6))
+	w("  misses sets the key again. Max disk is sampled every 100 ms.\n")
+	w("- W7 multi-process: %d processes on W1's directory, each running a quarter of W2's Gets, then of W3's ops,\n", procsW7)
+	w("  each phase started in all processes at once; throughput is all their ops over the phase's wall time.\n\n")
+
+	w("## Notes\n\n")
+	if res, ok := r.results[diskcachePeer.name]["W6"]; ok && res.Error == "" {
+		maxX, finalX := float64(res.DiskPeak)/float64(p.Limit), float64(res.DiskAfter)/float64(p.Limit)
+		if maxX > 2 {
+			w("- diskcache kept everything in W6 (max %.2fx, final %.2fx its limit): the size limit (issue 3) is not\n", maxX, finalX)
+			w("  in the build measured, so its W6 numbers are those of a store without a limit.\n")
+		} else {
+			w("- diskcache's disk use in W6: max %.2fx, final %.2fx its limit (sampled every 100 ms).\n", maxX, finalX)
+		}
+	}
+	if res, ok := r.results[diskcachePeer.name]["W7"]; ok && res.Skipped != "" {
+		_, why, _ := strings.Cut(res.Skipped, ": ")
+		w("- W7 for diskcache is not yet possible: it %s. The harness tries it on every run and reports it once a\n", why)
+		w("  second process can open the directory.\n")
+	}
+	if r.cfg.scale < smokeScale {
+		w("- This is a smoke run (scale %g): each workload ran once and the numbers only show that the harness works.\n", r.cfg.scale)
+	} else {
+		w("- Numbers are the medians of 3 runs where a run's timed part took under %s; W5 and W7 run once.\n", shortRun)
+	}
+	w("- The page cache is warm: every store fits in this machine's RAM and nothing drops caches between runs, so\n")
+	w("  reads measure the stores' code paths and their in-memory caches, not the disk.\n")
+	w("- Peak RSS includes the harness's own data in the same process (keys and op streams): in Go %s at W2,\n", mib(r.baseRSS("W2", false)))
+	w("  in Python %s at W2 (the interpreter and the lists).\n", mib(r.baseRSS("W2", true)))
+	w("- python-diskcache's numbers include the interpreter: the same operations from Python code, as its\n")
+	w("  users run them; its 4 workers are threads under the GIL (W7 gives it 4 processes).\n")
+	w("- Latencies (p50 / p99) are each Get's wall time, taken around the call in the worker.\n")
+	w("- Disk bytes are allocated blocks as `du` counts them (sparse preallocated files count what they hold).\n")
+
+	w("\n## Machine and versions\n\n")
+	for _, l := range r.machine() {
+		w("- %s\n", l)
+	}
+}
+
+// baseRSS is the harness's own peak RSS in a workload's process, for the
+// Go peers or for Python.
+func (r *runner) baseRSS(wl string, python bool) int64 {
+	for _, p := range r.cfg.peers {
+		if (p == pythonPeer.name) != python {
+			continue
+		}
+		if res, ok := r.results[p][wl]; ok && res.BaseRSS > 0 {
+			return res.BaseRSS
+		}
+	}
+	return 0
+}
+
+func (r *runner) machine() []string {
+	var lines []string
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	var si syscall.Sysinfo_t
+	syscall.Sysinfo(&si)
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	lines = append(lines, fmt.Sprintf("%s, %d cores, %.0f GiB RAM, Linux %s, stores on %s",
+		cpu, runtime.NumCPU(), float64(si.Totalram)*float64(si.Unit)/(1<<30), strings.TrimSpace(string(kernel)), fsType(r.work)))
+	lines = append(lines, fmt.Sprintf("load average (1, 5, 15 min): %s when the run started, %s when it ended (the machine is shared)", r.loadStart, loadAvg()))
+	lines = append(lines, runtime.Version()+" "+runtime.GOOS+"/"+runtime.GOARCH)
+	var mods []string
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			switch d.Path {
+			case "github.com/cockroachdb/pebble/v2", "github.com/dgraph-io/badger/v4", "go.etcd.io/bbolt", "gonum.org/v1/plot":
+				mods = append(mods, d.Path+" "+d.Version)
+			}
+		}
+	}
+	lines = append(lines, "diskcache: "+repoVersion()+"; "+strings.Join(mods, ", "))
+	if r.pyVersion != "" {
+		lines = append(lines, r.pyVersion+" (Debian's python3-diskcache)")
+	}
+	return lines
+}
+
+// repoVersion names the commit the harness was built from, if git can tell.
+func repoVersion() string {
+	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return "the working tree"
+	}
+	v := "commit " + strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=all", "..").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
+		v += " with uncommitted changes"
+	}
+	return v
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], ", ")
+}
+
+func fsType(dir string) string {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return "an unknown file system"
+	}
+	switch st.Type {
+	case 0xEF53:
+		return "ext4"
+	case 0x58465342:
+		return "xfs"
+	case 0x9123683E:
+		return "btrfs"
+	case 0x01021994:
+		return "tmpfs (memory!)"
+	case 0x794c7630:
+		return "overlayfs"
+	}
+	return fmt.Sprintf("file system type %#x", st.Type)
+}
+
+// perSecond formats a rate: 950/s, 12.3k/s, 1.23M/s.
+func perSecond(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM/s", v/1e6)
+	case v >= 1e4:
+		return fmt.Sprintf("%.0fk/s", v/1e3)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1fk/s", v/1e3)
+	}
+	return fmt.Sprintf("%.0f/s", v)
+}
+
+// count formats an operation count: 500,000.
+func count(n int) string {
+	s := fmt.Sprint(n)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
