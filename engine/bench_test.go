@@ -216,3 +216,54 @@ func BenchmarkForwarded(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCompareZipf is the benchmarks' W3 on one page: zipf (s = 1.1)
+// over 100,000 loaded keys, 90% Get / 10% Set, 4 goroutines, against raw
+// Pebble with the same options.
+//
+//	go test ./engine -run XXX -bench CompareZipf -benchtime 500000x
+func BenchmarkCompareZipf(b *testing.B) {
+	for _, name := range []string{"diskcache", "pebble"} {
+		b.Run(name, func(b *testing.B) {
+			var s benchStore
+			if name == "diskcache" {
+				c, err := Open(b.TempDir(), nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				s = cacheStore{c}
+			} else {
+				ps, err := openPebbleStore(b.TempDir(), nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				s = ps
+			}
+			defer s.close()
+			kv := newBenchKV(100000)
+			for i := range kv.keys {
+				s.set(kv.keys[i], kv.values[i])
+			}
+			s.settle()
+			b.ResetTimer()
+			var mu sync.Mutex
+			zipfs := map[*rand.Rand]*rand.Zipf{}
+			runWorkers(b, 4, b.N, func(i int, rng *rand.Rand) error {
+				mu.Lock()
+				z := zipfs[rng]
+				if z == nil {
+					z = rand.NewZipf(rng, 1.1, 1, uint64(len(kv.keys)-1))
+					zipfs[rng] = z
+				}
+				mu.Unlock()
+				j := int(z.Uint64())
+				if i%10 == 0 {
+					return s.set(kv.keys[j], kv.values[j])
+				}
+				_, err := s.get(kv.keys[j])
+				return err
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+		})
+	}
+}

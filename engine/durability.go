@@ -56,14 +56,18 @@ type durability struct {
 }
 
 func (o *Options) durability() durability {
+	base := o.fs
+	if base == nil {
+		base = vfs.Default
+	}
 	switch {
 	case o.Sync:
-		return durability{fs: vfs.Default, write: pebble.Sync}
+		return durability{fs: base, write: pebble.Sync}
 	case o.FlushInterval > 0:
 		// Writes stay in Pebble's WAL buffer; the flusher pushes them out
 		// every FlushInterval (see flushLoop).
-		return durability{fs: processSafeFS{vfs.Default}, write: pebble.NoSync}
+		return durability{fs: processSafeFS{base}, write: pebble.NoSync}
 	default:
-		return durability{fs: processSafeFS{vfs.Default}, write: pebble.Sync}
+		return durability{fs: processSafeFS{base}, write: pebble.Sync}
 	}
 }

@@ -33,6 +33,11 @@ type limiter struct {
 	hard   int64 // above this a writer evicts before it writes
 
 	disk      atomic.Int64 // last disk usage the monitor saw
+	// pressure is set by the monitor while the live bytes are near the hard
+	// limit, so that a writer reads one flag, not the 16 shards of the
+	// counts. The monitor looks every 10 ms: what writers add in between is
+	// small beside the room between the budget and the hard limit.
+	pressure atomic.Bool
 	compactAt int64        // disk usage that starts slice compactions
 	waitAt    int64        // disk usage at which writers wait
 
@@ -148,7 +153,9 @@ func (c *store) monitorLoop() {
 		}
 		c.lim.now.Store(uint32(c.lim.tick(c.now())))
 		c.refreshDisk()
-		if live := c.keys.counts.bytes.load(); live > c.lim.budget {
+		live := c.keys.counts.bytes.load()
+		c.lim.pressure.Store(live > c.lim.budget)
+		if live > c.lim.budget {
 			if err := c.evict(live - c.lim.low); err != nil && c.bgCtx.Err() == nil {
 				c.log.Error("diskcache: eviction failed", "err", err)
 			}
@@ -263,9 +270,11 @@ func (c *store) evictOne(cand lru.Candidate) (int64, error) {
 // compaction, evicting as it waits, for a bounded time.
 func (c *store) backpressure(n int64) error {
 	l := c.lim
-	if live := c.keys.counts.bytes.load() + n; live > l.hard {
-		if err := c.evict(live - l.low); err != nil {
-			return err
+	if l.pressure.Load() {
+		if live := c.keys.counts.bytes.load() + n; live > l.hard {
+			if err := c.evict(live - l.low); err != nil {
+				return err
+			}
 		}
 	}
 	// The wait is bounded so that a stuck compaction cannot stop writes

@@ -175,7 +175,10 @@ func TestRecencySurvivesRestart(t *testing.T) {
 	}
 	defer c.Close()
 	// New writes push the old keys out; the hot quarter goes last.
-	for i := 0; i < 3500; i++ { // 14 MiB: about 1,800 old entries must go
+	// Enough new entries that about 1,500 of the 4,000 old ones must go:
+	// half the cold ones.
+	fits := int(c.local().lim.low / (4<<10 + 40))
+	for i := 0; i < fits-4000+1500; i++ {
 		for j := range v {
 			v[j] = byte(rng.Uint32())
 		}

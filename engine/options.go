@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/diskcache-go/diskcache/codec"
 	"github.com/diskcache-go/diskcache/ttl"
 )
@@ -66,6 +68,19 @@ type Options struct {
 	// Logger receives the cache's notable events (and Pebble's, at debug
 	// level). nil means slog.Default().
 	Logger *slog.Logger
+
+	// ResetIfDamaged lets Open delete and recreate the store of a damaged
+	// cache (Open failed with ErrCorrupt: a truncated or corrupt Pebble
+	// file, a missing file, a store of an unknown format) instead of
+	// failing: a cache can be rebuilt from its source. Only the store/
+	// folder is deleted, never other files in the directory, and only for
+	// damage, never for an I/O error such as a full disk. The reset is
+	// logged. diskcache check --repair does the same on demand.
+	ResetIfDamaged bool
+
+	// fs, when set, is the file system Pebble works on instead of the
+	// operating system's; tests set it to inject faults (fault_test.go).
+	fs vfs.FS
 }
 
 // withDefaults returns a copy of o (which may be nil) with every zero field
