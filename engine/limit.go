@@ -32,14 +32,14 @@ type limiter struct {
 	low    int64 // where a round of eviction stops
 	hard   int64 // above this a writer evicts before it writes
 
-	disk      atomic.Int64 // last disk usage the monitor saw
+	disk atomic.Int64 // last disk usage the monitor saw
 	// pressure is set by the monitor while the live bytes are near the hard
 	// limit, so that a writer reads one flag, not the 16 shards of the
 	// counts. The monitor looks every 10 ms: what writers add in between is
 	// small beside the room between the budget and the hard limit.
-	pressure atomic.Bool
-	compactAt int64        // disk usage that starts slice compactions
-	waitAt    int64        // disk usage at which writers wait
+	pressure  atomic.Bool
+	compactAt int64 // disk usage that starts slice compactions
+	waitAt    int64 // disk usage at which writers wait
 
 	mu      sync.Mutex // guards sampler, source and slice
 	sampler *lru.Sampler
