@@ -113,6 +113,7 @@ func BenchmarkCompare(b *testing.B) {
 	}{
 		{"default", Options{}},
 		{"bigcache", Options{CacheSize: 512 << 20}},
+		{"sync", Options{Sync: true}}, // run with a small -benchtime: every write is fsynced
 		{"flush", Options{FlushInterval: 100e6}},
 	}
 	for _, mode := range modes {

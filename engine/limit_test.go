@@ -204,3 +204,41 @@ func TestRecencySurvivesRestart(t *testing.T) {
 		t.Fatalf("%d of 1000 hot keys survived the restart's eviction, want 990", hot)
 	}
 }
+
+// BenchmarkSizeLimit runs the churn of TestSizeLimitHolds at a larger
+// limit and reports what the limit costs: Sets/s, the directory's peak
+// and settled size against the limit, and the live fraction (live bytes
+// over the limit) the cache keeps within it. The volume written is five
+// times the limit, whatever b.N.
+//
+//	go test ./engine -run XXX -bench 'SizeLimit/1GiB' -benchtime 1x
+func BenchmarkSizeLimit(b *testing.B) {
+	for _, limit := range []int64{64 << 20, 256 << 20, 1 << 30} {
+		b.Run(fmt.Sprintf("%dMiB", limit>>20), func(b *testing.B) {
+			dir := b.TempDir()
+			c, err := Open(dir, &Options{SizeLimit: limit})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			s := sampleDir(b, dir)
+			b.ResetTimer()
+			start := time.Now()
+			hits, reads := churn(b, c, "cold", int(5*limit), 4<<10, 1000)
+			elapsed := time.Since(start)
+			b.StopTimer()
+			var live float64
+			for i := 0; i < 50; i++ { // settle: up to 5 s
+				time.Sleep(100 * time.Millisecond)
+				live = float64(c.Stats().Bytes) / float64(limit)
+			}
+			final := dirSize(b, dir)
+			peak := s.Stop()
+			b.ReportMetric(float64(5*limit/(4<<10))/elapsed.Seconds(), "sets/s")
+			b.ReportMetric(float64(peak)/float64(limit), "peak/limit")
+			b.ReportMetric(float64(final)/float64(limit), "final/limit")
+			b.ReportMetric(live, "live/limit")
+			b.ReportMetric(100*float64(hits)/float64(reads), "hot-hit-%")
+		})
+	}
+}
