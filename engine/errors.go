@@ -22,6 +22,16 @@ var (
 	// ErrOwned is returned by Open when another process owns the directory
 	// but does not answer on its socket within Options.HandoffWindow.
 	ErrOwned = errors.New("diskcache: directory is owned by another process")
+	// ErrStoreFailed is returned by every write after the store failed to
+	// write its log (an I/O error, a full disk, a failed fsync): Pebble
+	// takes no more writes until the store is reopened. Reads go on. Close
+	// the Cache and Open it again once the disk works (health.go).
+	ErrStoreFailed = errors.New("diskcache: store failed; close and reopen the cache")
+	// ErrWritesSuspended is returned by writes while the store cannot
+	// flush to disk (full or failing). Reads go on, and writes resume by
+	// themselves once a flush succeeds. The error wraps the disk's, so
+	// errors.Is(err, syscall.ENOSPC) tells a full disk.
+	ErrWritesSuspended = errors.New("diskcache: writes suspended")
 )
 
 type notFound struct{}

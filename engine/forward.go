@@ -73,7 +73,7 @@ func (f *forwarder) fail(err error) error {
 		return fmt.Errorf("%w (pid %d, %s): %w", errOwnerGone, f.pid, f.path, err)
 	}
 	msg := strings.TrimPrefix(re.Error(), "ERR ")
-	for _, sentinel := range []error{ErrClosed, ErrValueTooLarge, ErrKeyTooLarge, ErrCorrupt, ErrNotInteger, ErrOverflow} {
+	for _, sentinel := range []error{ErrClosed, ErrValueTooLarge, ErrKeyTooLarge, ErrCorrupt, ErrNotInteger, ErrOverflow, ErrStoreFailed, ErrWritesSuspended} {
 		if strings.Contains(msg, sentinel.Error()) {
 			if sentinel == ErrClosed {
 				return fmt.Errorf("%w (pid %d): it is closing", errOwnerGone, f.pid)

@@ -153,6 +153,9 @@ func (c *store) monitorLoop() {
 		}
 		c.lim.now.Store(uint32(c.lim.tick(c.now())))
 		c.refreshDisk()
+		if c.health.writable() != nil {
+			continue // the disk takes no writes: nothing can be evicted or compacted (health.go)
+		}
 		live := c.keys.counts.bytes.load()
 		c.lim.pressure.Store(live > c.lim.budget)
 		if live > c.lim.budget {
@@ -165,7 +168,7 @@ func (c *store) monitorLoop() {
 		}
 		if time.Since(lastSnapshot) > time.Minute {
 			lastSnapshot = time.Now()
-			if err := c.saveAccess(); err != nil && c.bgCtx.Err() == nil {
+			if err := c.guard(c.saveAccess); err != nil && c.bgCtx.Err() == nil {
 				c.log.Error("diskcache: saving the access clock failed", "err", err)
 			}
 		}
@@ -194,7 +197,7 @@ func (c *store) compactNextSlice() {
 		defer c.bg.Done()
 		defer c.lim.compacting.Store(false)
 		lo, hi := dataSlice(i, reclaimSlices)
-		if err := c.db.Compact(c.bgCtx, lo, hi, false); err != nil && c.bgCtx.Err() == nil {
+		if err := c.compact(lo, hi); err != nil && c.bgCtx.Err() == nil {
 			c.log.Error("diskcache: compaction failed", "err", err)
 		}
 		c.refreshDisk()

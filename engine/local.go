@@ -118,7 +118,7 @@ func (c *store) read(key string, decode bool) ([]byte, time.Duration, error) {
 		return nil, 0, ErrNotFound
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("diskcache: get %q: %w", key, err)
+		return nil, 0, fmt.Errorf("diskcache: get %q: %w", key, corruptIf(err))
 	}
 	defer closer.Close()
 	var hdr codec.Header
@@ -314,7 +314,7 @@ func (c *store) Clear(ctx context.Context) error {
 	if err := b.DeleteRange(xl, xu, nil); err != nil {
 		return err
 	}
-	if err := b.Commit(c.write); err != nil {
+	if err := c.apply(b); err != nil {
 		return fmt.Errorf("diskcache: clear %s: %w", c.dir, err)
 	}
 	c.keys.counts.entries.store(0)
@@ -341,7 +341,7 @@ func (c *store) lookup(dk []byte, withRecord bool) (oldRecord, bool, error) {
 		return oldRecord{}, false, nil
 	}
 	if err != nil {
-		return oldRecord{}, false, fmt.Errorf("diskcache: read %q: %w", userKey(dk), err)
+		return oldRecord{}, false, fmt.Errorf("diskcache: read %q: %w", userKey(dk), corruptIf(err))
 	}
 	defer closer.Close()
 	h, err := codec.DecodeHeader(v)
@@ -413,7 +413,7 @@ func (c *store) stageDelete(b *pebble.Batch, dk []byte, old oldRecord) counts {
 // holds the stripes of b's keys, so no other writer sees the counts between
 // the commit and the update.
 func (c *store) commit(b *pebble.Batch, d counts) error {
-	if err := b.Commit(c.write); err != nil {
+	if err := c.apply(b); err != nil {
 		return err
 	}
 	c.keys.counts.add(rand.Uint64(), d)

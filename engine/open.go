@@ -47,6 +47,7 @@ type store struct {
 
 	sweeper *ttl.Sweeper
 	reclaim reclaimer
+	health  health // Pebble's failures (health.go)
 
 	// bg runs background work (the WAL flusher, compactions after Clear);
 	// Close cancels it and waits.
@@ -83,7 +84,7 @@ func openStore(abs string, o Options, lock *ownerLock) (*store, error) {
 		lim:   newLimiter(&o),
 	}
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
-	if err := c.openPebble(); err != nil {
+	if err := c.openPebbleOrReset(); err != nil {
 		c.bgCancel()
 		return nil, err
 	}
@@ -112,12 +113,13 @@ func (c *store) openPebble() error {
 	d := c.opts.durability()
 	c.write = d.write
 	path := filepath.Join(c.dir, storeDir)
-	db, err := pebble.Open(path, pebbleOptions(&c.opts, d))
-	if err != nil {
-		if pebble.IsCorruptionError(err) {
-			err = fmt.Errorf("%w: %w", ErrCorrupt, err)
-		}
+	po := c.health.attach(pebbleOptions(&c.opts, d), c.log, c.dir)
+	if err := preflight(po.FS, path, 2*po.MemTableSize); err != nil {
 		return fmt.Errorf("diskcache: open %s: %w", c.dir, err)
+	}
+	db, err := pebble.Open(path, po)
+	if err != nil {
+		return fmt.Errorf("diskcache: open %s: %w", c.dir, damaged(po.FS, path, err))
 	}
 	c.db = db
 	if err := c.checkFormat(); err != nil {
@@ -173,11 +175,8 @@ func (c *store) Close() error {
 	c.closed = true
 	c.gate.unlockAll()
 	c.bg.Wait()
-	err := c.saveAccess()
-	if serr := c.saveKeyState(); err == nil {
-		err = serr
-	}
-	if cerr := c.db.Close(); err == nil {
+	err := c.saveState()
+	if cerr := c.closePebble(); err == nil {
 		err = cerr
 	}
 	if lerr := c.lock.release(); err == nil {

@@ -82,5 +82,5 @@ func (p pebbleLogger) Errorf(format string, args ...any) {
 func (p pebbleLogger) Fatalf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	p.l.Error(msg, "component", "pebble")
-	panic("diskcache: pebble: " + msg)
+	panic(newPebbleFatal(msg, args)) // store.guard recovers it where it can (health.go)
 }

@@ -95,13 +95,13 @@ func (c *store) Reclaim(freed int64) error {
 	n := c.reclaim.plan(freed, c.keys.counts.bytes.load())
 	for i := 0; i < n; i++ {
 		lo, hi := dataSlice(c.reclaim.next(), reclaimSlices)
-		if err := c.db.Compact(c.bgCtx, lo, hi, false); err != nil {
+		if err := c.compact(lo, hi); err != nil {
 			return fmt.Errorf("diskcache: compact %s: %w", c.dir, err)
 		}
 	}
 	if n > 0 {
 		lo, hi := ttl.IndexSpan()
-		if err := c.db.Compact(c.bgCtx, lo, hi, false); err != nil {
+		if err := c.compact(lo, hi); err != nil {
 			return fmt.Errorf("diskcache: compact %s: %w", c.dir, err)
 		}
 	}
@@ -145,7 +145,7 @@ func (c *store) compactInBackground(lo, hi []byte) {
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
-		if err := c.db.Compact(c.bgCtx, lo, hi, false); err != nil && c.bgCtx.Err() == nil {
+		if err := c.compact(lo, hi); err != nil && c.bgCtx.Err() == nil {
 			c.log.Error("diskcache: compaction failed", "err", err)
 		}
 	}()
@@ -164,7 +164,7 @@ func (c *store) flushLoop() {
 		case <-t.C:
 			// A synced empty write makes Pebble write(2) its WAL buffer;
 			// the sync itself is a no-op on processSafeFS.
-			if err := c.db.LogData(nil, pebble.Sync); err != nil {
+			if err := c.guard(func() error { return c.db.LogData(nil, pebble.Sync) }); err != nil {
 				c.log.Error("diskcache: flush WAL failed", "err", err)
 			}
 		}

@@ -92,7 +92,7 @@ Exit codes: 0 success, 1 runtime error (a missing key too), 2 usage error.`,
 	root.CompletionOptions.DisableDefaultCmd = true
 	root.AddCommand(
 		a.getCommand(), a.setCommand(), a.delCommand(), a.existsCommand(), a.ttlCommand(),
-		a.lenCommand(), a.clearCommand(), a.statsCommand(), a.serveCommand(),
+		a.lenCommand(), a.clearCommand(), a.statsCommand(), a.serveCommand(), a.checkCommand(),
 	)
 	// The help command's unknown topics are usage errors too.
 	root.SetHelpCommand(&cobra.Command{
