@@ -149,14 +149,14 @@ func (f *forwarder) int(r rueidis.RedisResult) (int64, error) {
 
 func (f *forwarder) Get(ctx context.Context, key string) ([]byte, error) {
 	v, err := f.bytes(f.do(ctx, "GET", key))
-	f.stats.countRead(err)
+	f.stats.countRead(0, err)
 	return v, err
 }
 
 func (f *forwarder) GetWithTTL(ctx context.Context, key string) ([]byte, time.Duration, error) {
 	rs := f.client.DoMulti(ctx, f.cmd("GET", key), f.cmd("PTTL", key))
 	v, err := f.bytes(rs[0])
-	f.stats.countRead(err)
+	f.stats.countRead(0, err)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -444,14 +444,4 @@ func (f *forwarder) Stats() Stats {
 		}
 	}
 	return s
-}
-
-// countRead counts a read's hit or miss.
-func (s *statCounters) countRead(err error) {
-	switch {
-	case err == nil:
-		s.hits.add(0, 1)
-	case errors.Is(err, ErrNotFound):
-		s.misses.add(0, 1)
-	}
 }

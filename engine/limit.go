@@ -41,10 +41,9 @@ type limiter struct {
 	compactAt int64 // disk usage that starts slice compactions
 	waitAt    int64 // disk usage at which writers wait
 
-	mu      sync.Mutex // guards sampler, source and slice
+	mu      sync.Mutex // guards sampler and source
 	sampler *lru.Sampler
 	source  *evictSource
-	slice   int // next hash slice to compact
 
 	evictions    counter
 	evictedBytes counter
@@ -188,15 +187,11 @@ func (c *store) compactNextSlice() {
 	if !c.lim.compacting.CompareAndSwap(false, true) {
 		return
 	}
-	c.lim.mu.Lock()
-	i := c.lim.slice
-	c.lim.slice = (i + 1) % reclaimSlices
-	c.lim.mu.Unlock()
+	lo, hi := c.slices.next()
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()
 		defer c.lim.compacting.Store(false)
-		lo, hi := dataSlice(i, reclaimSlices)
 		if err := c.compact(lo, hi); err != nil && c.bgCtx.Err() == nil {
 			c.log.Error("diskcache: compaction failed", "err", err)
 		}

@@ -34,13 +34,10 @@ func (c *store) GetWithTTL(ctx context.Context, key string) ([]byte, time.Durati
 		return nil, 0, err
 	}
 	v, left, err := c.read(key, true)
+	c.stats.countRead(sh, err)
 	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			c.stats.misses.add(sh, 1)
-		}
 		return nil, 0, err
 	}
-	c.stats.hits.add(sh, 1)
 	return v, left, nil
 }
 
@@ -90,13 +87,11 @@ func (c *store) GetMany(ctx context.Context, keys []string) (map[string][]byte, 
 			return nil, err
 		}
 		v, _, err := c.read(k, true)
+		c.stats.countRead(sh, err)
 		switch {
 		case err == nil:
-			c.stats.hits.add(sh, 1)
 			out[k] = v
-		case errors.Is(err, ErrNotFound):
-			c.stats.misses.add(sh, 1)
-		default:
+		case !errors.Is(err, ErrNotFound):
 			return nil, err
 		}
 	}

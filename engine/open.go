@@ -47,7 +47,8 @@ type store struct {
 
 	sweeper *ttl.Sweeper
 	reclaim reclaimer
-	health  health // Pebble's failures (health.go)
+	slices  sliceCursor // the next hash slice to compact
+	health  health      // Pebble's failures (health.go)
 
 	// bg runs background work (the WAL flusher, compactions after Clear);
 	// Close cancels it and waits.

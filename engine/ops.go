@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -179,7 +178,7 @@ func (c *store) GetDelete(ctx context.Context, key string) ([]byte, error) {
 		v = cur.value
 		return outcome{remove: true}, nil
 	})
-	c.countRead(sh, err)
+	c.stats.countRead(sh, err)
 	if err == nil {
 		c.stats.deletes.add(sh, 1)
 	}
@@ -203,7 +202,7 @@ func (c *store) GetExpire(ctx context.Context, key string, e Expiry) ([]byte, er
 		v = cur.value
 		return c.reexpire(cur, e, now)
 	})
-	c.countRead(sh, err)
+	c.stats.countRead(sh, err)
 	return v, err
 }
 
@@ -354,14 +353,4 @@ func (c *store) DeleteMany(ctx context.Context, keys ...string) (int, error) {
 // an entry (Redis MSETNX), and reports whether it did.
 func (c *store) SetManyIfAbsent(ctx context.Context, entries []Entry) (bool, error) {
 	return c.setMany(ctx, entries, true)
-}
-
-// countRead counts a read's hit or miss.
-func (c *store) countRead(sh uint64, err error) {
-	switch {
-	case err == nil:
-		c.stats.hits.add(sh, 1)
-	case errors.Is(err, ErrNotFound):
-		c.stats.misses.add(sh, 1)
-	}
 }

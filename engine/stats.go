@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 )
 
@@ -23,6 +24,17 @@ type Stats struct {
 type statCounters struct {
 	hits, misses, sets, deletes counter
 	expirations                 atomic.Int64
+}
+
+// countRead counts a read's hit (err == nil) or miss (ErrNotFound) in the
+// given shard; other errors count as neither.
+func (s *statCounters) countRead(shard uint64, err error) {
+	switch {
+	case err == nil:
+		s.hits.add(shard, 1)
+	case errors.Is(err, ErrNotFound):
+		s.misses.add(shard, 1)
+	}
 }
 
 // Stats returns the cache's counters. After Close it returns the counters

@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -94,7 +95,7 @@ func (c *store) Sweep(now int64, max int) (ttl.Round, error) {
 func (c *store) Reclaim(freed int64) error {
 	n := c.reclaim.plan(freed, c.keys.counts.bytes.load())
 	for i := 0; i < n; i++ {
-		lo, hi := dataSlice(c.reclaim.next(), reclaimSlices)
+		lo, hi := c.slices.next()
 		if err := c.compact(lo, hi); err != nil {
 			return fmt.Errorf("diskcache: compact %s: %w", c.dir, err)
 		}
@@ -110,12 +111,20 @@ func (c *store) Reclaim(freed int64) error {
 
 const reclaimSlices = 16
 
+// sliceCursor hands out the hash slices in turn to whoever compacts next,
+// the expiry sweeper or the size limiter, so that between them every slice
+// gets its turn.
+type sliceCursor struct{ n atomic.Uint32 }
+
+func (s *sliceCursor) next() (lo, hi []byte) {
+	return dataSlice(int((s.n.Add(1)-1)%reclaimSlices), reclaimSlices)
+}
+
 // reclaimer tracks deleted bytes that compaction has not yet given back.
-// Only the sweeper goroutine calls plan and next; cleared may race with it,
-// which at worst costs one extra compaction.
+// Only the sweeper goroutine calls plan; cleared may race with it, which at
+// worst costs one extra compaction.
 type reclaimer struct {
 	garbage int64 // estimated deleted bytes not yet compacted away
-	slice   int   // the next slice to compact
 }
 
 // plan adds freed to the garbage and returns how many slices to compact
@@ -130,12 +139,6 @@ func (r *reclaimer) plan(freed, live int64) int {
 	n = min(max(n, 1), reclaimSlices)
 	r.garbage -= r.garbage * int64(n) / reclaimSlices
 	return n
-}
-
-func (r *reclaimer) next() int {
-	s := r.slice
-	r.slice = (r.slice + 1) % reclaimSlices
-	return s
 }
 
 func (r *reclaimer) cleared() { r.garbage = 0 }
