@@ -415,7 +415,7 @@ func (r *CheckReport) inventory(fsys vfs.FS, dir, path string) {
 		sort.Strings(names)
 		for _, n := range names {
 			switch n {
-			case storeDir, lockName, sockName:
+			case storeDir, lockName, sockName, genName:
 			default:
 				r.note("%s is not the cache's: left alone", n)
 			}

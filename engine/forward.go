@@ -24,6 +24,9 @@ type forwarder struct {
 	pid    int // the owner's, for error messages
 	client rueidis.Client
 	stats  statCounters
+	near   *nearCache // nil when the local cache is off or unavailable
+	// nearHits counts the Gets answered by near.
+	nearHits counter
 }
 
 // dialOwner connects to the owner of dir.
@@ -50,7 +53,77 @@ func dialOwner(dir string, o *Options) (*forwarder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &forwarder{dir: dir, path: path, pid: ownerPID(filepath.Join(dir, lockName)), client: client}, nil
+	f := &forwarder{dir: dir, path: path, pid: ownerPID(filepath.Join(dir, lockName)), client: client}
+	if o.LocalCacheSize > 0 {
+		// The owner created the table before it listened. Without it the
+		// forwarder asks the owner for every read, which is still correct.
+		if gens, err := openGenerations(dir); err == nil {
+			f.near = newNearCache(gens, o.Clock, o.LocalCacheSize)
+		} else {
+			o.Logger.Warn("diskcache: no local cache in this process", "cache", dir, "err", err)
+		}
+	}
+	return f, nil
+}
+
+// wrote forgets what the local cache holds of keys this process has just
+// written. Coherence does not need it (the owner bumped their
+// generations); it frees the memory for keys that are still good.
+func (f *forwarder) wrote(keys ...string) {
+	if f.near != nil {
+		f.near.drop(keys...)
+	}
+}
+
+func (f *forwarder) wroteEntries(entries []Entry) {
+	if f.near != nil {
+		for _, e := range entries {
+			f.near.drop(e.Key)
+		}
+	}
+}
+
+// fetch reads key from the owner with its expiry, through the local cache:
+// the value is cached with the stamp st, read before the request.
+func (f *forwarder) fetch(ctx context.Context, key string, st stamp) ([]byte, time.Duration, error) {
+	start := f.near.clock.Now()
+	rs := f.client.DoMulti(ctx, f.cmd("GET", key), f.cmd("PTTL", key))
+	v, err := f.bytes(rs[0])
+	if err != nil {
+		return nil, 0, err
+	}
+	n, err := f.int(rs[1])
+	if err != nil {
+		return nil, 0, err
+	}
+	switch {
+	case n == -1:
+		f.near.put(key, st, v, 0)
+		return v, 0, nil
+	case n > 1:
+		// PTTL is rounded to the nearest millisecond and was measured
+		// after start: start + n - 1 ms is never after the real expiry.
+		left := time.Duration(n-1) * time.Millisecond
+		f.near.put(key, st, v, start.Add(left).UnixNano())
+		return v, left, nil
+	}
+	// Expiring now, or gone between GET and PTTL: not worth caching.
+	return v, time.Millisecond, nil
+}
+
+// nearGet answers key from the local cache, or fetches it; the value is
+// the caller's.
+func (f *forwarder) nearGet(ctx context.Context, key string) ([]byte, time.Duration, error) {
+	e, st, ok := f.near.lookup(key)
+	if !ok {
+		return f.fetch(ctx, key, st)
+	}
+	f.nearHits.add(0, 1)
+	var left time.Duration
+	if e.expiry != 0 {
+		left = max(time.Duration(e.expiry-f.near.clock.Now().UnixNano()), time.Millisecond)
+	}
+	return append([]byte{}, e.value...), left, nil
 }
 
 func (f *forwarder) Close() error {
@@ -148,12 +221,23 @@ func (f *forwarder) int(r rueidis.RedisResult) (int64, error) {
 }
 
 func (f *forwarder) Get(ctx context.Context, key string) ([]byte, error) {
-	v, err := f.bytes(f.do(ctx, "GET", key))
+	var v []byte
+	var err error
+	if f.near != nil {
+		v, _, err = f.nearGet(ctx, key)
+	} else {
+		v, err = f.bytes(f.do(ctx, "GET", key))
+	}
 	f.stats.countRead(0, err)
 	return v, err
 }
 
 func (f *forwarder) GetWithTTL(ctx context.Context, key string) ([]byte, time.Duration, error) {
+	if f.near != nil {
+		v, left, err := f.nearGet(ctx, key)
+		f.stats.countRead(0, err)
+		return v, left, err
+	}
 	rs := f.client.DoMulti(ctx, f.cmd("GET", key), f.cmd("PTTL", key))
 	v, err := f.bytes(rs[0])
 	f.stats.countRead(0, err)
@@ -169,6 +253,11 @@ func (f *forwarder) GetWithTTL(ctx context.Context, key string) ([]byte, time.Du
 }
 
 func (f *forwarder) Exists(ctx context.Context, key string) (bool, error) {
+	if f.near != nil {
+		if _, _, ok := f.near.lookup(key); ok {
+			return true, nil
+		}
+	}
 	n, err := f.int(f.do(ctx, "EXISTS", key))
 	return n == 1, err
 }
@@ -187,6 +276,19 @@ func (f *forwarder) TTL(ctx context.Context, key string) (time.Duration, error) 
 
 func (f *forwarder) GetMany(ctx context.Context, keys []string) (map[string][]byte, error) {
 	out := make(map[string][]byte, len(keys))
+	if f.near != nil {
+		missing := keys[:0:0]
+		for _, k := range keys {
+			if e, _, ok := f.near.lookup(k); ok {
+				out[k] = append([]byte{}, e.value...)
+				f.stats.hits.add(0, 1)
+				f.nearHits.add(0, 1)
+			} else {
+				missing = append(missing, k)
+			}
+		}
+		keys = missing
+	}
 	if len(keys) == 0 {
 		return out, nil
 	}
@@ -213,6 +315,7 @@ func (f *forwarder) GetMany(ctx context.Context, keys []string) (map[string][]by
 }
 
 func (f *forwarder) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	defer f.wrote(key)
 	args := []string{"SET", key, bin(value)}
 	if ttl > 0 {
 		args = append(args, "PX", ms(ttl))
@@ -228,6 +331,7 @@ func (f *forwarder) Set(ctx context.Context, key string, value []byte, ttl time.
 // batch. Entries with a TTL go as a pipeline of SETs, which the owner
 // applies one by one (the protocol has no MSET with expiries).
 func (f *forwarder) SetMany(ctx context.Context, entries []Entry) error {
+	defer f.wroteEntries(entries)
 	if len(entries) == 0 {
 		return nil
 	}
@@ -257,6 +361,7 @@ func (f *forwarder) SetMany(ctx context.Context, entries []Entry) error {
 // SetManyIfAbsent sends MSETNX, and then the expiries of the entries that
 // have one: from a forwarding process those are set just after the values.
 func (f *forwarder) SetManyIfAbsent(ctx context.Context, entries []Entry) (bool, error) {
+	defer f.wroteEntries(entries)
 	if len(entries) == 0 {
 		return true, nil
 	}
@@ -293,6 +398,7 @@ func (f *forwarder) Delete(ctx context.Context, key string) error {
 }
 
 func (f *forwarder) DeleteMany(ctx context.Context, keys ...string) (int, error) {
+	defer f.wrote(keys...)
 	if len(keys) == 0 {
 		return 0, nil
 	}
@@ -302,6 +408,7 @@ func (f *forwarder) DeleteMany(ctx context.Context, keys ...string) (int, error)
 }
 
 func (f *forwarder) Touch(ctx context.Context, key string, ttl time.Duration) error {
+	defer f.wrote(key)
 	if ttl > 0 {
 		n, err := f.int(f.do(ctx, "PEXPIRE", key, ms(ttl)))
 		if err == nil && n == 0 {
@@ -325,10 +432,14 @@ func (f *forwarder) Len(ctx context.Context) (int64, error) {
 }
 
 func (f *forwarder) Clear(ctx context.Context) error {
+	if f.near != nil {
+		defer f.near.clear()
+	}
 	return f.fail(f.do(ctx, "FLUSHDB").Error())
 }
 
 func (f *forwarder) SetWithOptions(ctx context.Context, key string, value []byte, o SetOptions) (SetResult, error) {
+	defer f.wrote(key)
 	args := append([]string{"SET", key, bin(value)}, expiryArgs(o.Expiry)...)
 	if o.Expiry.Persist {
 		args = args[:3] // SET has no PERSIST: no expiry is its default
@@ -366,14 +477,17 @@ func (f *forwarder) SetWithOptions(ctx context.Context, key string, value []byte
 }
 
 func (f *forwarder) GetDelete(ctx context.Context, key string) ([]byte, error) {
+	defer f.wrote(key)
 	return f.bytes(f.do(ctx, "GETDEL", key))
 }
 
 func (f *forwarder) GetExpire(ctx context.Context, key string, e Expiry) ([]byte, error) {
+	defer f.wrote(key)
 	return f.bytes(f.do(ctx, append([]string{"GETEX", key}, expiryArgs(e)...)...))
 }
 
 func (f *forwarder) Expire(ctx context.Context, key string, e Expiry) (bool, error) {
+	defer f.wrote(key)
 	var n int64
 	var err error
 	switch {
@@ -388,10 +502,12 @@ func (f *forwarder) Expire(ctx context.Context, key string, e Expiry) (bool, err
 }
 
 func (f *forwarder) IncrBy(ctx context.Context, key string, delta int64) (int64, error) {
+	defer f.wrote(key)
 	return f.int(f.do(ctx, "INCRBY", key, strconv.FormatInt(delta, 10)))
 }
 
 func (f *forwarder) Append(ctx context.Context, key string, suffix []byte) (int, error) {
+	defer f.wrote(key)
 	n, err := f.int(f.do(ctx, "APPEND", key, bin(suffix)))
 	return int(n), err
 }
@@ -411,10 +527,11 @@ func (f *forwarder) Scan(ctx context.Context, cursor uint64, count int) ([]strin
 // rest (with a short timeout: Stats has no context).
 func (f *forwarder) Stats() Stats {
 	s := Stats{
-		Hits:    f.stats.hits.load(),
-		Misses:  f.stats.misses.load(),
-		Sets:    f.stats.sets.load(),
-		Deletes: f.stats.deletes.load(),
+		Hits:      f.stats.hits.load(),
+		Misses:    f.stats.misses.load(),
+		LocalHits: f.nearHits.load(),
+		Sets:      f.stats.sets.load(),
+		Deletes:   f.stats.deletes.load(),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()

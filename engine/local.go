@@ -309,7 +309,9 @@ func (c *store) Clear(ctx context.Context) error {
 	if err := b.DeleteRange(xl, xu, nil); err != nil {
 		return err
 	}
-	if err := c.apply(b); err != nil {
+	err = c.apply(b)
+	c.gens.bumpEpoch()
+	if err != nil {
 		return fmt.Errorf("diskcache: clear %s: %w", c.dir, err)
 	}
 	c.keys.counts.entries.store(0)
@@ -408,11 +410,30 @@ func (c *store) stageDelete(b *pebble.Batch, dk []byte, old oldRecord) counts {
 // holds the stripes of b's keys, so no other writer sees the counts between
 // the commit and the update.
 func (c *store) commit(b *pebble.Batch, d counts) error {
-	if err := c.apply(b); err != nil {
+	err := c.apply(b)
+	c.invalidate(b)
+	if err != nil {
 		return err
 	}
 	c.keys.counts.add(rand.Uint64(), d)
 	return nil
+}
+
+// invalidate bumps the generation of every key b writes or deletes, for
+// the forwarders' local caches (generations.go). It runs after the commit,
+// before the call returns, and after a failed commit too: a needless miss
+// costs a round trip, a missed bump a stale read.
+func (c *store) invalidate(b *pebble.Batch) {
+	r := b.Reader()
+	for {
+		_, k, _, ok, err := r.Next()
+		if !ok || err != nil {
+			return
+		}
+		if len(k) >= dataHeader && k[0] == dataPrefix {
+			c.gens.bump(dataKeyHash(k))
+		}
+	}
 }
 
 func (c *store) stripe(dk []byte) *sync.Mutex {

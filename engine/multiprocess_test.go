@@ -23,7 +23,7 @@ func init() {
 	// repl DIR: open DIR and answer commands read from stdin, one a line:
 	//   set K V | get K | write PREFIX N (N keys PREFIX-0...) |
 	//   loop PREFIX (write PREFIX-i until stdin closes, "ack i" after each) |
-	//   role | close
+	//   role | localhits | close
 	// Every answer is one line; errors are "err ...".
 	childRoles["repl"] = func(args []string) error {
 		// A 64 MiB limit keeps what an owner saves on Close and loads on
@@ -90,6 +90,8 @@ func init() {
 				}
 			case "role":
 				say("owner %v", c.IsOwner())
+			case "localhits":
+				say("%d", c.Stats().LocalHits)
 			case "close":
 				say("closed %v", c.Close())
 			}
@@ -219,6 +221,25 @@ func TestProcessesSeeEachOthersWrites(t *testing.T) {
 			t.Fatal(got)
 		}
 		mustGet(t, owner, k, []byte("b"+k))
+	}
+	// One key, cached in both forwarders all along: every read follows the
+	// write before it, whichever process wrote.
+	for i := 0; i < 50; i++ {
+		owner.Set(ctx, "hot", []byte(fmt.Sprint("o", i)), 0)
+		for _, ch := range []*child{a, b, a} {
+			if got := ch.ask(t, "get hot"); got != fmt.Sprint("value o", i) {
+				t.Fatalf("round %d: a forwarder read %q after the owner wrote o%d", i, got, i)
+			}
+		}
+		if got := b.ask(t, fmt.Sprint("set hot b", i)); got != "ok" {
+			t.Fatal(got)
+		}
+		if got := a.ask(t, "get hot"); got != fmt.Sprint("value b", i) {
+			t.Fatalf("round %d: a read %q after b wrote b%d", i, got, i)
+		}
+	}
+	if got := a.ask(t, "localhits"); got == "0" {
+		t.Fatal("forwarder a never answered from its local cache")
 	}
 }
 

@@ -47,8 +47,9 @@ type store struct {
 
 	sweeper *ttl.Sweeper
 	reclaim reclaimer
-	slices  sliceCursor // the next hash slice to compact
-	health  health      // Pebble's failures (health.go)
+	slices  sliceCursor  // the next hash slice to compact
+	health  health       // Pebble's failures (health.go)
+	gens    *generations // forwarders' local caches look here (generations.go)
 
 	// bg runs background work (the WAL flusher, compactions after Clear);
 	// Close cancels it and waits.
@@ -84,6 +85,12 @@ func openStore(abs string, o Options, lock *ownerLock) (*store, error) {
 		log:   o.Logger.With("cache", abs),
 		lim:   newLimiter(&o),
 	}
+	if c.gens, err = createGenerations(abs, genLogFor(o.SizeLimit)); err != nil {
+		return nil, fmt.Errorf("diskcache: open %s: %w", abs, err)
+	}
+	// What forwarders cached under the last owner may miss writes that
+	// owner applied but did not acknowledge before it died: drop it all.
+	c.gens.bumpEpoch()
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
 	if err := c.openPebbleOrReset(); err != nil {
 		c.bgCancel()

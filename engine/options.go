@@ -18,6 +18,9 @@ const (
 	defaultSizeLimit     = 1 << 30
 	defaultSweepInterval = time.Minute
 	defaultCacheSize     = 64 << 20
+	// defaultLocalCacheSize holds the hot set of a typical worker (some
+	// 100,000 small values) without weighing on a pool of them.
+	defaultLocalCacheSize = 32 << 20
 	// maxValueFraction: a value may take at most 1/16 of the size limit. A
 	// bigger value would evict a good part of the cache on its own, and
 	// Pebble's memtables are sized from the limit too.
@@ -55,6 +58,13 @@ type Options struct {
 	// MaxValueSize is the largest value Set accepts. 0 means 1/16 of
 	// SizeLimit, at most 256 MiB; a larger setting is lowered to that.
 	MaxValueSize int
+
+	// LocalCacheSize is how many bytes of the values a forwarding process
+	// (one that does not own the directory) read it keeps in memory, to
+	// answer reads of hot keys without a round trip to the owner. It is
+	// coherent: once a write has returned in any process, no process
+	// returns the value it replaced. 0 means 32 MiB; negative turns it off.
+	LocalCacheSize int64
 
 	// HandoffWindow bounds how long a call waits while the directory
 	// changes owner (the owner closed or died, and a process takes over),
@@ -105,6 +115,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if r.MaxValueSize <= 0 || int64(r.MaxValueSize) > maxValue {
 		r.MaxValueSize = int(maxValue)
+	}
+	if r.LocalCacheSize == 0 {
+		r.LocalCacheSize = defaultLocalCacheSize
 	}
 	if r.HandoffWindow <= 0 {
 		r.HandoffWindow = 5 * time.Second

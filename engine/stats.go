@@ -11,6 +11,7 @@ import (
 type Stats struct {
 	Hits         int64 // Gets that found a value
 	Misses       int64 // Gets of missing or expired keys
+	LocalHits    int64 // Hits a forwarding process answered from its local cache
 	Sets         int64 // entries written
 	Deletes      int64 // entries deleted by Delete
 	Expirations  int64 // expired entries deleted by the sweeper
