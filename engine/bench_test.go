@@ -192,7 +192,8 @@ func BenchmarkForwarded(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer owner.Close()
-	fwd, err := Open(dir, nil)
+	// The local cache off: this measures the round trips.
+	fwd, err := Open(dir, &Options{LocalCacheSize: -1})
 	if err != nil {
 		b.Fatal(err)
 	}
