@@ -152,7 +152,7 @@ func (c *store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	defer putRecord(rec)
 	var kb [64]byte
 	dk := appendDataKey(kb[:0], key)
-	if err := c.backpressure(int64(len(dk) + len(*rec))); err != nil {
+	if err := c.backpressure(ctx, int64(len(dk)+len(*rec))); err != nil {
 		return err
 	}
 	mu := c.stripe(dk)
@@ -196,8 +196,13 @@ func (c *store) setMany(ctx context.Context, entries []Entry, ifAbsent bool) (bo
 		last[e.Key] = i
 	}
 	keys := make([][]byte, 0, len(last))
-	for k := range last {
+	var size int64
+	for k, i := range last {
 		keys = append(keys, appendDataKey(nil, k))
+		size += int64(dataHeader + len(k) + codec.MaxHeaderSize + len(entries[i].Value))
+	}
+	if err := c.backpressure(ctx, size); err != nil {
+		return false, err
 	}
 	unlock := c.lockStripes(keys)
 	defer unlock()

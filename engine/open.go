@@ -122,6 +122,15 @@ func (c *store) openPebble() error {
 	c.write = d.write
 	path := filepath.Join(c.dir, storeDir)
 	po := c.health.attach(pebbleOptions(&c.opts, d), c.log, c.dir)
+	// Space comes back when Pebble deletes a table: the monitor looks at
+	// once, and writers waiting for room (backpressure) go on.
+	deleted := po.EventListener.TableDeleted
+	po.EventListener.TableDeleted = func(info pebble.TableDeleteInfo) {
+		if deleted != nil {
+			deleted(info)
+		}
+		c.lim.poke()
+	}
 	if err := preflight(po.FS, path, 2*po.MemTableSize); err != nil {
 		return fmt.Errorf("diskcache: open %s: %w", c.dir, err)
 	}

@@ -140,6 +140,9 @@ func (c *store) SetWithOptions(ctx context.Context, key string, value []byte, o 
 	if err := c.checkEntry(key, value); err != nil {
 		return SetResult{}, err
 	}
+	if err := c.backpressure(ctx, int64(dataHeader+len(key)+codec.MaxHeaderSize+len(value))); err != nil {
+		return SetResult{}, err
+	}
 	var r SetResult
 	err = c.update(key, o.Get, func(cur entry, now int64) (outcome, error) {
 		r.HadOld = cur.found
@@ -275,6 +278,9 @@ func (c *store) IncrBy(ctx context.Context, key string, delta int64) (int64, err
 	}
 	defer c.leave(sh)
 	var n int64
+	if err := c.backpressure(ctx, 0); err != nil {
+		return 0, err
+	}
 	err = c.update(key, true, func(cur entry, _ int64) (outcome, error) {
 		if cur.found {
 			var err error
@@ -322,6 +328,9 @@ func (c *store) Append(ctx context.Context, key string, suffix []byte) (int, err
 	}
 	defer c.leave(sh)
 	var n int
+	if err := c.backpressure(ctx, int64(len(suffix))); err != nil {
+		return 0, err
+	}
 	err = c.update(key, true, func(cur entry, _ int64) (outcome, error) {
 		v := append(cur.value, suffix...)
 		n = len(v)

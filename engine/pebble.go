@@ -25,7 +25,7 @@ const formatMajorVersion = pebble.FormatTableFormatV6
 func pebbleOptions(o *Options, d durability) *pebble.Options {
 	limit := o.SizeLimit
 	memtable := clamp(limit/256, 2<<20, 64<<20)
-	targetFile := clamp(limit/64, 1<<20, 8<<20)
+	targetFile := clamp(limit/128, 512<<10, 8<<20)
 	po := &pebble.Options{
 		CacheSize:                   o.CacheSize,
 		FS:                          d.fs,
@@ -39,7 +39,15 @@ func pebbleOptions(o *Options, d durability) *pebble.Options {
 		FlushSplitBytes:             targetFile,
 		Logger:                      pebbleLogger{o.Logger},
 	}
-	po.TargetFileSizes[0] = targetFile
+	// Every level gets the same small files. Keys are spread by hash, so a
+	// file of level n overlaps files holding the same share of the hash
+	// space in level n+1, and a compaction keeps all its inputs until its
+	// output is complete. Pebble's default doubles the size per level: at
+	// a 64 MiB limit, L6 files of 4 MiB and more made single L5->L6
+	// compactions of 20 MiB, a 1.3x overshoot of the limit (soak test).
+	for i := range po.TargetFileSizes {
+		po.TargetFileSizes[i] = targetFile
+	}
 	for i := range po.Levels {
 		// Point lookups dominate a cache: a bloom filter saves a block read
 		// on every level that does not hold the key, and on every Set (which
@@ -47,6 +55,9 @@ func pebbleOptions(o *Options, d durability) *pebble.Options {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 		po.Levels[i].FilterType = pebble.TableFilter
 	}
+	// A compaction never takes in a third level: its output, which stays
+	// on disk beside its inputs until it completes, must stay small.
+	po.Experimental.MultiLevelCompactionHeuristic = pebble.NoMultiLevel{}
 	po.EnsureDefaults()
 	return po
 }
