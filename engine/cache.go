@@ -33,6 +33,7 @@ type Cache struct {
 	role   atomic.Pointer[role] // the current role; swapped only under mu
 	mu     sync.Mutex           // serializes handoffs and Close
 	closed atomic.Bool
+	stop   chan struct{} // closed by Close: background work of the Cache ends
 }
 
 // role is what a Cache is at a moment: the owner, with its store and the
@@ -105,7 +106,7 @@ func Open(dir string, opts *Options) (*Cache, error) {
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("diskcache: open %s: not a directory", dir)
 	}
-	c := &Cache{dir: abs, opts: o, log: o.Logger.With("cache", abs)}
+	c := &Cache{dir: abs, opts: o, log: o.Logger.With("cache", abs), stop: make(chan struct{})}
 	ctx, cancel := context.WithTimeout(context.Background(), o.HandoffWindow)
 	defer cancel()
 	r, err := c.takeRole(ctx)
@@ -129,12 +130,14 @@ func (c *Cache) takeRole(ctx context.Context) (*role, error) {
 				lock.release()
 				return nil, err
 			}
-			srv, err := serveOwner(s)
-			if err != nil {
+			r := &role{local: s}
+			reopen := func() { go c.recoverStore(r) }
+			s.health.onFail.Store(&reopen)
+			if r.srv, err = serveOwner(s); err != nil {
 				s.Close()
 				return nil, err
 			}
-			return &role{local: s, srv: srv}, nil
+			return r, nil
 		}
 		if !errors.Is(err, ErrOwned) {
 			return nil, err
@@ -154,9 +157,11 @@ func (c *Cache) takeRole(ctx context.Context) (*role, error) {
 	}
 }
 
-// handoff replaces the role failed, whose owner went away: this process
-// takes over or connects to whoever did. Concurrent callers that saw the
-// same failure wait for the first one's handoff.
+// handoff replaces the role failed: a forwarder whose owner went away, or
+// an owner whose store failed (recover.go), which lets the directory go as
+// Close does. This process takes over or connects to whoever did.
+// Concurrent callers that saw the same failure wait for the first one's
+// handoff.
 func (c *Cache) handoff(ctx context.Context, failed *role) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -166,7 +171,14 @@ func (c *Cache) handoff(ctx context.Context, failed *role) error {
 	if c.role.Load() != failed {
 		return nil // another goroutine handed off already
 	}
-	failed.fwd.Close()
+	if failed.fwd != nil {
+		failed.fwd.Close()
+	} else {
+		failed.srv.shutdown()
+		if err := failed.local.Close(); err != nil {
+			c.log.Warn("diskcache: closing the failed store", "err", err)
+		}
+	}
 	r, err := c.takeRole(ctx)
 	if err != nil {
 		return err
@@ -191,7 +203,10 @@ func call[T any](c *Cache, ctx context.Context, retry bool, fn func(backend) (T,
 			return zero, ErrClosed
 		}
 		v, err := fn(r.backend())
-		if err == nil || r.fwd == nil || !errors.Is(err, errOwnerGone) {
+		// An owner's store that is closed while the Cache is not is being
+		// reopened (recover.go): the call did nothing, and is run again.
+		reopening := r.local != nil && errors.Is(err, ErrClosed) && !c.closed.Load()
+		if err == nil || !(reopening || r.fwd != nil && errors.Is(err, errOwnerGone)) {
 			return v, err
 		}
 		if deadline.IsZero() {
@@ -203,7 +218,7 @@ func call[T any](c *Cache, ctx context.Context, retry bool, fn func(backend) (T,
 		if herr != nil {
 			return v, fmt.Errorf("diskcache: %s: %w; no process took over within %v: %w", c.dir, err, c.opts.HandoffWindow, herr)
 		}
-		if !retry {
+		if !retry && !reopening {
 			return v, fmt.Errorf("diskcache: %s: %w while the call was in flight; it may or may not have been applied", c.dir, err)
 		}
 	}
@@ -220,6 +235,7 @@ func (c *Cache) Close() error {
 	if !c.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	close(c.stop)
 	r := c.role.Load()
 	if r.fwd != nil {
 		return r.fwd.Close()

@@ -45,7 +45,10 @@ import (
 //
 // A cache can be rebuilt, so Options.ResetIfDamaged (and diskcache check
 // --repair) deletes a damaged store/ folder and starts an empty one. Only
-// store/ is deleted; files next to it are not the cache's and stay.
+// store/ is deleted; files next to it are not the cache's and stay. When
+// the damage is in the newest log alone (a power cut in the default mode
+// leaves holes there), the log is cut at its first damaged record instead,
+// and the rest of the store is kept.
 
 // openPebbleOrReset opens Pebble; with Options.ResetIfDamaged it deletes
 // and recreates a damaged store instead of failing. Damage is ErrCorrupt
@@ -55,14 +58,104 @@ func (c *store) openPebbleOrReset() error {
 	if err == nil || !c.opts.ResetIfDamaged || !errors.Is(err, ErrCorrupt) || errors.Is(err, ErrStoreFailed) {
 		return err
 	}
+	fsys := c.opts.durability().fs
+	path := filepath.Join(c.dir, storeDir)
+	if name, kept, ok := cutNewestLog(fsys, path); ok {
+		// The least that can be given up first: the writes in the newest
+		// log from its first damaged record on (a power cut in the default
+		// mode leaves holes there), not the whole store.
+		c.log.Warn("diskcache: the newest log is damaged; dropping it from the first damaged record (Options.ResetIfDamaged)",
+			"err", err, "log", name, "bytes_kept", kept)
+		c.keys = keyState{}
+		c.lim = newLimiter(&c.opts)
+		if err = c.guard(c.openPebble); err == nil || !errors.Is(err, ErrCorrupt) {
+			return err
+		}
+	}
 	c.log.Warn("diskcache: the store is damaged; deleting and recreating it (Options.ResetIfDamaged)", "err", err)
-	if rerr := resetStore(c.opts.durability().fs, c.dir); rerr != nil {
+	if rerr := resetStore(fsys, c.dir); rerr != nil {
 		return fmt.Errorf("%w; and resetting it failed: %w", err, rerr)
 	}
 	// The failed attempt may have loaded part of the old store's state.
 	c.keys = keyState{}
 	c.lim = newLimiter(&c.opts)
 	return c.guard(c.openPebble)
+}
+
+// cutNewestLog cuts the newest log of the store at path just before its
+// first damaged record, when that log is the only damaged one, and reports
+// the log and the bytes kept. The cut copy replaces the log by a rename,
+// so a crash meanwhile leaves the log as it was.
+func cutNewestLog(fsys vfs.FS, path string) (name string, kept int64, ok bool) {
+	logs, err := wal.Scan(wal.Dir{FS: fsys, Dirname: path})
+	if err != nil || len(logs) == 0 {
+		return "", 0, false
+	}
+	sort.Slice(logs, func(i, j int) bool { return logs[i].Num < logs[j].Num })
+	ps := checkLogs(fsys, path)
+	newest := logs[len(logs)-1]
+	if len(ps) != 1 || newest.NumSegments() != 1 {
+		return "", 0, false
+	}
+	_, name = newest.SegmentLocation(0)
+	if ps[0].File != filepath.Join(storeDir, filepath.Base(name)) {
+		return "", 0, false
+	}
+	kept = firstDamage(newest)
+	if kept < 0 {
+		return "", 0, false
+	}
+	if err := copyPrefix(fsys, name, name+".cut", kept); err != nil {
+		fsys.Remove(name + ".cut")
+		return "", 0, false
+	}
+	if err := fsys.Rename(name+".cut", name); err != nil {
+		fsys.Remove(name + ".cut")
+		return "", 0, false
+	}
+	return filepath.Base(name), kept, true
+}
+
+// firstDamage returns the offset of the first damaged record of ll, or -1
+// if it reads to its end.
+func firstDamage(ll wal.LogicalLog) int64 {
+	r := ll.OpenForRead()
+	defer r.Close()
+	for {
+		rec, off, err := r.NextRecord()
+		if err == nil {
+			_, err = io.Copy(io.Discard, rec)
+		}
+		switch {
+		case err == nil:
+		case errors.Is(err, io.EOF):
+			return -1
+		default:
+			return off.Physical
+		}
+	}
+}
+
+// copyPrefix writes the first n bytes of src to a new file dst and syncs
+// it.
+func copyPrefix(fsys vfs.FS, src, dst string, n int64) error {
+	in, err := fsys.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := fsys.Create(dst, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, io.LimitReader(in, n))
+	if err == nil {
+		err = out.Sync()
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // resetStore deletes the store folder of the cache directory dir, and
@@ -389,11 +482,20 @@ func Check(ctx context.Context, dir string, opts *Options) (*CheckReport, error)
 		}
 	}
 	if r.Damaged() && o.ResetIfDamaged {
-		o.Logger.Warn("diskcache: check: the store is damaged; deleting and recreating it", "dir", abs, "problems", len(r.Problems))
-		if err := resetStore(fsys, abs); err != nil {
-			return r, err
+		// Damage in the logs only is left to openStore, which with
+		// ResetIfDamaged cuts a damaged newest log and keeps the tables,
+		// and resets the store only if that is not enough.
+		logsOnly := true
+		for _, p := range r.Problems {
+			logsOnly = logsOnly && strings.HasSuffix(p.File, ".log")
 		}
-		s, err := openStore(abs, o, lock) // creates the new store; Close releases the lock
+		if !logsOnly {
+			o.Logger.Warn("diskcache: check: the store is damaged; deleting and recreating it", "dir", abs, "problems", len(r.Problems))
+			if err := resetStore(fsys, abs); err != nil {
+				return r, err
+			}
+		}
+		s, err := openStore(abs, o, lock) // opens or creates the store; Close releases the lock
 		locked = false
 		if err != nil {
 			lock.release()
@@ -415,7 +517,7 @@ func (r *CheckReport) inventory(fsys vfs.FS, dir, path string) {
 		sort.Strings(names)
 		for _, n := range names {
 			switch n {
-			case storeDir, lockName, sockName, genName:
+			case storeDir, lockName, sockName, genName, probeName:
 			default:
 				r.note("%s is not the cache's: left alone", n)
 			}

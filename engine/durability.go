@@ -43,7 +43,21 @@ func noSyncIfWAL(name string) func(vfs.File, error) (vfs.File, error) {
 
 // noSyncFile is a WAL file whose syncs return at once: its writes have
 // already been handed to the kernel.
+//
+// Close does sync: Pebble closes a log when it switches to the next one,
+// once per memtable, so every log but the newest is on disk. After a power
+// cut only the newest log can then be cut short, which Pebble reads as its
+// end; an older log with a hole in it is corruption to Pebble, and the
+// store would not open.
 type noSyncFile struct{ vfs.File }
+
+func (f noSyncFile) Close() error {
+	err := f.File.Sync()
+	if cerr := f.File.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
 
 func (noSyncFile) Sync() error                             { return nil }
 func (noSyncFile) SyncData() error                         { return nil }

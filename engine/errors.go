@@ -24,9 +24,10 @@ var (
 	ErrOwned = errors.New("diskcache: directory is owned by another process")
 	// ErrStoreFailed is returned by every write after the store failed to
 	// write its log (an I/O error, a full disk, a failed fsync): Pebble
-	// takes no more writes until the store is reopened. Reads go on. Close
-	// the Cache and Open it again once the disk works (health.go).
-	ErrStoreFailed = errors.New("diskcache: store failed; close and reopen the cache")
+	// takes no more writes until the store is reopened. Reads go on, and
+	// the Cache reopens the store by itself once the disk takes writes
+	// again (health.go, recover.go).
+	ErrStoreFailed = errors.New("diskcache: store failed; it is reopened once the disk takes writes again")
 	// ErrWritesSuspended is returned by writes while the store cannot
 	// flush to disk (full or failing). Reads go on, and writes resume by
 	// themselves once a flush succeeds. The error wraps the disk's, so

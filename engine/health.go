@@ -22,9 +22,9 @@ import (
 // commit error") because its commit pipeline cannot be unwound. Our logger
 // panics there (returning would report the write as done), guard recovers
 // the panic in the goroutine that committed, and from then on the store
-// refuses every write with ErrStoreFailed and serves reads as before. Close
-// and Open again (a new process, or this one) replays the log and carries
-// on.
+// refuses every write with ErrStoreFailed and serves reads as before. The
+// Cache reopens it once a probe write to the directory succeeds again
+// (recover.go): opening replays the log, and the cache carries on.
 //
 // A failed flush or compaction (a table file that cannot be written) is not
 // final: Pebble keeps the data in its memtables and log and retries at
@@ -82,6 +82,9 @@ type health struct {
 	compactErr atomic.Pointer[error] // the last compaction failed
 	stalled    atomic.Bool           // Pebble is stopping writes for flushes or compactions
 	failures   atomic.Int32          // flushes and compactions failed in a row
+	// onFail, when set, is called once when the store fails: the Cache
+	// then reopens it once the disk takes writes again (recover.go).
+	onFail atomic.Pointer[func()]
 
 	logMu      sync.Mutex
 	lastLogged time.Time
@@ -195,7 +198,10 @@ func (h *health) fail(r any) error {
 	}
 	err := fmt.Errorf("%w: %s: %w", ErrStoreFailed, h.dir, cause)
 	if h.failed.CompareAndSwap(nil, &err) {
-		h.log.Error("diskcache: the store failed to write to disk; close and reopen the cache", "err", cause)
+		h.log.Error("diskcache: the store failed to write to disk; it is reopened once the disk takes writes again", "err", cause)
+		if f := h.onFail.Load(); f != nil {
+			(*f)()
+		}
 	}
 	return *h.failed.Load()
 }

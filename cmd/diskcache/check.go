@@ -53,7 +53,7 @@ Exit codes: 0 the store is sound (or was damaged and --repair reset it),
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&repair, "repair", false, "delete and recreate a damaged store (its entries are lost)")
+	cmd.Flags().BoolVar(&repair, "repair", false, "repair a damaged store: cut a damaged newest log at its first bad record, or else delete and recreate the store (its entries are lost)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a report")
 	return cmd
 }
