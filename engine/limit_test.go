@@ -213,7 +213,7 @@ func TestRecencySurvivesRestart(t *testing.T) {
 // of its live budget in fresh keys, with nothing to evict yet:
 // sets/s-no-eviction is that rate, to compare with.
 //
-//	go test ./engine -run XXX -bench 'SizeLimit/1GiB' -benchtime 1x
+//	go test ./engine -run XXX -bench 'SizeLimit/1024MiB' -benchtime 1x -timeout 30m
 func BenchmarkSizeLimit(b *testing.B) {
 	for _, limit := range []int64{64 << 20, 256 << 20, 1 << 30} {
 		b.Run(fmt.Sprintf("%dMiB", limit>>20), func(b *testing.B) {

@@ -49,7 +49,7 @@ const (
 	soakKeys        = 1500 // keys per writer goroutine and incarnation
 	soakLimit       = 64 << 20
 	soakMaxOverrun  = 1.10
-	soakCIOverrun   = 1.50 // a regression guard; see the size check at the end of TestSoak
+	soakCIOverrun   = 1.25 // a regression guard; see the size check at the end of TestSoak
 	soakSampleEvery = 50 * time.Millisecond
 )
 
@@ -590,10 +590,11 @@ func TestSoak(t *testing.T) {
 		}
 		msg := fmt.Sprintf("the directory passed %.2fx of its limit in %d of %d samples (peak %.2fx); first: %s",
 			soakMaxOverrun, over.Load(), samples.Load(), ratio, strings.Join(first, "; "))
-		// The target is 1.10x at every sample (DESIGN.md). This overwrite-
-		// and delete-heavy mix takes the engine past it for moments, with or
-		// without kills (issue 8's report): the full soak fails on it, the
-		// short one in CI only past soakCIOverrun.
+		// The target is 1.10x at every sample (DESIGN.md), and the full soak
+		// fails past it. Runs of 1 to 3 minutes here peak at 1.02-1.13x
+		// (a compaction's inputs and output on disk together, on top of
+		// the garbage); the short soak in CI, which shares two cores with
+		// other packages' tests, fails only past soakCIOverrun.
 		if os.Getenv("DISKCACHE_SOAK") != "" || ratio > soakCIOverrun {
 			t.Error(msg)
 		} else {
