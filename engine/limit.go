@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/diskcache-go/diskcache/codec"
 	"github.com/diskcache-go/diskcache/lru"
@@ -38,6 +40,11 @@ type limiter struct {
 	// l0Backlog is set while L0 has sublevels waiting for Pebble's own
 	// compactions; slice compactions then stand aside (compactNextSlice).
 	l0Backlog atomic.Bool
+	// unseen is what the directory holds beyond what Pebble accounts for:
+	// the files a dead owner's compactions were writing (deleted only once
+	// Pebble gets to them), our own small files. Measured by listing the
+	// directory now and then (countUnseen).
+	unseen atomic.Int64
 	// refresh is closed and replaced at each refresh of disk: writers
 	// waiting for room wait on it.
 	refresh    atomic.Pointer[chan struct{}]
@@ -180,6 +187,7 @@ func (c *store) monitorLoop() {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	lastSnapshot := time.Now()
+	ticks := 0
 	for {
 		select {
 		case <-c.bgCtx.Done():
@@ -188,6 +196,9 @@ func (c *store) monitorLoop() {
 		case <-c.lim.wake:
 		}
 		c.lim.now.Store(uint32(c.lim.tick(c.now())))
+		if ticks++; ticks%unseenEvery == 0 {
+			c.countUnseen()
+		}
 		c.refreshDisk()
 		if c.health.writable() != nil {
 			continue // the disk takes no writes: nothing can be evicted or compacted (health.go)
@@ -213,11 +224,39 @@ func (c *store) monitorLoop() {
 
 func (c *store) refreshDisk() int64 {
 	m := c.db.Metrics()
-	d := int64(m.DiskSpaceUsage())
+	d := int64(m.DiskSpaceUsage()) + c.lim.unseen.Load()
 	c.lim.disk.Store(d)
 	c.lim.l0Backlog.Store(m.Levels[0].Sublevels > l0BacklogSublevels)
 	c.lim.announceRefresh()
 	return d
+}
+
+// unseenEvery: the monitor lists the directory every 10th tick (100 ms);
+// a listing of a few hundred files costs a fraction of a millisecond.
+const unseenEvery = 10
+
+// countUnseen sets unseen from a listing of the cache directory and its
+// store: the limit is on the directory as du sees it, not on Pebble's
+// own account of it.
+func (c *store) countUnseen() {
+	fsys := c.opts.fs
+	if fsys == nil {
+		fsys = vfs.Default
+	}
+	var total int64
+	for _, dir := range []string{c.dir, filepath.Join(c.dir, storeDir)} {
+		names, err := fsys.List(dir)
+		if err != nil {
+			return
+		}
+		for _, n := range names {
+			if fi, err := fsys.Stat(filepath.Join(dir, n)); err == nil && !fi.IsDir() {
+				total += fi.Size()
+			}
+		}
+	}
+	accounted := int64(c.db.Metrics().DiskSpaceUsage())
+	c.lim.unseen.Store(max(total-accounted, 0))
 }
 
 // l0BacklogSublevels: past this many L0 sublevels, Pebble's compactions
