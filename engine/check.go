@@ -467,10 +467,7 @@ func Check(ctx context.Context, dir string, opts *Options) (*CheckReport, error)
 	}()
 	start := time.Now()
 	r := &CheckReport{Dir: abs}
-	fsys := o.fs
-	if fsys == nil {
-		fsys = vfs.Default
-	}
+	fsys := o.filesystem()
 	path := filepath.Join(abs, storeDir)
 	if fi, err := fsys.Stat(path); err == nil && !fi.IsDir() {
 		return nil, fmt.Errorf("diskcache: check %s: %s is not a directory", dir, path)

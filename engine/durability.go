@@ -70,10 +70,7 @@ type durability struct {
 }
 
 func (o *Options) durability() durability {
-	base := o.fs
-	if base == nil {
-		base = vfs.Default
-	}
+	base := o.filesystem()
 	switch {
 	case o.Sync:
 		return durability{fs: base, write: pebble.Sync}

@@ -76,10 +76,8 @@ func (f *forwarder) wrote(keys ...string) {
 }
 
 func (f *forwarder) wroteEntries(entries []Entry) {
-	if f.near != nil {
-		for _, e := range entries {
-			f.near.drop(e.Key)
-		}
+	for _, e := range entries {
+		f.wrote(e.Key)
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/diskcache-go/diskcache/codec"
 	"github.com/diskcache-go/diskcache/lru"
@@ -196,10 +195,8 @@ func (c *store) monitorLoop() {
 		case <-c.lim.wake:
 		}
 		c.lim.now.Store(uint32(c.lim.tick(c.now())))
-		if ticks++; ticks%unseenEvery == 0 {
-			c.countUnseen()
-		}
-		c.refreshDisk()
+		ticks++
+		c.refreshDisk(ticks%unseenEvery == 0)
 		if c.health.writable() != nil {
 			continue // the disk takes no writes: nothing can be evicted or compacted (health.go)
 		}
@@ -222,13 +219,17 @@ func (c *store) monitorLoop() {
 	}
 }
 
-func (c *store) refreshDisk() int64 {
+// refreshDisk reads the disk usage from Pebble's metrics, and with list
+// also lists the directory for what they miss (countUnseen).
+func (c *store) refreshDisk(list bool) {
 	m := c.db.Metrics()
-	d := int64(m.DiskSpaceUsage()) + c.lim.unseen.Load()
-	c.lim.disk.Store(d)
+	accounted := int64(m.DiskSpaceUsage())
+	if list {
+		c.countUnseen(accounted)
+	}
+	c.lim.disk.Store(accounted + c.lim.unseen.Load())
 	c.lim.l0Backlog.Store(m.Levels[0].Sublevels > l0BacklogSublevels)
 	c.lim.announceRefresh()
-	return d
 }
 
 // unseenEvery: the monitor lists the directory every 10th tick (100 ms);
@@ -236,13 +237,10 @@ func (c *store) refreshDisk() int64 {
 const unseenEvery = 10
 
 // countUnseen sets unseen from a listing of the cache directory and its
-// store: the limit is on the directory as du sees it, not on Pebble's
-// own account of it.
-func (c *store) countUnseen() {
-	fsys := c.opts.fs
-	if fsys == nil {
-		fsys = vfs.Default
-	}
+// store, against the bytes Pebble accounts for: the limit is on the
+// directory as du sees it, not on Pebble's own account of it.
+func (c *store) countUnseen(accounted int64) {
+	fsys := c.opts.filesystem()
 	var total int64
 	for _, dir := range []string{c.dir, filepath.Join(c.dir, storeDir)} {
 		names, err := fsys.List(dir)
@@ -255,7 +253,6 @@ func (c *store) countUnseen() {
 			}
 		}
 	}
-	accounted := int64(c.db.Metrics().DiskSpaceUsage())
 	c.lim.unseen.Store(max(total-accounted, 0))
 }
 
@@ -281,7 +278,7 @@ func (c *store) compactNextSlice() {
 		if err := c.compact(lo, hi); err != nil && c.bgCtx.Err() == nil {
 			c.log.Error("diskcache: compaction failed", "err", err)
 		}
-		c.refreshDisk()
+		c.refreshDisk(false)
 	}()
 }
 

@@ -93,6 +93,15 @@ type Options struct {
 	fs vfs.FS
 }
 
+// filesystem is the file system the cache works on: the operating
+// system's unless a test set fs.
+func (o *Options) filesystem() vfs.FS {
+	if o.fs == nil {
+		return vfs.Default
+	}
+	return o.fs
+}
+
 // withDefaults returns a copy of o (which may be nil) with every zero field
 // set to its default.
 func (o *Options) withDefaults() Options {

@@ -38,7 +38,7 @@ func (c *Cache) recoverStore(failed *role) {
 		if c.role.Load() != failed {
 			return
 		}
-		if err := probeWrite(c.opts.fs, c.dir); err != nil {
+		if err := probeWrite(c.opts.filesystem(), c.dir); err != nil {
 			c.log.Debug("diskcache: the disk does not take writes yet", "err", err)
 			continue
 		}
@@ -55,9 +55,6 @@ func (c *Cache) recoverStore(failed *role) {
 
 // probeWrite writes, syncs and removes a small file in dir.
 func probeWrite(fs vfs.FS, dir string) error {
-	if fs == nil {
-		fs = vfs.Default
-	}
 	path := filepath.Join(dir, probeName)
 	f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
