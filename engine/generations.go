@@ -53,6 +53,13 @@ const (
 type generations struct {
 	mem  []byte
 	mask uint64
+	// watched is set in the owner when the first forwarder connects, before
+	// it is served. Until then no process can hold a value stamped with this
+	// owner's epoch, so writes skip their bumps: a cache used by one process
+	// pays nothing for the others' coherence. A writer reads the flag after
+	// its commit, so a write that skipped its bump was applied before any
+	// forwarder could fetch (atomics are sequentially consistent).
+	watched atomic.Bool
 }
 
 // genLogFor sizes the table from the size limit: a slot per 512 bytes of
@@ -157,6 +164,9 @@ func (g *generations) read(hash uint64) stamp {
 
 // bump invalidates what forwarders cached of the keys in hash's slot.
 func (g *generations) bump(hash uint64) { atomic.AddUint32(g.slot(hash), 1) }
+
+// watch records that a forwarder connected: from now on writes bump.
+func (g *generations) watch() { g.watched.Store(true) }
 
 // bumpEpoch invalidates everything forwarders cached.
 func (g *generations) bumpEpoch() { atomic.AddUint32(g.word(12), 1) }

@@ -105,6 +105,7 @@ func (c *store) read(key string, decode bool) ([]byte, time.Duration, error) {
 	var kb [64]byte
 	dk := appendDataKey(kb[:0], key)
 	h := dataKeyHash(dk)
+	c.lim.warm(h)
 	if !c.mayExist(h) {
 		return nil, 0, ErrNotFound
 	}
@@ -362,7 +363,9 @@ func (c *store) lookup(dk []byte, withRecord bool) (oldRecord, bool, error) {
 func (c *store) stage(b *pebble.Batch, dk, rec []byte) (counts, error) {
 	var old oldRecord
 	found := false
-	if c.mayExist(dataKeyHash(dk)) {
+	kh := dataKeyHash(dk)
+	c.lim.warm(kh)
+	if c.mayExist(kh) {
 		var err error
 		if old, found, err = c.lookup(dk, false); err != nil {
 			return counts{}, err
@@ -429,6 +432,9 @@ func (c *store) commit(b *pebble.Batch, d counts) error {
 // before the call returns, and after a failed commit too: a needless miss
 // costs a round trip, a missed bump a stale read.
 func (c *store) invalidate(b *pebble.Batch) {
+	if !c.gens.watched.Load() {
+		return // no forwarder yet (generations.watched)
+	}
 	r := b.Reader()
 	for {
 		_, k, _, ok, err := r.Next()

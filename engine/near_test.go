@@ -251,3 +251,41 @@ func TestGenerationTableDamaged(t *testing.T) {
 		}
 	}
 }
+
+// An owner that no forwarder has connected to skips the generation bumps
+// (generations.watched); from the first connection on, writes bump, and a
+// forwarder that connected late still never serves a replaced value.
+func TestGenerationsBumpOnceWatched(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	owner, err := Open(dir, &Options{SizeLimit: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close()
+	slot := func(key string) uint32 {
+		var kb [64]byte
+		return owner.local().gens.read(dataKeyHash(appendDataKey(kb[:0], key))).gen
+	}
+	for i := range 100 {
+		owner.Set(ctx, fmt.Sprint("k", i), []byte("before"), 0)
+	}
+	owner.Delete(ctx, "k1")
+	if g := slot("k0"); g != 0 {
+		t.Fatalf("generation of k0 = %d with no forwarder, want 0", g)
+	}
+	fwd, err := Open(dir, &Options{SizeLimit: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fwd.Close()
+	mustGet(t, fwd, "k0", []byte("before"))
+	mustGet(t, fwd, "k0", []byte("before"))
+	if localHits(fwd) != 1 {
+		t.Fatalf("LocalHits = %d, want the second read answered locally", localHits(fwd))
+	}
+	owner.Set(ctx, "k0", []byte("after"), 0)
+	if g := slot("k0"); g == 0 {
+		t.Fatal("a write after a forwarder connected did not bump its generation")
+	}
+	mustGet(t, fwd, "k0", []byte("after"))
+}

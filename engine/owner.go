@@ -62,7 +62,7 @@ func serveOwner(s *store) (*ownerServer, error) {
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	o := &ownerServer{ln: sameUser{ln}, cancel: cancel, done: make(chan struct{})}
+	o := &ownerServer{ln: sameUser{Listener: ln, accepted: s.gens.watch}, cancel: cancel, done: make(chan struct{})}
 	srv := resp.NewServer(respStore{c: s, dir: s.dir, opts: s.opts, started: time.Now()}, resp.Config{
 		Logger:     s.log,
 		ServerName: "diskcache-owner",
@@ -90,7 +90,11 @@ func (o *ownerServer) shutdown() {
 // sameUser accepts only connections from processes of this user. An
 // abstract socket has no file permissions, and a socket file's permissions
 // are set just after it is created; the peer's credentials close both gaps.
-type sameUser struct{ net.Listener }
+// accepted runs for each connection before it is served.
+type sameUser struct {
+	net.Listener
+	accepted func()
+}
 
 func (l sameUser) Accept() (net.Conn, error) {
 	for {
@@ -99,6 +103,7 @@ func (l sameUser) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		if peerUID(c) == os.Getuid() {
+			l.accepted()
 			return c, nil
 		}
 		c.Close()
