@@ -127,6 +127,10 @@ func newLimiter(o *Options) *limiter {
 		waitAt:    int64(float64(o.SizeLimit) * sh.waitAt),
 		wake:      make(chan struct{}, 1),
 	}
+	if o.unlimited {
+		l.budget, l.low, l.hard = math.MaxInt64, math.MaxInt64, math.MaxInt64
+		l.compactAt, l.waitAt = math.MaxInt64, math.MaxInt64
+	}
 	l.announceRefresh()
 	return l
 }

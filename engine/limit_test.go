@@ -45,6 +45,23 @@ func churn(t testing.TB, c *Cache, prefix string, total, valueSize, hot int) (hi
 	return hits, reads
 }
 
+// unlimitedChurn runs BenchmarkSizeLimit's churn on a cache with the same
+// options that never evicts, and returns its Sets/s.
+func unlimitedChurn(b *testing.B, limit int64) float64 {
+	c, err := Open(b.TempDir(), &Options{SizeLimit: limit, unlimited: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	churn(b, c, "cold", int(5*limit), 4<<10, 1000)
+	elapsed := time.Since(start)
+	if c.Stats().Evictions != 0 {
+		b.Fatal("the unlimited cache evicted")
+	}
+	return float64(5*limit/(4<<10)) / elapsed.Seconds()
+}
+
 // sampleDir records the directory's size every 50 ms until stopped.
 type dirSampler struct {
 	max  atomic.Int64
@@ -215,6 +232,10 @@ func TestRecencySurvivesRestart(t *testing.T) {
 //
 //	go test ./engine -run XXX -bench 'SizeLimit/1024MiB' -benchtime 1x -timeout 30m
 func BenchmarkSizeLimit(b *testing.B) {
+	// sets/s: the size-limited churn, five times the limit written;
+	// sets/s-no-eviction: filling a third of the live budget before it;
+	// sets/s-unlimited: the same churn on the same cache (same Pebble
+	// options) that never evicts, and x-unlimited the ratio of the two.
 	for _, limit := range []int64{64 << 20, 256 << 20, 1 << 30} {
 		b.Run(fmt.Sprintf("%dMiB", limit>>20), func(b *testing.B) {
 			dir := b.TempDir()
@@ -243,8 +264,12 @@ func BenchmarkSizeLimit(b *testing.B) {
 			}
 			final := dirSize(b, dir)
 			peak := s.Stop()
-			b.ReportMetric(float64(5*limit/(4<<10))/elapsed.Seconds(), "sets/s")
+			sets := float64(5*limit/(4<<10)) / elapsed.Seconds()
+			unlimited := unlimitedChurn(b, limit)
+			b.ReportMetric(sets, "sets/s")
 			b.ReportMetric(noEviction, "sets/s-no-eviction")
+			b.ReportMetric(unlimited, "sets/s-unlimited")
+			b.ReportMetric(sets/unlimited, "x-unlimited")
 			b.ReportMetric(float64(peak)/float64(limit), "peak/limit")
 			b.ReportMetric(float64(final)/float64(limit), "final/limit")
 			b.ReportMetric(live, "live/limit")

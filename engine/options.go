@@ -91,6 +91,10 @@ type Options struct {
 	// fs, when set, is the file system Pebble works on instead of the
 	// operating system's; tests set it to inject faults (fault_test.go).
 	fs vfs.FS
+	// unlimited keeps Pebble's options derived from SizeLimit but never
+	// evicts, compacts for room or holds writers back: benchmarks compare
+	// the size-limited cache with the same cache without a limit.
+	unlimited bool
 }
 
 // filesystem is the file system the cache works on: the operating
