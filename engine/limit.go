@@ -91,16 +91,17 @@ const (
 //
 // Measured with BenchmarkSizeLimit (4 KiB values, five times the limit
 // written, one writer): at 64 MiB the directory peaks at 0.88-0.97x with
-// 0.44-0.46 of the limit live. At 1 GiB these large-end shares give a peak
-// of 1.05x, 0.59 live and 3,400 Sets/s; the small-end shares there gave
-// 1.02x, 0.46 and 4,400; live 0.80, compactAt 0.80, waitAt 0.90 gave 0.68
-// live but a peak of 1.13x and 2,700 Sets/s. More live data costs write
-// speed: a slice compaction rewrites more live data per byte it frees.
+// 0.44-0.46 of the limit live. At 1 GiB, with Lbase and files small enough
+// that no single compaction is a tenth of the limit (pebble.go), these
+// large-end shares give a peak of 1.08x and 0.755 live at 2,900 Sets/s;
+// live 0.78, compactAt 0.80, waitAt 0.88 gave 0.99x and 0.73 at 2,800.
+// More live data costs write speed: a slice compaction rewrites more live
+// data per byte it frees.
 type shares struct{ live, compactAt, waitAt float64 }
 
 var (
 	smallLimitShares = shares{live: 0.55, compactAt: 0.60, waitAt: 0.75}
-	largeLimitShares = shares{live: 0.68, compactAt: 0.72, waitAt: 0.82}
+	largeLimitShares = shares{live: 0.82, compactAt: 0.84, waitAt: 0.92}
 )
 
 func sharesFor(limit int64) shares {
