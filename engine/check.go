@@ -105,11 +105,11 @@ func cutNewestLog(fsys vfs.FS, path string) (name string, kept int64, ok bool) {
 	if kept < 0 {
 		return "", 0, false
 	}
-	if err := copyPrefix(fsys, name, name+".cut", kept); err != nil {
-		fsys.Remove(name + ".cut")
-		return "", 0, false
+	err = copyPrefix(fsys, name, name+".cut", kept)
+	if err == nil {
+		err = fsys.Rename(name+".cut", name)
 	}
-	if err := fsys.Rename(name+".cut", name); err != nil {
+	if err != nil {
 		fsys.Remove(name + ".cut")
 		return "", 0, false
 	}

@@ -197,8 +197,10 @@ func (c *store) scanKeys(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		valid := it.First()
-		if resume != nil {
+		var valid bool
+		if resume == nil {
+			valid = it.First()
+		} else {
 			valid = it.SeekGE(resume)
 		}
 		for n := 0; valid && n < keysPerScanIterator; valid, n = it.Next(), n+1 {

@@ -396,6 +396,13 @@ func (c *store) backpressure(ctx context.Context, n int64) error {
 	return nil
 }
 
+// entryBound is the most bytes an entry of key and a value of n bytes takes
+// in the store (its data key and an uncompressed record): what a write
+// that has not encoded its record yet tells backpressure.
+func entryBound(key string, n int) int64 {
+	return int64(dataHeader + len(key) + codec.MaxHeaderSize + n)
+}
+
 // maxWriteWait bounds one write's wait for compaction. A slice compaction
 // takes well under a second at any limit.
 const maxWriteWait = 10 * time.Second

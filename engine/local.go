@@ -200,7 +200,7 @@ func (c *store) setMany(ctx context.Context, entries []Entry, ifAbsent bool) (bo
 	var size int64
 	for k, i := range last {
 		keys = append(keys, appendDataKey(nil, k))
-		size += int64(dataHeader + len(k) + codec.MaxHeaderSize + len(entries[i].Value))
+		size += entryBound(k, len(entries[i].Value))
 	}
 	if err := c.backpressure(ctx, size); err != nil {
 		return false, err

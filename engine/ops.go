@@ -140,7 +140,7 @@ func (c *store) SetWithOptions(ctx context.Context, key string, value []byte, o 
 	if err := c.checkEntry(key, value); err != nil {
 		return SetResult{}, err
 	}
-	if err := c.backpressure(ctx, int64(dataHeader+len(key)+codec.MaxHeaderSize+len(value))); err != nil {
+	if err := c.backpressure(ctx, entryBound(key, len(value))); err != nil {
 		return SetResult{}, err
 	}
 	var r SetResult

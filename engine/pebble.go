@@ -19,9 +19,10 @@ const formatMajorVersion = pebble.FormatTableFormatV6
 // of recycled log files, which at Pebble's defaults would swamp a 64 MiB
 // cache.
 //
-// The memtable is a 256th of the limit, at least Pebble's default 4 MiB: its
-// recycled WAL files stay on disk after the data they logged is gone, so at
-// a 1 GiB limit they take about 18 MiB whatever the cache holds.
+// The memtable is a 256th of the limit, at least 2 MiB (Pebble's default,
+// 4 MiB, is too much beside a 64 MiB limit): its recycled WAL files stay
+// on disk after the data they logged is gone, so at a 1 GiB limit they
+// take about 18 MiB whatever the cache holds.
 //
 // Lbase is kept small (a 32nd of the limit) and so are the files (a 512th).
 // Keys are spread by hash, so every flushed L0 file spans a good part of
