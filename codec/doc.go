@@ -10,8 +10,8 @@
 //	offset  size  field
 //	0       1     format version (Version, currently 1)
 //	1       1     flags: bits 0-1 payload compression (0 none, 1 S2, 2 zstd;
-//	              3 is invalid); bit 2 set when the record expires; bits 3-7
-//	              must be zero in version 1
+//	              3 is invalid); bit 2 set when the record expires; bit 3 set
+//	              when the payload is a Ref; bits 4-7 must be zero in version 1
 //	2       8     expiry, unix nanoseconds (int64, not 0); only when bit 2 is set
 //	h-8     4     write time, unix seconds (uint32)
 //	h-4     4     CRC-32C (Castagnoli) of the stored payload, then bytes 0..h-4
@@ -28,6 +28,16 @@
 //
 // DecodeHeader reads the expiry and write time without touching the payload
 // or the checksum.
+//
+// # References
+//
+// A large value can live outside its record, in a value log, where it is
+// written once and freed a file at a time instead of being rewritten by
+// every compaction of the LSM that holds the record. The record then holds
+// a Ref (16 bytes: segment, offset, length and checksum of the value log's
+// entry) as its payload, with bit 3 of the flags set; the compression bits
+// still say how the stored bytes the Ref points at are compressed
+// (AppendStored, DecodeStored).
 //
 // # Compression
 //

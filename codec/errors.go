@@ -15,3 +15,7 @@ var ErrCorrupt = errors.New("codec: corrupt record")
 func corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
 }
+
+// ErrRef is Decode's answer for a record whose value lives in a value log
+// (Header.Ref): the record is sound, but its value is not in it.
+var ErrRef = errors.New("codec: the value is stored outside the record")

@@ -37,6 +37,11 @@ func FuzzDecode(f *testing.F) {
 			f.Add(broken)
 		}
 	}
+	for _, expiry := range []int64{0, 1_700_000_000_000_000_000} {
+		rec := AppendRefRecord(nil, expiry, 1_600_000_000_000_000_000, AlgoS2, Ref{Segment: 3, Offset: 12, Length: 4120, Sum: 7})
+		f.Add(rec)
+		f.Add(rec[:len(rec)-1])
+	}
 	f.Add([]byte{})
 	f.Add(record(3, []byte("x")))
 	f.Add(record(AlgoS2, []byte{0xff, 0xff, 0xff, 0xff, 0x0f}))
@@ -59,6 +64,10 @@ func checkDecode(t *testing.T, codecs map[Compression]*Codec, rec []byte) {
 	h, value, err := codecs[CompressionS2].Decode(nil, rec)
 	if !bytes.Equal(rec, orig) {
 		t.Fatal("decoding changed the record")
+	}
+	if errors.Is(err, ErrRef) {
+		checkRef(t, rec, hh, herr)
+		return
 	}
 	if err != nil {
 		if !errors.Is(err, ErrCorrupt) {
@@ -92,6 +101,33 @@ func checkDecode(t *testing.T, codecs map[Compression]*Codec, rec []byte) {
 	}
 	h3, value3, err := c.Decode(nil, moved)
 	if err != nil || h3.Expiry != h.Expiry+1 || !bytes.Equal(value3, value) {
+		t.Fatalf("after SetExpiry: %+v, %v", h3, err)
+	}
+}
+
+// checkRef checks a sound reference record: its Ref parses, and it keeps
+// its Ref and algorithm through a re-encoding and SetExpiry.
+func checkRef(t *testing.T, rec []byte, hh Header, herr error) {
+	h, payload, err := Verify(rec)
+	if err != nil || herr != nil || hh != h || !h.Ref {
+		t.Fatalf("Decode said ErrRef but Verify = %+v, %v; DecodeHeader = %+v, %v", h, err, hh, herr)
+	}
+	ref, err := ParseRef(payload)
+	if err != nil {
+		t.Fatalf("ParseRef of a sound reference record: %v", err)
+	}
+	if ExternalLen(rec) != int(ref.Length) {
+		t.Fatalf("ExternalLen = %d, Ref.Length %d", ExternalLen(rec), ref.Length)
+	}
+	again := AppendRefRecord(nil, h.Expiry, h.WriteTime, h.Algo, ref)
+	if h2, p2, err := Verify(again); err != nil || h2 != h || !bytes.Equal(p2, payload) {
+		t.Fatalf("re-encoded reference record: %+v, %v; want %+v", h2, err, h)
+	}
+	moved, err := SetExpiry(rec, h.Expiry+1)
+	if err != nil {
+		t.Fatalf("SetExpiry on a sound reference record: %v", err)
+	}
+	if h3, p3, err := Verify(moved); err != nil || !h3.Ref || h3.Expiry != h.Expiry+1 || !bytes.Equal(p3, payload) {
 		t.Fatalf("after SetExpiry: %+v, %v", h3, err)
 	}
 }

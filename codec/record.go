@@ -25,7 +25,8 @@ const (
 
 	algoMask   = 0x03 // flags bits that hold the algorithm
 	flagExpiry = 0x04 // the header holds an expiry
-	knownFlags = algoMask | flagExpiry
+	flagRef    = 0x08 // the payload is a Ref to the stored value
+	knownFlags = algoMask | flagExpiry | flagRef
 )
 
 // headerLen returns the header length that flags announce.
@@ -46,6 +47,9 @@ type Header struct {
 	Algo      uint8 // payload compression as stored: AlgoNone, AlgoS2 or AlgoZstd
 	Expiry    int64 // unix nanoseconds; 0 means never
 	WriteTime int64 // unix nanoseconds, whole seconds: the record keeps seconds
+	// Ref is set when the payload is a Ref: the stored value (compressed
+	// as Algo says) lives in a value log, not in the record.
+	Ref bool
 }
 
 // Expired reports whether the record has expired at nowNanos (unix
@@ -60,29 +64,61 @@ func (h Header) Expired(nowNanos int64) bool {
 // writeTime is kept to the second. It allocates at most once, and not at all
 // when dst has room.
 func (c *Codec) AppendRecord(dst []byte, expiry, writeTime int64, value []byte) []byte {
-	algo := AlgoNone
-	if len(value) >= c.minLen() {
-		algo = c.compression.algo()
-	}
-	var flags byte
-	if expiry != 0 {
-		flags = flagExpiry
-	}
-	hl := headerLen(flags)
+	algo := c.algoFor(value)
+	hl := headerLen(expiryFlag(expiry))
 	off := len(dst)
 	dst = slices.Grow(dst, hl+storedBound(algo, len(value)))
 	dst = dst[:off+hl]
 	dst, algo = c.appendPayload(dst, value, algo)
+	sign(dst[off:], expiryFlag(expiry)|algo, expiry, writeTime)
+	return dst
+}
 
-	rec := dst[off:]
+// AppendStored appends the stored form of value to dst, compressed under
+// the same rule as AppendRecord, and returns it with its algorithm: what
+// goes to a value log, for AppendRefRecord to refer to.
+func (c *Codec) AppendStored(dst, value []byte) ([]byte, uint8) {
+	algo := c.algoFor(value)
+	dst = slices.Grow(dst, storedBound(algo, len(value)))
+	return c.appendPayload(dst, value, algo)
+}
+
+// AppendRefRecord appends the record of a value stored elsewhere, as algo
+// says (AppendStored), at ref.
+func AppendRefRecord(dst []byte, expiry, writeTime int64, algo uint8, ref Ref) []byte {
+	flags := expiryFlag(expiry) | flagRef | algo&algoMask
+	hl := headerLen(flags)
+	off := len(dst)
+	dst = slices.Grow(dst, hl+RefSize)
+	dst = ref.append(dst[:off+hl])
+	sign(dst[off:], flags, expiry, writeTime)
+	return dst
+}
+
+func (c *Codec) algoFor(value []byte) uint8 {
+	if len(value) >= c.minLen() {
+		return c.compression.algo()
+	}
+	return AlgoNone
+}
+
+func expiryFlag(expiry int64) byte {
+	if expiry != 0 {
+		return flagExpiry
+	}
+	return 0
+}
+
+// sign fills in the header of rec, whose payload is in place.
+func sign(rec []byte, flags byte, expiry, writeTime int64) {
+	hl := headerLen(flags)
 	rec[offVersion] = Version
-	rec[offFlags] = flags | algo
+	rec[offFlags] = flags
 	if expiry != 0 {
 		binary.LittleEndian.PutUint64(rec[offExpiry:], uint64(expiry))
 	}
 	binary.LittleEndian.PutUint32(rec[hl-8:], uint32(writeTime/1e9))
 	binary.LittleEndian.PutUint32(rec[hl-4:], checksum(payloadSum(rec, hl), rec, hl))
-	return dst
 }
 
 // DecodeHeader parses and checks the header of rec: its length, version and
@@ -115,6 +151,10 @@ func decodeHeader(rec []byte) (int, Header, error) {
 		Version:   Version,
 		Algo:      algo,
 		WriteTime: int64(binary.LittleEndian.Uint32(rec[hl-8:])) * 1e9,
+		Ref:       flags&flagRef != 0,
+	}
+	if h.Ref && len(rec) != hl+RefSize {
+		return 0, Header{}, corrupt("a reference record of %d bytes, want %d", len(rec), hl+RefSize)
 	}
 	if flags&flagExpiry != 0 {
 		h.Expiry = int64(binary.LittleEndian.Uint64(rec[offExpiry:]))
@@ -130,32 +170,63 @@ func decodeHeader(rec []byte) (int, Header, error) {
 // never aliases rec, and is non-nil even when empty, so that an empty value
 // reads differently from a missing one. On error the value is nil and the
 // error wraps ErrCorrupt.
+//
+// A record whose value is stored elsewhere (Header.Ref) gives ErrRef: its
+// reader resolves the Ref (Verify) and decodes the stored bytes it finds
+// (DecodeStored).
 func (c *Codec) Decode(dst, rec []byte) (Header, []byte, error) {
+	h, payload, err := Verify(rec)
+	if err != nil {
+		return Header{}, nil, err
+	}
+	if h.Ref {
+		return Header{}, nil, ErrRef
+	}
+	out, err := c.DecodeStored(dst, h.Algo, payload)
+	if err != nil {
+		return Header{}, nil, err
+	}
+	return h, out, nil
+}
+
+// Verify checks rec's header and checksum and returns the header and the
+// stored payload, which aliases rec: the value as stored, or for a
+// reference record the Ref (ParseRef).
+func Verify(rec []byte) (Header, []byte, error) {
 	hl, h, err := verify(rec)
 	if err != nil {
 		return Header{}, nil, err
 	}
-	payload := rec[hl:]
+	return h, rec[hl:], nil
+}
+
+// DecodeStored appends to dst the value whose stored form (compressed with
+// algo) is stored, with Decode's guarantees: never aliasing stored, non-nil
+// when empty, errors wrapping ErrCorrupt.
+func (c *Codec) DecodeStored(dst []byte, algo uint8, stored []byte) ([]byte, error) {
 	maxValue := c.MaxValue()
 	var out []byte
-	switch h.Algo {
+	var err error
+	switch algo {
 	case AlgoNone:
-		if len(payload) > maxValue {
-			return Header{}, nil, corrupt("value of %d bytes is more than MaxValue %d", len(payload), maxValue)
+		if len(stored) > maxValue {
+			return nil, corrupt("value of %d bytes is more than MaxValue %d", len(stored), maxValue)
 		}
-		out = append(dst, payload...)
+		out = append(dst, stored...)
 	case AlgoS2:
-		out, err = appendS2(dst, payload, maxValue)
+		out, err = appendS2(dst, stored, maxValue)
 	case AlgoZstd:
-		out, err = c.appendZstd(dst, payload, maxValue)
+		out, err = c.appendZstd(dst, stored, maxValue)
+	default:
+		err = corrupt("unknown compression %d", algo)
 	}
 	if err != nil {
-		return Header{}, nil, err
+		return nil, err
 	}
 	if out == nil {
 		out = []byte{}
 	}
-	return h, out, nil
+	return out, nil
 }
 
 // SetExpiry returns a copy of rec with expiry replaced (0: never expires)
@@ -191,13 +262,26 @@ func SetExpiry(rec []byte, expiry int64) ([]byte, error) {
 }
 
 // PayloadLen returns the length of rec's stored payload (compressed when the
-// record is), or 0 when rec's header does not parse.
+// record is), or 0 when rec's header does not parse. For a reference record
+// it is the Ref's length (RefSize).
 func PayloadLen(rec []byte) int {
 	hl, _, err := decodeHeader(rec)
 	if err != nil {
 		return 0
 	}
 	return len(rec) - hl
+}
+
+// ExternalLen returns the bytes that rec's Ref points at, 0 for a record
+// that holds its value (or does not parse): with len(rec), what the entry
+// takes on disk. It reads the Ref without checking the checksum, like
+// DecodeHeader.
+func ExternalLen(rec []byte) int {
+	hl, h, err := decodeHeader(rec)
+	if err != nil || !h.Ref {
+		return 0
+	}
+	return int(binary.LittleEndian.Uint32(rec[hl+refOffLength:]))
 }
 
 // verify checks rec's header and checksum and returns the header and its

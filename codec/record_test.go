@@ -268,7 +268,13 @@ func TestCorrupt(t *testing.T) {
 		{"zstd bomb without content size", small, record(AlgoZstd, stream.Bytes()), "MaxValue"},
 		{"raw too large", small, record(AlgoNone, zeros[:1001]), "MaxValue"},
 	}
-	for bit := 3; bit < 8; bit++ { // bit 2 is the expiry flag
+	tests = append(tests, struct {
+		name  string
+		codec *Codec
+		rec   []byte
+		want  string
+	}{"reference of the wrong length", c, record(flagRef, []byte("x")), "reference record"})
+	for bit := 4; bit < 8; bit++ { // bit 2 is the expiry flag, bit 3 the reference flag
 		tests = append(tests, struct {
 			name  string
 			codec *Codec

@@ -122,6 +122,12 @@ func (c *store) openPebble() error {
 	c.write = d.write
 	path := filepath.Join(c.dir, storeDir)
 	po := c.health.attach(pebbleOptions(&c.opts, d), c.log, c.dir)
+	if c.log.Enabled(context.Background(), slog.LevelDebug) {
+		// Flushes, compactions and table deletions, one line each: what
+		// someone asking where the directory's bytes went needs to see.
+		tee := pebble.TeeEventListener(*po.EventListener, pebble.MakeLoggingEventListener(po.Logger))
+		po.EventListener = &tee
+	}
 	// Space comes back when Pebble deletes a table: the monitor looks at
 	// once, and writers waiting for room (backpressure) go on.
 	deleted := po.EventListener.TableDeleted

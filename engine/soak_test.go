@@ -54,7 +54,47 @@ const (
 )
 
 func soakOptions() *Options {
-	return &Options{SizeLimit: soakLimit, SweepInterval: time.Second}
+	return &Options{SizeLimit: soakLimit, SweepInterval: time.Second, Logger: soakEvents()}
+}
+
+// soakEvents logs each process's Pebble events to DISKCACHE_SOAK_TRACE, to
+// set beside the samples over the limit (soakTrace) and tell compaction
+// output from tables waiting for deletion. One file per process, opened
+// once: the test counts its file descriptors.
+var soakEvents = sync.OnceValue(func() *slog.Logger {
+	dir := os.Getenv("DISKCACHE_SOAK_TRACE")
+	if dir == "" {
+		return nil
+	}
+	f, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("events-%d.log", os.Getpid())), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(f, &slog.HandlerOptions{Level: slog.LevelDebug}))
+})
+
+// soakTrace writes every sample over the limit with the store's files and
+// their sizes to DISKCACHE_SOAK_TRACE's samples.log.
+func soakTrace(dir string, ratio float64) {
+	tdir := os.Getenv("DISKCACHE_SOAK_TRACE")
+	if tdir == "" {
+		return
+	}
+	f, err := os.OpenFile(filepath.Join(tdir, "samples.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %.3fx", time.Now().Format("15:04:05.000"), ratio)
+	ents, _ := os.ReadDir(filepath.Join(dir, storeDir))
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil {
+			fmt.Fprintf(&b, " %s:%d", e.Name(), fi.Size())
+		}
+	}
+	b.WriteByte('\n')
+	f.WriteString(b.String())
 }
 
 // A soak value checks itself: "soak|key|inc|seq|n|" then n random bytes,
@@ -150,7 +190,9 @@ func init() {
 		}
 		log := &soakLog{f: lf}
 		o := soakOptions()
-		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		if o.Logger == nil {
+			o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		}
 		c, err := Open(dir, o)
 		if err != nil {
 			return err
@@ -346,6 +388,7 @@ func TestSoak(t *testing.T) {
 	}
 	warm.Close()
 	time.Sleep(100 * time.Millisecond)
+	soakEvents() // its file, if any, stays open to the end
 	baseFDs, baseGoroutines := countFDs(t), runtime.NumGoroutine()
 
 	dir := filepath.Join(t.TempDir(), "soak cache")
@@ -402,6 +445,9 @@ func TestSoak(t *testing.T) {
 			samples.Add(1)
 			if n > peak.Load() {
 				peak.Store(n)
+			}
+			if float64(n) > soakMaxOverrun*soakLimit {
+				soakTrace(dir, float64(n)/soakLimit)
 			}
 			if float64(n) > soakMaxOverrun*soakLimit && over.Add(1) <= 5 {
 				overLog <- fmt.Sprintf("%s: %.2fx (%s)", time.Now().Format("15:04:05.000"), float64(n)/soakLimit, storeBreakdown(dir))
