@@ -23,6 +23,7 @@ import (
 
 	"github.com/diskcache-go/diskcache/codec"
 	"github.com/diskcache-go/diskcache/ttl"
+	"github.com/diskcache-go/diskcache/vlog"
 )
 
 // A damaged store, and what Open and Check do about it.
@@ -370,11 +371,13 @@ type CheckReport struct {
 	Dir        string `json:"dir"`
 	StoreFound bool   `json:"store_found"` // false: no store yet (nothing written)
 
-	Tables     int    `json:"tables"`      // table files in store/
-	TableBytes int64  `json:"table_bytes"` //
-	Logs       int    `json:"logs"`        // WAL files, recycled ones included
-	LogBytes   int64  `json:"log_bytes"`   //
-	Manifest   string `json:"manifest,omitempty"`
+	Tables       int    `json:"tables"`      // table files in store/
+	TableBytes   int64  `json:"table_bytes"` //
+	Logs         int    `json:"logs"`        // WAL files, recycled ones included
+	LogBytes     int64  `json:"log_bytes"`   //
+	Segments     int    `json:"segments"`    // value log segments in store/values/
+	SegmentBytes int64  `json:"segment_bytes"`
+	Manifest     string `json:"manifest,omitempty"`
 
 	Entries      int64 `json:"entries"`       // records found by the scan
 	Bytes        int64 `json:"bytes"`         // their stored bytes (keys and records), as Stats counts them
@@ -539,6 +542,7 @@ func (r *CheckReport) inventory(fsys vfs.FS, dir, path string) {
 		case strings.HasSuffix(n, ".log"):
 			r.Logs++
 			r.LogBytes += size
+		case n == valuesDir:
 		case n == "LOCK" || strings.HasPrefix(n, "MANIFEST-") || strings.HasPrefix(n, "OPTIONS-") ||
 			strings.HasPrefix(n, "marker.") || strings.HasSuffix(n, ".blob"):
 		default:
@@ -577,7 +581,14 @@ func (r *CheckReport) checkStore(ctx context.Context, o *Options, fsys vfs.FS, p
 		r.problem(p)
 	}
 	presence := r.checkMeta(db)
-	if err := r.scanData(ctx, db, presence); err != nil {
+	values, err := r.openValues(fsys, path)
+	if err != nil {
+		return err
+	}
+	if values != nil {
+		defer values.Close()
+	}
+	if err := r.scanData(ctx, db, values, presence); err != nil {
 		return err
 	}
 	if err := r.scanIndex(ctx, db); err != nil {
@@ -661,7 +672,7 @@ func (r *CheckReport) checkMeta(db *pebble.DB) *presence {
 
 // scanData reads every record: its key, checksum, value and expiry index
 // entry, and that the saved key filter has it.
-func (r *CheckReport) scanData(ctx context.Context, db *pebble.DB, p *presence) error {
+func (r *CheckReport) scanData(ctx context.Context, db *pebble.DB, values *vlog.Log, p *presence) error {
 	// The largest value any cache accepts, whatever limit wrote this one.
 	cd, err := codec.New(codec.Config{MaxValue: maxValueCeiling})
 	if err != nil {
@@ -694,8 +705,11 @@ func (r *CheckReport) scanData(ctx context.Context, db *pebble.DB, p *presence) 
 			continue
 		}
 		r.Entries++
-		r.Bytes += int64(len(k) + len(v))
+		r.Bytes += int64(len(k) + recordSize(v))
 		hdr, out, err := cd.Decode(buf[:0], v)
+		if errors.Is(err, codec.ErrRef) {
+			hdr, out, err = readRef(cd, values, []byte(uk), v)
+		}
 		buf = out[:0]
 		if err != nil {
 			r.problem(CheckProblem{Key: uk, What: "the record does not decode: " + err.Error()})
@@ -726,6 +740,49 @@ func (r *CheckReport) scanData(ctx context.Context, db *pebble.DB, p *presence) 
 		r.problem(CheckProblem{File: storeDir, What: "the scan of the records stopped: " + err.Error()})
 	}
 	return nil
+}
+
+// openValues opens the value log of the store at path, if there is one,
+// and checks that each segment's entries read back; nil if there is none.
+func (r *CheckReport) openValues(fsys vfs.FS, path string) (*vlog.Log, error) {
+	dir := filepath.Join(path, valuesDir)
+	if _, err := fsys.Stat(dir); err != nil {
+		return nil, nil
+	}
+	l, err := vlog.Open(fsys, dir, vlog.Options{SegmentSize: segmentSizeFor(0)})
+	if err != nil {
+		return nil, fmt.Errorf("diskcache: check %s: %w", r.Dir, err)
+	}
+	for _, s := range l.Segments() {
+		r.Segments++
+		r.SegmentBytes += s.Size
+		if err := l.Scan(s.ID, func([]byte, []byte, codec.Ref) error { return nil }); err != nil {
+			r.problem(CheckProblem{File: filepath.Join(storeDir, valuesDir, filepath.Base(s.Path)), What: err.Error()})
+		}
+	}
+	return l, nil
+}
+
+// readRef reads and decodes the value that the reference record rec of
+// key points at.
+func readRef(cd *codec.Codec, values *vlog.Log, key, rec []byte) (codec.Header, []byte, error) {
+	h, payload, err := codec.Verify(rec)
+	if err != nil {
+		return codec.Header{}, nil, err
+	}
+	ref, err := codec.ParseRef(payload)
+	if err != nil {
+		return codec.Header{}, nil, err
+	}
+	if values == nil {
+		return codec.Header{}, nil, fmt.Errorf("it refers to segment %d of the value log, and there is no value log", ref.Segment)
+	}
+	stored, err := values.Read(nil, ref, key)
+	if err != nil {
+		return codec.Header{}, nil, err
+	}
+	v, err := cd.DecodeStored(nil, h.Algo, stored)
+	return h, v, err
 }
 
 // scanIndex checks that every expiry index entry points at a record that

@@ -12,9 +12,14 @@ import (
 )
 
 // crashValue is the value the crash writer stores under key i: its length
-// varies so that records straddle WAL blocks.
+// varies so that records straddle WAL blocks, and every third value (up to
+// 12 KiB) goes to the value log.
 func crashValue(i int) []byte {
-	return []byte(strings.Repeat(strconv.Itoa(i)+"-", 1+i%97))
+	n := 1 + i%97
+	if i%3 == 0 {
+		n *= 20
+	}
+	return []byte(strings.Repeat(strconv.Itoa(i)+"-", n))
 }
 
 func init() {

@@ -41,7 +41,7 @@ func init() {
 	// damageKeys into tables, write the tail, print "done" and wait to be
 	// killed: the directory is then a crash image with a live WAL.
 	childRoles["damage-writer"] = func(args []string) error {
-		c, err := Open(args[0], &Options{SizeLimit: 64 << 20})
+		c, err := Open(args[0], damageWriterOptions())
 		if err != nil {
 			return err
 		}
@@ -65,6 +65,13 @@ func writeDamageKeys(c *Cache) error {
 		}
 	}
 	return nil
+}
+
+// damageWriterOptions keep the damage test's 4 KiB values in Pebble's
+// files, which these tests damage; TestDamagedValueLog damages the value
+// log.
+func damageWriterOptions() *Options {
+	return &Options{SizeLimit: 64 << 20, ValueThreshold: -1}
 }
 
 // foreignName is a file of the user's, next to the store in the cache
@@ -92,7 +99,7 @@ func damagedStore(t *testing.T, crash bool) string {
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 	} else {
-		c, err := Open(dir, &Options{SizeLimit: 64 << 20})
+		c, err := Open(dir, damageWriterOptions())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -115,6 +115,7 @@ const (
 	walFile      fileKind = ".log"
 	tableFile    fileKind = ".sst"
 	manifestFile fileKind = "MANIFEST-"
+	valueFile    fileKind = ".vlog"
 )
 
 func (k fileKind) matches(path string) bool {
@@ -422,6 +423,46 @@ func TestFaultWAL(t *testing.T) {
 	}
 }
 
+// TestFaultValueLog: a write of the value log that fails (EIO, ENOSPC, or
+// its fsync with Options.Sync) fails the Set that hit it with
+// ErrStoreFailed wrapping the disk's error, as a failed WAL write does;
+// reads go on, large values included; once the fault clears the store is
+// reopened and writes resume, with every acknowledged write there.
+func TestFaultValueLog(t *testing.T) {
+	cases := []struct {
+		name  string
+		class opClass
+		errno syscall.Errno
+		sync  bool
+	}{
+		{"write-EIO", writes, syscall.EIO, false},
+		{"write-ENOSPC", writes, syscall.ENOSPC, false},
+		{"sync-mode-fsync-EIO", syncs, syscall.EIO, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(7, 8))
+			dir := filepath.Join(t.TempDir(), "cache")
+			f := &fault{}
+			c := openFaulty(t, dir, f, Options{Sync: tc.sync})
+			a := acked{}
+			a.write(t, c, rng, "small", 50, 100)
+			a.write(t, c, rng, "large", 50, 8<<10)
+			f.set(tc.class, valueFile, tc.errno)
+			err := set(t, c, "during", randValue(rng, 8<<10))
+			if !errors.Is(err, ErrStoreFailed) || !errors.Is(err, tc.errno) || f.hits.Load() == 0 {
+				t.Fatalf("Set under a value log fault = %v (%d faults hit); want ErrStoreFailed wrapping %v", err, f.hits.Load(), tc.errno)
+			}
+			a.check(t, c, "under the fault")
+			f.clear()
+			resume(t, c, a)
+			a.write(t, c, rng, "after", 20, 8<<10)
+			a.check(t, c, "after the store was reopened")
+			reopenAndCheck(t, c, dir, a)
+		})
+	}
+}
+
 // TestWALFsyncFaultIgnoredByDefault: in the default mode WAL files are never
 // fsynced (durability.go), so a failing fsync of the log cannot reach a
 // write: the guarantee there is kill -9, not power loss.
@@ -459,7 +500,9 @@ func TestFaultTables(t *testing.T) {
 			rng := rand.New(rand.NewPCG(5, 6))
 			dir := filepath.Join(t.TempDir(), "cache")
 			f := &fault{}
-			c := openFaulty(t, dir, f, Options{})
+			// The 4 KiB values stay in Pebble (not the value log), so that
+			// they fill its memtables and tables.
+			c := openFaulty(t, dir, f, Options{ValueThreshold: -1})
 			a := acked{}
 			a.write(t, c, rng, "before", 300, 4<<10)
 			f.set(tc.class, tableFile, tc.errno)
@@ -538,7 +581,7 @@ func TestDiskFull(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cache")
 	d := &diskFull{}
 	logged := &countingHandler{}
-	c := openFaulty(t, dir, d, Options{Logger: slog.New(logged)})
+	c := openFaulty(t, dir, d, Options{Logger: slog.New(logged), ValueThreshold: -1}) // values in Pebble's tables
 	a := acked{}
 	a.write(t, c, rng, "before", 300, 4<<10)
 	d.on.Store(true)
@@ -629,7 +672,7 @@ func init() {
 	childRoles["fault-writer"] = func(args []string) error {
 		u := uncontained[args[1]]
 		f := &fault{}
-		c, err := Open(args[0], &Options{SizeLimit: 64 << 20, fs: newFaultFS(f)})
+		c, err := Open(args[0], &Options{SizeLimit: 64 << 20, ValueThreshold: -1, fs: newFaultFS(f)})
 		if err != nil {
 			return err
 		}
@@ -691,7 +734,7 @@ func TestFaultReachesForwarders(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 14))
 	dir := filepath.Join(t.TempDir(), "cache")
 	f := &fault{}
-	owner := openFaulty(t, dir, f, Options{})
+	owner := openFaulty(t, dir, f, Options{ValueThreshold: -1}) // values in Pebble's tables
 	fwd, err := Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)

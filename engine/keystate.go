@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/diskcache-go/diskcache/codec"
 )
 
 // keyState is what the cache keeps in memory about its keys: the exact
@@ -213,6 +214,12 @@ func (c *store) scanKeys(ctx context.Context) error {
 				scanned.entries++
 				lv := it.LazyValue()
 				scanned.bytes += int64(len(k) + lv.Len())
+				if lv.Len() == codec.MinHeaderSize+codec.RefSize || lv.Len() == codec.MaxHeaderSize+codec.RefSize {
+					// Perhaps a reference record: add what it refers to.
+					if v, _, err := lv.Value(nil); err == nil {
+						scanned.bytes += int64(codec.ExternalLen(v))
+					}
+				}
 			}
 		}
 		if done = !valid; !done {

@@ -221,6 +221,7 @@ func (c *store) monitorLoop() {
 		if c.lim.disk.Load() > c.lim.compactAt {
 			c.compactNextSlice()
 		}
+		c.maybeCollect()
 		if time.Since(lastSnapshot) > time.Minute {
 			lastSnapshot = time.Now()
 			if err := c.guard(c.saveAccess); err != nil && c.bgCtx.Err() == nil {
@@ -238,7 +239,7 @@ func (c *store) refreshDisk(list bool) {
 	if list {
 		c.countUnseen(accounted)
 	}
-	c.lim.disk.Store(accounted + c.lim.unseen.Load())
+	c.lim.disk.Store(accounted + c.valuesSize() + c.lim.unseen.Load())
 	c.lim.l0Backlog.Store(m.Levels[0].Sublevels > l0BacklogSublevels)
 	c.lim.announceRefresh()
 }
@@ -253,7 +254,7 @@ const unseenEvery = 10
 func (c *store) countUnseen(accounted int64) {
 	fsys := c.opts.filesystem()
 	var total int64
-	for _, dir := range []string{c.dir, filepath.Join(c.dir, storeDir)} {
+	for _, dir := range []string{c.dir, filepath.Join(c.dir, storeDir), filepath.Join(c.dir, storeDir, valuesDir)} {
 		names, err := fsys.List(dir)
 		if err != nil {
 			return
@@ -264,7 +265,7 @@ func (c *store) countUnseen(accounted int64) {
 			}
 		}
 	}
-	c.lim.unseen.Store(max(total-accounted, 0))
+	c.lim.unseen.Store(max(total-accounted-c.valuesSize(), 0))
 }
 
 // l0BacklogSublevels: past this many L0 sublevels, Pebble's compactions
@@ -339,7 +340,7 @@ func (c *store) evictOne(cand lru.Candidate) (int64, error) {
 	if err != nil || !found {
 		return 0, err
 	}
-	if int64(len(dk)+old.size) != cand.Size || (!cand.Expired && c.lim.tick(old.header.WriteTime) != cand.Written) {
+	if int64(len(dk)+old.size+old.ext) != cand.Size || (!cand.Expired && c.lim.tick(old.header.WriteTime) != cand.Written) {
 		return 0, nil // rewritten since it was sampled
 	}
 	b := c.db.NewBatch()
@@ -477,7 +478,7 @@ func (s *evictSource) At(dst []lru.Candidate, pos uint64, n int) ([]lru.Candidat
 		cand := lru.Candidate{
 			Hash: dataKeyHash(k),
 			Key:  append([]byte(nil), k...),
-			Size: int64(len(k) + len(v)),
+			Size: int64(len(k) + recordSize(v)),
 		}
 		if h, err := codec.DecodeHeader(v); err != nil {
 			cand.Expired = true // a damaged record is the first thing to evict

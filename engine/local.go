@@ -13,6 +13,7 @@ import (
 
 	"github.com/diskcache-go/diskcache/codec"
 	"github.com/diskcache-go/diskcache/ttl"
+	"github.com/diskcache-go/diskcache/vlog"
 )
 
 // Get returns the value stored under key, or ErrNotFound if it is missing
@@ -109,23 +110,9 @@ func (c *store) read(key string, decode bool) ([]byte, time.Duration, error) {
 	if !c.mayExist(h) {
 		return nil, 0, ErrNotFound
 	}
-	rec, closer, err := c.db.Get(dk)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, 0, ErrNotFound
-	}
+	hdr, v, err := c.readRecord(dk, decode)
 	if err != nil {
-		return nil, 0, fmt.Errorf("diskcache: get %q: %w", key, corruptIf(err))
-	}
-	defer closer.Close()
-	var hdr codec.Header
-	var v []byte
-	if decode {
-		hdr, v, err = c.codec.Decode(nil, rec)
-	} else {
-		hdr, err = codec.DecodeHeader(rec)
-	}
-	if err != nil {
-		return nil, 0, fmt.Errorf("%w: key %q in %s: %w", ErrCorrupt, key, c.dir, err)
+		return nil, 0, err
 	}
 	var left time.Duration
 	if hdr.Expiry != 0 { // the clock is read only for entries that expire
@@ -135,6 +122,37 @@ func (c *store) read(key string, decode bool) ([]byte, time.Duration, error) {
 	}
 	c.lim.touch(h)
 	return v, left, nil
+}
+
+// readRecord reads the record under dk: its header and, with decode, its
+// value. A collection of the value log may move the value between the
+// read of the record and the read of the value: the record is read again.
+func (c *store) readRecord(dk []byte, decode bool) (codec.Header, []byte, error) {
+	key := userKey(dk)
+	for try := 0; ; try++ {
+		rec, closer, err := c.db.Get(dk)
+		if errors.Is(err, pebble.ErrNotFound) {
+			return codec.Header{}, nil, ErrNotFound
+		}
+		if err != nil {
+			return codec.Header{}, nil, fmt.Errorf("diskcache: get %q: %w", truncKey(string(key)), corruptIf(err))
+		}
+		var hdr codec.Header
+		var v []byte
+		if decode {
+			hdr, v, err = c.decodeRecord(key, rec)
+		} else {
+			hdr, err = codec.DecodeHeader(rec)
+		}
+		closer.Close()
+		if errors.Is(err, vlog.ErrGone) && try < 3 {
+			continue
+		}
+		if err != nil {
+			return codec.Header{}, nil, fmt.Errorf("%w: key %q in %s: %w", ErrCorrupt, truncKey(string(key)), c.dir, err)
+		}
+		return hdr, v, nil
+	}
 }
 
 // Set stores value under key. A ttl <= 0 means the entry never expires.
@@ -149,8 +167,12 @@ func (c *store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 		return err
 	}
 	now := c.now()
-	rec := c.encode(value, expiryOf(now, ttl), now)
+	rec, pin, err := c.encodeEntry(key, value, expiryOf(now, ttl), now)
+	if err != nil {
+		return err
+	}
 	defer putRecord(rec)
+	defer pin.Release()
 	var kb [64]byte
 	dk := appendDataKey(kb[:0], key)
 	if err := c.backpressure(ctx, int64(len(dk)+len(*rec))); err != nil {
@@ -225,8 +247,13 @@ func (c *store) setMany(ctx context.Context, entries []Entry, ifAbsent bool) (bo
 	var total counts
 	for i, dk := range keys {
 		e := entries[last[string(userKey(dk))]]
-		rec := c.codec.AppendRecord(nil, expiryOf(now, e.TTL), now, e.Value)
-		d, err := c.stageOver(b, dk, rec, olds[i], found[i])
+		rec, pin, err := c.encodeEntry(e.Key, e.Value, expiryOf(now, e.TTL), now)
+		if err != nil {
+			return false, err
+		}
+		defer putRecord(rec)
+		defer pin.Release()
+		d, err := c.stageOver(b, dk, *rec, olds[i], found[i])
 		if err != nil {
 			return false, fmt.Errorf("diskcache: set %q: %w", truncKey(e.Key), err)
 		}
@@ -332,6 +359,7 @@ func (c *store) Clear(ctx context.Context) error {
 // oldRecord is what a write needs to know of the record it replaces.
 type oldRecord struct {
 	size   int // bytes of the stored record
+	ext    int // bytes of the value log entry it refers to, if any
 	header codec.Header
 	rec    []byte // a copy of the record, only when asked for
 }
@@ -351,7 +379,7 @@ func (c *store) lookup(dk []byte, withRecord bool) (oldRecord, bool, error) {
 	if err != nil {
 		return oldRecord{}, false, fmt.Errorf("%w: key %q in %s: %w", ErrCorrupt, userKey(dk), c.dir, err)
 	}
-	old := oldRecord{size: len(v), header: h}
+	old := oldRecord{size: len(v), ext: codec.ExternalLen(v), header: h}
 	if withRecord {
 		old.rec = append([]byte(nil), v...)
 	}
@@ -384,10 +412,10 @@ func (c *store) stageOver(b *pebble.Batch, dk, rec []byte, old oldRecord, found 
 	if err != nil {
 		return counts{}, err
 	}
-	d := counts{entries: 1, bytes: int64(len(dk) + len(rec))}
+	d := counts{entries: 1, bytes: int64(len(dk) + recordSize(rec))}
 	if found {
 		d.entries = 0
-		d.bytes -= int64(len(dk) + old.size)
+		d.bytes -= int64(len(dk) + old.size + old.ext)
 		if old.header.Expiry != 0 && old.header.Expiry != h.Expiry {
 			b.Delete(ttl.AppendIndexKey(nil, old.header.Expiry, dk[1:]), nil)
 		}
@@ -411,7 +439,7 @@ func (c *store) stageDelete(b *pebble.Batch, dk []byte, old oldRecord) counts {
 	if old.header.Expiry != 0 {
 		b.Delete(ttl.AppendIndexKey(nil, old.header.Expiry, dk[1:]), nil)
 	}
-	return counts{entries: -1, bytes: -int64(len(dk) + old.size)}
+	return counts{entries: -1, bytes: -int64(len(dk) + old.size + old.ext)}
 }
 
 // commit commits b and applies its change d to the counts. The caller
@@ -483,14 +511,6 @@ func putRecord(p *[]byte) {
 	if cap(*p) <= 64<<10 {
 		recordPool.Put(p)
 	}
-}
-
-// encode builds the record for value into a pooled buffer; the caller puts
-// it back once the batch holds its own copy.
-func (c *store) encode(value []byte, expiry, now int64) *[]byte {
-	p := recordPool.Get().(*[]byte)
-	*p = c.codec.AppendRecord((*p)[:0], expiry, now, value)
-	return p
 }
 
 func (c *store) now() int64 { return c.clock.Now().UnixNano() }

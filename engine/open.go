@@ -15,6 +15,7 @@ import (
 
 	"github.com/diskcache-go/diskcache/codec"
 	"github.com/diskcache-go/diskcache/ttl"
+	"github.com/diskcache-go/diskcache/vlog"
 )
 
 // storeDir is the folder inside a cache directory that holds Pebble's files.
@@ -44,6 +45,9 @@ type store struct {
 	keys    keyState
 	stats   statCounters
 	lim     *limiter
+
+	values *vlog.Log // large values (values.go)
+	gc     collector
 
 	sweeper *ttl.Sweeper
 	reclaim reclaimer
@@ -149,6 +153,10 @@ func (c *store) openPebble() error {
 		db.Close()
 		return fmt.Errorf("diskcache: open %s: %w", c.dir, err)
 	}
+	if err := c.openValues(path); err != nil {
+		db.Close()
+		return fmt.Errorf("diskcache: open %s: %w", c.dir, err)
+	}
 	clean, err := c.loadKeyState()
 	if err == nil {
 		err = c.loadLimiter()
@@ -158,6 +166,7 @@ func (c *store) openPebble() error {
 	}
 	if err != nil {
 		db.Close()
+		c.closeValues()
 		return fmt.Errorf("diskcache: open %s: %w", c.dir, err)
 	}
 	if !clean || c.keys.cur.Load() == nil {
@@ -202,6 +211,7 @@ func (c *store) Close() error {
 	if cerr := c.closePebble(); err == nil {
 		err = cerr
 	}
+	c.closeValues()
 	if lerr := c.lock.release(); err == nil {
 		err = lerr
 	}

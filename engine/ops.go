@@ -75,7 +75,7 @@ func (c *store) update(key string, withValue bool, fn func(cur entry, now int64)
 	if present && !old.header.Expired(now) {
 		cur = entry{found: true, expiry: old.header.Expiry, rec: old.rec}
 		if withValue {
-			_, v, err := c.codec.Decode(nil, old.rec)
+			_, v, err := c.decodeRecord([]byte(key), old.rec)
 			if err != nil {
 				return fmt.Errorf("%w: key %q in %s: %w", ErrCorrupt, truncKey(key), c.dir, err)
 			}
@@ -96,8 +96,12 @@ func (c *store) update(key string, withValue bool, fn func(cur entry, now int64)
 			if len(out.value) > c.opts.MaxValueSize {
 				return fmt.Errorf("%w: %q would be %d bytes, the limit is %d", ErrValueTooLarge, truncKey(key), len(out.value), c.opts.MaxValueSize)
 			}
-			p := c.encode(out.value, out.expiry, now)
+			p, pin, err := c.encodeEntry(key, out.value, out.expiry, now)
+			if err != nil {
+				return err
+			}
 			defer putRecord(p)
+			defer pin.Release()
 			rec = *p
 		}
 		if d, err = c.stageOver(b, dk, rec, old, present); err != nil {

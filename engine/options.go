@@ -58,6 +58,12 @@ type Options struct {
 	// MaxValueSize is the largest value Set accepts. 0 means 1/16 of
 	// SizeLimit, at most 256 MiB; a larger setting is lowered to that.
 	MaxValueSize int
+	// ValueThreshold is the size from which a value is kept in a value log
+	// beside Pebble (store/values/) rather than in Pebble itself: written
+	// once instead of once per compaction, and freed a segment at a time.
+	// 0 means 1 KiB; negative keeps new values in Pebble (values already in
+	// the log stay readable there).
+	ValueThreshold int
 
 	// LocalCacheSize is how many bytes of the values a forwarding process
 	// (one that does not own the directory) read it keeps in memory, to
@@ -128,6 +134,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if r.MaxValueSize <= 0 || int64(r.MaxValueSize) > maxValue {
 		r.MaxValueSize = int(maxValue)
+	}
+	if r.ValueThreshold == 0 {
+		r.ValueThreshold = defaultValueThreshold
 	}
 	if r.LocalCacheSize == 0 {
 		r.LocalCacheSize = defaultLocalCacheSize

@@ -55,7 +55,7 @@ func (c *store) Stats() Stats {
 	sh, err := c.enter(context.Background())
 	if err == nil {
 		defer c.leave(sh)
-		s.DiskBytes = int64(c.db.Metrics().DiskSpaceUsage())
+		s.DiskBytes = int64(c.db.Metrics().DiskSpaceUsage()) + c.valuesSize()
 	}
 	return s
 }

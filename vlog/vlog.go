@@ -264,6 +264,18 @@ func (l *Log) rotate() (*segment, error) {
 	return s, nil
 }
 
+// Seal ends the segment being written, if it holds entries: it becomes
+// collectable once its pins are released, and the next entry starts a new
+// segment. For a log that has stopped growing and whose newest entries
+// are garbage.
+func (l *Log) Seal() {
+	l.appendMu.Lock()
+	defer l.appendMu.Unlock()
+	if l.active != nil && l.active.size.Load() > headerSize {
+		l.seal(l.active)
+	}
+}
+
 func (l *Log) seal(s *segment) {
 	s.sealed.Store(true)
 	if l.active == s {

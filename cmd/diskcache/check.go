@@ -66,6 +66,9 @@ func printCheck(a *app, r *engine.CheckReport) {
 	} else {
 		fmt.Fprintf(tw, "files\t%d tables (%s), %d logs (%s), %s\n",
 			r.Tables, formatSize(r.TableBytes), r.Logs, formatSize(r.LogBytes), r.Manifest)
+		if r.Segments > 0 {
+			fmt.Fprintf(tw, "value log\t%d segments (%s)\n", r.Segments, formatSize(r.SegmentBytes))
+		}
 		fmt.Fprintf(tw, "entries\t%d (%s stored)\n", r.Entries, formatSize(r.Bytes))
 		fmt.Fprintf(tw, "expiring\t%d (%d expired, not yet swept); %d index entries\n", r.Expiring, r.Expired, r.IndexEntries)
 		if r.CleanClose {

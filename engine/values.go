@@ -1,0 +1,292 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/diskcache-go/diskcache/codec"
+	"github.com/diskcache-go/diskcache/vlog"
+)
+
+// Large values live in a value log beside Pebble (package vlog): written
+// once, instead of once per compaction, and given back a segment at a
+// time. Pebble holds a reference record for each of them. With keys
+// spread by hash, a size limit that evicts from an LSM rewrites the live
+// data around every byte it frees; with the values in the log it rewrites
+// only the live entries of the segment it collects, which eviction by
+// recency leaves mostly empty.
+
+// valuesDir is the value log's folder inside the store.
+const valuesDir = "values"
+
+// defaultValueThreshold: a value of 1 KiB costs Pebble about as much to
+// compact as it costs the log to write and read separately.
+const defaultValueThreshold = 1 << 10
+
+// segmentSizeFor sizes the log's segments from the limit: a collection
+// frees a 256th of the limit at a time (1-16 MiB), so that the segment
+// being written, the one being collected and the garbage left between
+// collections are a small part of it.
+func segmentSizeFor(limit int64) int64 { return clamp(limit/256, 1<<20, 16<<20) }
+
+// openValues opens the value log of the store at path.
+func (c *store) openValues(path string) error {
+	l, err := vlog.Open(c.opts.durability().fs, filepath.Join(path, valuesDir), vlog.Options{
+		SegmentSize: segmentSizeFor(c.opts.SizeLimit),
+		Sync:        c.opts.Sync,
+	})
+	if err != nil {
+		return err
+	}
+	c.values = l
+	return nil
+}
+
+func (c *store) closeValues() {
+	if c.values != nil {
+		c.values.Close()
+		c.values = nil
+	}
+}
+
+// valuesSize is the bytes the value log takes on disk.
+func (c *store) valuesSize() int64 {
+	if c.values == nil {
+		return 0
+	}
+	return c.values.Size()
+}
+
+// encodeEntry builds key's record for value into a pooled buffer, which the
+// caller puts back (putRecord) once the batch holds its own copy. A value
+// of at least ValueThreshold bytes goes to the value log first; the caller
+// releases the Pin once the record is committed (or given up).
+func (c *store) encodeEntry(key string, value []byte, expiry, now int64) (*[]byte, vlog.Pin, error) {
+	p := recordPool.Get().(*[]byte)
+	if c.opts.ValueThreshold < 0 || len(value) < c.opts.ValueThreshold {
+		*p = c.codec.AppendRecord((*p)[:0], expiry, now, value)
+		return p, vlog.Pin{}, nil
+	}
+	if err := c.health.writable(); err != nil {
+		putRecord(p)
+		return nil, vlog.Pin{}, err // no entry the commit would refuse anyway
+	}
+	stored, algo := c.codec.AppendStored((*p)[:0], value)
+	ref, pin, err := c.values.Append([]byte(key), stored)
+	if err == nil && c.opts.Sync {
+		// The entry is durable before the record that refers to it.
+		err = c.values.Sync(ref)
+	}
+	if err != nil {
+		pin.Release()
+		putRecord(p)
+		return nil, vlog.Pin{}, fmt.Errorf("diskcache: set %q: %w", truncKey(key), c.valuesFailed(err))
+	}
+	*p = codec.AppendRefRecord(stored[:0], expiry, now, algo, ref)
+	return p, pin, nil
+}
+
+// valuesFailed fails the store after a failed write or fsync of the value
+// log, as after a failed write of Pebble's log (health.go): every write is
+// refused, reads go on, and the Cache reopens the store once the disk
+// takes writes again. Refusing only the write that failed would leave
+// Pebble to meet the full disk next, and if that happened as it switched
+// logs the process would die.
+func (c *store) valuesFailed(err error) error {
+	return c.health.fail(fmt.Errorf("writing the value log: %w", err))
+}
+
+// decodeRecord verifies rec, the record of key, and returns its header and
+// value, read from the value log when the record refers to it. ErrGone
+// from the log means the entry moved (a collection) since rec was read:
+// read the record again.
+func (c *store) decodeRecord(key []byte, rec []byte) (codec.Header, []byte, error) {
+	h, payload, err := codec.Verify(rec)
+	if err != nil {
+		return codec.Header{}, nil, err
+	}
+	if !h.Ref {
+		v, err := c.codec.DecodeStored(nil, h.Algo, payload)
+		return h, v, err
+	}
+	ref, err := codec.ParseRef(payload)
+	if err != nil {
+		return codec.Header{}, nil, err
+	}
+	buf := recordPool.Get().(*[]byte)
+	defer putRecord(buf)
+	stored, err := c.values.Read(*buf, ref, key)
+	if err != nil {
+		return codec.Header{}, nil, err
+	}
+	*buf = stored[:0]
+	v, err := c.codec.DecodeStored(nil, h.Algo, stored)
+	return h, v, err
+}
+
+// recordSize is what an entry's record takes: itself and the value log
+// entry it refers to, if any. The counts, and so the size limit, go by it.
+func recordSize(rec []byte) int { return len(rec) + codec.ExternalLen(rec) }
+
+// collector is the value log's garbage collector's state.
+type collector struct {
+	running atomic.Bool
+	// lastLive is the live share of the last segment collected, in
+	// thousandths: under disk pressure the oldest segment is collected
+	// only while collections free something.
+	lastLive atomic.Int64
+}
+
+// valuesGarbage estimates the bytes in the value log that no record refers
+// to. The counts include the records in Pebble, so it errs low.
+func (c *store) valuesGarbage() int64 {
+	return c.valuesSize() - c.keys.counts.bytes.load()
+}
+
+// maybeCollect starts the collection of the oldest sealed segment of the
+// value log when the log holds enough garbage: an eighth of the live
+// bytes (at least a segment); under disk pressure any segment while the
+// last collection found its segment mostly dead.
+func (c *store) maybeCollect() {
+	if c.values == nil || c.gc.running.Load() {
+		return
+	}
+	seg := segmentSizeFor(c.opts.SizeLimit)
+	garbage := c.valuesGarbage()
+	slack := max(seg, c.keys.counts.bytes.load()/8)
+	if c.lim.disk.Load() > c.lim.compactAt && c.gc.lastLive.Load() < 900 {
+		slack = 0
+	}
+	if garbage <= slack || c.valuesSize() <= seg {
+		return
+	}
+	var oldest *vlog.Info
+	for _, s := range c.values.Segments() {
+		if s.Collectable {
+			oldest = &s
+			break
+		}
+	}
+	if oldest == nil {
+		// All the garbage is in the segment being written: the log has
+		// stopped growing (say, every entry expired). Seal it, to collect
+		// it next time.
+		c.values.Seal()
+		return
+	}
+	if !c.gc.running.CompareAndSwap(false, true) {
+		return
+	}
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		defer c.gc.running.Store(false)
+		live, err := c.collect(*oldest)
+		if err != nil && c.bgCtx.Err() == nil {
+			c.log.Error("diskcache: collecting the value log failed", "segment", oldest.Path, "err", err)
+			return
+		}
+		c.gc.lastLive.Store(live * 1000 / max(oldest.Size, 1))
+		c.lim.poke()
+	}()
+}
+
+// moved is an entry a collection copies to the head of the log.
+type moved struct {
+	key      []byte
+	from, to codec.Ref
+	pin      vlog.Pin
+}
+
+// collect moves the entries of segment s that records still refer to to
+// the head of the log, and removes s. It returns the bytes it moved.
+//
+// First every live entry is copied (and, with Sync, the copies synced);
+// then each record is pointed at its copy under its key's stripe, if it
+// still points at the original (a write in between wins); then Pebble's
+// log is made durable and the segment removed. A crash at any point
+// leaves every record pointing at an entry that is on disk.
+func (c *store) collect(s vlog.Info) (int64, error) {
+	var moves []moved
+	defer func() {
+		for _, m := range moves {
+			m.pin.Release()
+		}
+	}()
+	var movedBytes int64
+	err := c.values.Scan(s.ID, func(key, stored []byte, ref codec.Ref) error {
+		if c.bgCtx.Err() != nil {
+			return c.bgCtx.Err()
+		}
+		if _, ok, err := c.refersTo(key, ref); err != nil || !ok {
+			return err
+		}
+		to, pin, err := c.values.Append(key, stored)
+		if err != nil {
+			return c.valuesFailed(err)
+		}
+		moves = append(moves, moved{key: append([]byte(nil), key...), from: ref, to: to, pin: pin})
+		movedBytes += int64(ref.Length)
+		return nil
+	})
+	if err != nil {
+		return movedBytes, err
+	}
+	if c.opts.Sync && len(moves) > 0 {
+		if err := c.values.Sync(moves[len(moves)-1].to); err != nil {
+			return movedBytes, c.valuesFailed(err)
+		}
+	}
+	for _, m := range moves {
+		if err := c.repoint(m); err != nil {
+			return movedBytes, err
+		}
+	}
+	// The new references are in Pebble's log (written, with Sync synced)
+	// before the entries they replace go.
+	if err := c.guard(func() error { return c.db.LogData(nil, pebble.Sync) }); err != nil {
+		return movedBytes, err
+	}
+	return movedBytes, c.values.Remove(s.ID)
+}
+
+// refersTo reports whether key's record refers to ref, and returns the
+// record's header.
+func (c *store) refersTo(key []byte, ref codec.Ref) (codec.Header, bool, error) {
+	dk := appendDataKey(nil, string(key))
+	v, closer, err := c.db.Get(dk)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return codec.Header{}, false, nil
+	}
+	if err != nil {
+		return codec.Header{}, false, corruptIf(err)
+	}
+	defer closer.Close()
+	h, payload, err := codec.Verify(v)
+	if err != nil || !h.Ref {
+		return h, false, nil // a damaged record is not kept alive by the log
+	}
+	r, err := codec.ParseRef(payload)
+	return h, err == nil && r == ref, nil
+}
+
+// repoint points m's record at its copy, if it still points at the
+// original.
+func (c *store) repoint(m moved) error {
+	dk := appendDataKey(nil, string(m.key))
+	mu := c.stripe(dk)
+	mu.Lock()
+	defer mu.Unlock()
+	h, ok, err := c.refersTo(m.key, m.from)
+	if err != nil || !ok {
+		return err
+	}
+	rec := codec.AppendRefRecord(nil, h.Expiry, h.WriteTime, h.Algo, m.to)
+	// Same key, same expiry, same size: the counts, the expiry index and
+	// the forwarders' copies (the value is unchanged) all stay as they are.
+	return c.guard(func() error { return c.db.Set(dk, rec, pebble.NoSync) })
+}
