@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -31,9 +32,17 @@ type limiter struct {
 
 	now atomic.Uint32 // the current tick, refreshed by the monitor
 
-	budget int64 // live bytes the evictor keeps under
-	low    int64 // where a round of eviction stops
-	hard   int64 // above this a writer evicts before it writes
+	// steer holds the thresholds in use: a mix of lsm (for live data held
+	// in Pebble) and values (held in the value log, which costs far less
+	// room beside it) by the share of the bytes written that go to the
+	// value log (valueShare).
+	steer         atomic.Pointer[steering]
+	lsm, values   steering
+	wroteAll      counter // bytes of entries written (key and record or log entry)
+	wroteValues   counter // of those, bytes written to the value log
+	lastWrote     [2]int64
+	valueShare    float64 // monitor only
+	valueShareSet bool    // monitor only
 
 	disk atomic.Int64 // last disk usage the monitor saw
 	// l0Backlog is set while L0 has sublevels waiting for Pebble's own
@@ -52,9 +61,7 @@ type limiter struct {
 	// limit, so that a writer reads one flag, not the 16 shards of the
 	// counts. The monitor looks every 10 ms: what writers add in between is
 	// small beside the room between the budget and the hard limit.
-	pressure  atomic.Bool
-	compactAt int64 // disk usage that starts slice compactions
-	waitAt    int64 // disk usage at which writers wait
+	pressure atomic.Bool
 
 	mu      sync.Mutex // guards sampler and source
 	sampler *lru.Sampler
@@ -102,7 +109,74 @@ type shares struct{ live, compactAt, waitAt float64 }
 var (
 	smallLimitShares = shares{live: 0.55, compactAt: 0.60, waitAt: 0.75}
 	largeLimitShares = shares{live: 0.82, compactAt: 0.84, waitAt: 0.92}
+	// valueLogShares are for live data in the value log, at any limit:
+	// beside it the directory holds the collector's slack (an eighth of
+	// the live bytes, values.go), two segments and the small records in
+	// Pebble. TestSizeLimitHolds and BenchmarkSizeLimit measure them.
+	valueLogShares = shares{live: 0.80, compactAt: 0.90, waitAt: 0.96}
 )
+
+// steering is what the limiter steers by, in bytes.
+type steering struct {
+	budget    int64 // live bytes the evictor keeps under
+	low       int64 // where a round of eviction stops
+	hard      int64 // above this a writer evicts before it writes
+	compactAt int64 // disk usage that starts slice compactions
+	waitAt    int64 // disk usage at which writers wait
+}
+
+func steeringFor(limit, fixed int64, sh shares) steering {
+	budget := int64(float64(limit-fixed) * sh.live)
+	budget = max(budget, limit/8)
+	return steering{
+		budget:    budget,
+		low:       int64(float64(budget) * lowWaterShare),
+		hard:      int64(float64(budget) * hardShare),
+		compactAt: int64(float64(limit) * sh.compactAt),
+		waitAt:    int64(float64(limit) * sh.waitAt),
+	}
+}
+
+// mix returns a's thresholds moved a share f of the way to b's.
+func (a steering) mix(b steering, f float64) steering {
+	m := func(x, y int64) int64 { return x + int64(f*float64(y-x)) }
+	return steering{m(a.budget, b.budget), m(a.low, b.low), m(a.hard, b.hard), m(a.compactAt, b.compactAt), m(a.waitAt, b.waitAt)}
+}
+
+// steering returns the thresholds in use.
+func (l *limiter) steering() *steering { return l.steer.Load() }
+
+// wrote records a write of n bytes, of which toLog went to the value log.
+func (l *limiter) wrote(n, toLog int64) {
+	sh := rand.Uint64()
+	l.wroteAll.add(sh, n)
+	if toLog > 0 {
+		l.wroteValues.add(sh, toLog)
+	}
+}
+
+// resteer moves the thresholds toward the share of the bytes written since
+// the last call that went to the value log, weighing them by their volume
+// against window: a workload's mix shows within a few windows of writes.
+// Before the first write it starts from the share of the live bytes the
+// log holds.
+func (l *limiter) resteer(window, logBytes, live int64) {
+	all, vals := l.wroteAll.load(), l.wroteValues.load()
+	dAll, dVals := all-l.lastWrote[0], vals-l.lastWrote[1]
+	l.lastWrote = [2]int64{all, vals}
+	switch {
+	case !l.valueShareSet:
+		l.valueShareSet = true
+		l.valueShare = min(1, float64(logBytes)/float64(max(live, 1)))
+	case dAll > 0:
+		w := float64(dAll) / float64(dAll+window)
+		l.valueShare += w * (float64(dVals)/float64(dAll) - l.valueShare)
+	default:
+		return
+	}
+	s := l.lsm.mix(l.values, l.valueShare)
+	l.steer.Store(&s)
+}
 
 func sharesFor(limit int64) shares {
 	t := (math.Log2(float64(limit)) - 26) / 4 // 0 at 64 MiB, 1 at 1 GiB
@@ -116,22 +190,18 @@ func newLimiter(o *Options) *limiter {
 	po := pebbleOptions(o, o.durability())
 	wal := int64(1.1 * float64(po.MemTableSize) * float64(po.MemTableStopWritesThreshold+2))
 	fixed := wal + 2*po.TargetFileSizes[0]
-	sh := sharesFor(o.SizeLimit)
-	budget := int64(float64(o.SizeLimit-fixed) * sh.live)
-	budget = max(budget, o.SizeLimit/8)
 	l := &limiter{
-		clock:     lru.NewAccessClock(lru.SlotsFor(o.SizeLimit)),
-		budget:    budget,
-		low:       int64(float64(budget) * lowWaterShare),
-		hard:      int64(float64(budget) * hardShare),
-		compactAt: int64(float64(o.SizeLimit) * sh.compactAt),
-		waitAt:    int64(float64(o.SizeLimit) * sh.waitAt),
-		wake:      make(chan struct{}, 1),
+		clock:  lru.NewAccessClock(lru.SlotsFor(o.SizeLimit)),
+		lsm:    steeringFor(o.SizeLimit, fixed, sharesFor(o.SizeLimit)),
+		values: steeringFor(o.SizeLimit, fixed+2*segmentSizeFor(o.SizeLimit), valueLogShares),
+		wake:   make(chan struct{}, 1),
 	}
 	if o.unlimited {
-		l.budget, l.low, l.hard = math.MaxInt64, math.MaxInt64, math.MaxInt64
-		l.compactAt, l.waitAt = math.MaxInt64, math.MaxInt64
+		l.lsm = steering{math.MaxInt64, math.MaxInt64, math.MaxInt64, math.MaxInt64, math.MaxInt64}
+		l.values = l.lsm
 	}
+	s := l.lsm
+	l.steer.Store(&s)
 	l.announceRefresh()
 	return l
 }
@@ -212,13 +282,15 @@ func (c *store) monitorLoop() {
 			continue // the disk takes no writes: nothing can be evicted or compacted (health.go)
 		}
 		live := c.keys.counts.bytes.load()
-		c.lim.pressure.Store(live > c.lim.budget)
-		if live > c.lim.budget {
-			if err := c.evict(live - c.lim.low); err != nil && c.bgCtx.Err() == nil {
+		c.lim.resteer(segmentSizeFor(c.opts.SizeLimit), c.valuesSize(), live)
+		st := c.lim.steering()
+		c.lim.pressure.Store(live > st.budget)
+		if live > st.budget {
+			if err := c.evict(live - st.low); err != nil && c.bgCtx.Err() == nil {
 				c.log.Error("diskcache: eviction failed", "err", err)
 			}
 		}
-		if c.lim.disk.Load() > c.lim.compactAt {
+		if c.lim.disk.Load() > st.compactAt {
 			c.compactNextSlice()
 		}
 		c.maybeCollect()
@@ -353,7 +425,7 @@ func (c *store) evictOne(cand lru.Candidate) (int64, error) {
 	c.lim.evictedBytes.add(cand.Hash, -d.bytes)
 	if c.lim.logged.CompareAndSwap(false, true) {
 		c.log.Info("diskcache: size limit reached, evicting least recently used entries",
-			"size_limit", c.opts.SizeLimit, "live_budget", c.lim.budget)
+			"size_limit", c.opts.SizeLimit, "live_budget", c.lim.steering().budget)
 	}
 	return -d.bytes, nil
 }
@@ -366,19 +438,21 @@ func (c *store) evictOne(cand lru.Candidate) (int64, error) {
 // is stuck must not stop writes for good.
 func (c *store) backpressure(ctx context.Context, n int64) error {
 	l := c.lim
+	st := l.steering()
 	if l.pressure.Load() {
-		if live := c.keys.counts.bytes.load() + n; live > l.hard {
-			if err := c.evict(live - l.low); err != nil {
+		if live := c.keys.counts.bytes.load() + n; live > st.hard {
+			if err := c.evict(live - st.low); err != nil {
 				return err
 			}
 		}
 	}
-	if l.disk.Load() <= l.waitAt {
+	if l.disk.Load() <= st.waitAt {
 		return nil
 	}
 	deadline := time.Now().Add(maxWriteWait)
-	for l.disk.Load() > l.waitAt {
+	for l.disk.Load() > l.steering().waitAt {
 		c.compactNextSlice()
+		c.maybeCollect()
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -194,7 +194,9 @@ func TestRecencySurvivesRestart(t *testing.T) {
 	// New writes push the old keys out; the hot quarter goes last.
 	// Enough new entries that about 1,500 of the 4,000 old ones must go:
 	// half the cold ones.
-	fits := int(c.local().lim.low / (4<<10 + 40))
+	c.local().lim.wake <- struct{}{}  // the monitor settles the thresholds
+	time.Sleep(50 * time.Millisecond) // (limit.go: resteer) before they are read
+	fits := int(c.local().lim.steering().low / (4<<10 + 40))
 	for i := 0; i < fits-4000+1500; i++ {
 		for j := range v {
 			v[j] = byte(rng.Uint32())
@@ -244,7 +246,7 @@ func BenchmarkSizeLimit(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer c.Close()
-			warm := c.local().lim.budget / 3
+			warm := c.local().lim.steering().budget / 3
 			start := time.Now()
 			churn(b, c, "warm", int(warm), 4<<10, 1000)
 			noEviction := float64(warm/(4<<10)) / time.Since(start).Seconds()

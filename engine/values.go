@@ -69,6 +69,7 @@ func (c *store) encodeEntry(key string, value []byte, expiry, now int64) (*[]byt
 	p := recordPool.Get().(*[]byte)
 	if c.opts.ValueThreshold < 0 || len(value) < c.opts.ValueThreshold {
 		*p = c.codec.AppendRecord((*p)[:0], expiry, now, value)
+		c.lim.wrote(int64(len(key)+len(*p)), 0)
 		return p, vlog.Pin{}, nil
 	}
 	if err := c.health.writable(); err != nil {
@@ -87,6 +88,7 @@ func (c *store) encodeEntry(key string, value []byte, expiry, now int64) (*[]byt
 		return nil, vlog.Pin{}, fmt.Errorf("diskcache: set %q: %w", truncKey(key), c.valuesFailed(err))
 	}
 	*p = codec.AppendRefRecord(stored[:0], expiry, now, algo, ref)
+	c.lim.wrote(int64(len(key)+len(*p))+int64(ref.Length), int64(ref.Length))
 	return p, pin, nil
 }
 
@@ -158,7 +160,7 @@ func (c *store) maybeCollect() {
 	seg := segmentSizeFor(c.opts.SizeLimit)
 	garbage := c.valuesGarbage()
 	slack := max(seg, c.keys.counts.bytes.load()/8)
-	if c.lim.disk.Load() > c.lim.compactAt && c.gc.lastLive.Load() < 900 {
+	if c.lim.disk.Load() > c.lim.steering().compactAt && c.gc.lastLive.Load() < 900 {
 		slack = 0
 	}
 	if garbage <= slack || c.valuesSize() <= seg {
