@@ -62,6 +62,10 @@ type limiter struct {
 	// counts. The monitor looks every 10 ms: what writers add in between is
 	// small beside the room between the budget and the hard limit.
 	pressure atomic.Bool
+	// evictIdle is the idleness (ticks) of the last entry the sampler
+	// evicted, 0 before the first: the collector of the value log evicts
+	// entries at least as idle instead of moving them (values.go).
+	evictIdle atomic.Int64
 
 	mu      sync.Mutex // guards sampler and source
 	sampler *lru.Sampler
@@ -392,6 +396,9 @@ func (c *store) evict(want int64) error {
 		if err != nil || !ok {
 			return err
 		}
+		if !cand.Expired {
+			l.evictIdle.Store(int64(l.sampler.Idleness(cand, now)))
+		}
 		n, err := c.evictOne(cand)
 		if err != nil {
 			return err
@@ -421,13 +428,18 @@ func (c *store) evictOne(cand lru.Candidate) (int64, error) {
 	if err := c.commit(b, d); err != nil {
 		return 0, fmt.Errorf("diskcache: evict %q: %w", truncKey(string(userKey(dk))), err)
 	}
-	c.lim.evictions.add(cand.Hash, 1)
-	c.lim.evictedBytes.add(cand.Hash, -d.bytes)
+	c.countEviction(cand.Hash, -d.bytes)
+	return -d.bytes, nil
+}
+
+// countEviction counts an eviction of n bytes, and logs the first.
+func (c *store) countEviction(h uint64, n int64) {
+	c.lim.evictions.add(h, 1)
+	c.lim.evictedBytes.add(h, n)
 	if c.lim.logged.CompareAndSwap(false, true) {
 		c.log.Info("diskcache: size limit reached, evicting least recently used entries",
 			"size_limit", c.opts.SizeLimit, "live_budget", c.lim.steering().budget)
 	}
-	return -d.bytes, nil
 }
 
 // backpressure runs before a write of n bytes: past the hard live limit the

@@ -6,9 +6,11 @@ import (
 	"path/filepath"
 	"sync/atomic"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/diskcache-go/diskcache/codec"
+	"github.com/diskcache-go/diskcache/lru"
 	"github.com/diskcache-go/diskcache/vlog"
 )
 
@@ -224,8 +226,14 @@ func (c *store) collect(s vlog.Info) (int64, error) {
 		if c.bgCtx.Err() != nil {
 			return c.bgCtx.Err()
 		}
-		if _, ok, err := c.refersTo(key, ref); err != nil || !ok {
+		h, ok, err := c.refersTo(key, ref)
+		if err != nil || !ok {
 			return err
+		}
+		if c.evictInstead(key, h) {
+			if evicted, err := c.evictRef(key, ref); err != nil || evicted {
+				return err
+			}
 		}
 		to, pin, err := c.values.Append(key, stored)
 		if err != nil {
@@ -254,6 +262,45 @@ func (c *store) collect(s vlog.Info) (int64, error) {
 		return movedBytes, err
 	}
 	return movedBytes, c.values.Remove(s.ID)
+}
+
+// evictInstead reports whether the collector should evict the entry of
+// key (whose record has header h) rather than move it: while the live
+// bytes are over the size limit's low water mark, an entry at least as
+// idle as the last one the sampler evicted would be evicted soon anyway.
+// Moving it first would copy it for nothing; with values written in
+// order and evicted by recency, most of an old segment goes this way.
+func (c *store) evictInstead(key []byte, h codec.Header) bool {
+	bar := c.lim.evictIdle.Load()
+	if bar <= 0 || c.keys.counts.bytes.load() <= c.lim.steering().low {
+		return false
+	}
+	now := lru.Tick(c.lim.now.Load())
+	cand := lru.Candidate{Hash: xxhash.Sum64(key), Written: c.lim.tick(h.WriteTime), Expired: h.Expired(c.now())}
+	return cand.Expired || int64(c.lim.sampler.Idleness(cand, now)) >= bar
+}
+
+// evictRef evicts key if its record still refers to ref.
+func (c *store) evictRef(key []byte, ref codec.Ref) (bool, error) {
+	dk := appendDataKey(nil, string(key))
+	mu := c.stripe(dk)
+	mu.Lock()
+	defer mu.Unlock()
+	if _, ok, err := c.refersTo(key, ref); err != nil || !ok {
+		return false, err
+	}
+	old, found, err := c.lookup(dk, false)
+	if err != nil || !found {
+		return false, err
+	}
+	b := c.db.NewBatch()
+	defer b.Close()
+	d := c.stageDelete(b, dk, old)
+	if err := c.commit(b, d); err != nil {
+		return false, fmt.Errorf("diskcache: evict %q: %w", truncKey(string(key)), err)
+	}
+	c.countEviction(dataKeyHash(dk), -d.bytes)
+	return true, nil
 }
 
 // refersTo reports whether key's record refers to ref, and returns the

@@ -81,6 +81,10 @@ func NewSampler(src Source, clock *AccessClock, samples, poolSize int, seed uint
 	}
 }
 
+// Idleness is how long before now c was last used, in ticks: what the
+// sampler orders candidates by (expired ones are idlest of all).
+func (s *Sampler) Idleness(c Candidate, now Tick) uint64 { return s.idleness(c, now) }
+
 // idleness scores c at now: its age in ticks since its last access (or
 // write), with expired entries above every live one.
 func (s *Sampler) idleness(c Candidate, now Tick) uint64 {
