@@ -108,7 +108,10 @@ const (
 // live 0.78, compactAt 0.80, waitAt 0.88 gave 0.99x and 0.73 at 2,800.
 // More live data costs write speed: a slice compaction rewrites more live
 // data per byte it frees.
-type shares struct{ live, compactAt, waitAt float64 }
+type shares struct {
+	live, compactAt, waitAt float64
+	low                     float64 // of the budget; 0 means lowWaterShare
+}
 
 var (
 	smallLimitShares = shares{live: 0.55, compactAt: 0.60, waitAt: 0.75}
@@ -117,7 +120,7 @@ var (
 	// beside it the directory holds the collector's slack (an eighth of
 	// the live bytes, values.go), two segments and the small records in
 	// Pebble. TestSizeLimitHolds and BenchmarkSizeLimit measure them.
-	valueLogShares = shares{live: 0.80, compactAt: 0.90, waitAt: 0.96}
+	valueLogShares = shares{live: 0.84, compactAt: 0.90, waitAt: 0.96, low: 0.98}
 )
 
 // steering is what the limiter steers by, in bytes.
@@ -132,9 +135,13 @@ type steering struct {
 func steeringFor(limit, fixed int64, sh shares) steering {
 	budget := int64(float64(limit-fixed) * sh.live)
 	budget = max(budget, limit/8)
+	low := lowWaterShare
+	if sh.low > 0 {
+		low = sh.low
+	}
 	return steering{
 		budget:    budget,
-		low:       int64(float64(budget) * lowWaterShare),
+		low:       int64(float64(budget) * low),
 		hard:      int64(float64(budget) * hardShare),
 		compactAt: int64(float64(limit) * sh.compactAt),
 		waitAt:    int64(float64(limit) * sh.waitAt),

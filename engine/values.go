@@ -161,7 +161,7 @@ func (c *store) maybeCollect() {
 	}
 	seg := segmentSizeFor(c.opts.SizeLimit)
 	garbage := c.valuesGarbage()
-	slack := max(seg, c.keys.counts.bytes.load()/8)
+	slack := max(seg, c.keys.counts.bytes.load()/16)
 	if c.lim.disk.Load() > c.lim.steering().compactAt && c.gc.lastLive.Load() < 900 {
 		slack = 0
 	}

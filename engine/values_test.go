@@ -103,6 +103,7 @@ func TestValueLogRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer c.Close()
 	check(c, "reopened with ValueThreshold -1")
 	before := valueLogSize(c)
 	c.Set(ctx, "new-large", randValue(rng, 8<<10), 0)
