@@ -706,11 +706,7 @@ func (r *CheckReport) scanData(ctx context.Context, db *pebble.DB, values *vlog.
 		}
 		r.Entries++
 		r.Bytes += int64(len(k) + recordSize(v))
-		hdr, out, err := cd.Decode(buf[:0], v)
-		if errors.Is(err, codec.ErrRef) {
-			hdr, out, err = readRef(cd, values, []byte(uk), v)
-		}
-		buf = out[:0]
+		hdr, _, err := decodeWith(cd, values, []byte(uk), v, &buf)
 		if err != nil {
 			r.problem(CheckProblem{Key: uk, What: "the record does not decode: " + err.Error()})
 			continue
@@ -761,28 +757,6 @@ func (r *CheckReport) openValues(fsys vfs.FS, path string) (*vlog.Log, error) {
 		}
 	}
 	return l, nil
-}
-
-// readRef reads and decodes the value that the reference record rec of
-// key points at.
-func readRef(cd *codec.Codec, values *vlog.Log, key, rec []byte) (codec.Header, []byte, error) {
-	h, payload, err := codec.Verify(rec)
-	if err != nil {
-		return codec.Header{}, nil, err
-	}
-	ref, err := codec.ParseRef(payload)
-	if err != nil {
-		return codec.Header{}, nil, err
-	}
-	if values == nil {
-		return codec.Header{}, nil, fmt.Errorf("it refers to segment %d of the value log, and there is no value log", ref.Segment)
-	}
-	stored, err := values.Read(nil, ref, key)
-	if err != nil {
-		return codec.Header{}, nil, err
-	}
-	v, err := cd.DecodeStored(nil, h.Algo, stored)
-	return h, v, err
 }
 
 // scanIndex checks that every expiry index entry points at a record that

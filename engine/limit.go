@@ -429,10 +429,8 @@ func (c *store) evictOne(cand lru.Candidate) (int64, error) {
 	if int64(len(dk)+old.size+old.ext) != cand.Size || (!cand.Expired && c.lim.tick(old.header.WriteTime) != cand.Written) {
 		return 0, nil // rewritten since it was sampled
 	}
-	b := c.db.NewBatch()
-	defer b.Close()
-	d := c.stageDelete(b, dk, old)
-	if err := c.commit(b, d); err != nil {
+	d, err := c.deleteRecord(dk, old)
+	if err != nil {
 		return 0, fmt.Errorf("diskcache: evict %q: %w", truncKey(string(userKey(dk))), err)
 	}
 	c.countEviction(cand.Hash, -d.bytes)

@@ -295,10 +295,7 @@ func (c *store) delete(ctx context.Context, key string) (bool, error) {
 	if err != nil || !found {
 		return false, err
 	}
-	b := c.db.NewBatch()
-	defer b.Close()
-	d := c.stageDelete(b, dk, old)
-	if err := c.commit(b, d); err != nil {
+	if _, err := c.deleteRecord(dk, old); err != nil {
 		return false, fmt.Errorf("diskcache: delete %q: %w", key, err)
 	}
 	c.stats.deletes.add(sh, 1)
@@ -440,6 +437,15 @@ func (c *store) stageDelete(b *pebble.Batch, dk []byte, old oldRecord) counts {
 		b.Delete(ttl.AppendIndexKey(nil, old.header.Expiry, dk[1:]), nil)
 	}
 	return counts{entries: -1, bytes: -int64(len(dk) + old.size + old.ext)}
+}
+
+// deleteRecord deletes dk's record old on its own and returns the change
+// in counts. The caller holds dk's stripe.
+func (c *store) deleteRecord(dk []byte, old oldRecord) (counts, error) {
+	b := c.db.NewBatch()
+	defer b.Close()
+	d := c.stageDelete(b, dk, old)
+	return d, c.commit(b, d)
 }
 
 // commit commits b and applies its change d to the counts. The caller

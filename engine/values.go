@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"sync/atomic"
@@ -109,27 +108,36 @@ func (c *store) valuesFailed(err error) error {
 // from the log means the entry moved (a collection) since rec was read:
 // read the record again.
 func (c *store) decodeRecord(key []byte, rec []byte) (codec.Header, []byte, error) {
+	buf := recordPool.Get().(*[]byte)
+	defer putRecord(buf)
+	return decodeWith(c.codec, c.values, key, rec, buf)
+}
+
+// decodeWith is decodeRecord with cd and values, for Check too; a value
+// read from the log passes through *buf, which keeps its room.
+func decodeWith(cd *codec.Codec, values *vlog.Log, key, rec []byte, buf *[]byte) (codec.Header, []byte, error) {
 	h, payload, err := codec.Verify(rec)
 	if err != nil {
 		return codec.Header{}, nil, err
 	}
-	if !h.Ref {
-		v, err := c.codec.DecodeStored(nil, h.Algo, payload)
-		return h, v, err
+	if h.Ref {
+		ref, err := codec.ParseRef(payload)
+		if err != nil {
+			return codec.Header{}, nil, err
+		}
+		if values == nil {
+			return codec.Header{}, nil, fmt.Errorf("it refers to segment %d of the value log, and there is no value log", ref.Segment)
+		}
+		if payload, err = values.Read(*buf, ref, key); err != nil {
+			return codec.Header{}, nil, err
+		}
+		*buf = payload[:0]
 	}
-	ref, err := codec.ParseRef(payload)
+	v, err := cd.DecodeStored(nil, h.Algo, payload)
 	if err != nil {
 		return codec.Header{}, nil, err
 	}
-	buf := recordPool.Get().(*[]byte)
-	defer putRecord(buf)
-	stored, err := c.values.Read(*buf, ref, key)
-	if err != nil {
-		return codec.Header{}, nil, err
-	}
-	*buf = stored[:0]
-	v, err := c.codec.DecodeStored(nil, h.Algo, stored)
-	return h, v, err
+	return h, v, nil
 }
 
 // recordSize is what an entry's record takes: itself and the value log
@@ -152,8 +160,8 @@ func (c *store) valuesGarbage() int64 {
 }
 
 // maybeCollect starts the collection of the oldest sealed segment of the
-// value log when the log holds enough garbage: an eighth of the live
-// bytes (at least a segment); under disk pressure any segment while the
+// value log when the log holds enough garbage: a sixteenth of the live
+// bytes (at least a segment); under disk pressure any garbage while the
 // last collection found its segment mostly dead.
 func (c *store) maybeCollect() {
 	if c.values == nil || c.gc.running.Load() {
@@ -226,11 +234,11 @@ func (c *store) collect(s vlog.Info) (int64, error) {
 		if c.bgCtx.Err() != nil {
 			return c.bgCtx.Err()
 		}
-		h, ok, err := c.refersTo(key, ref)
+		old, ok, err := c.lookupRef(appendDataKey(nil, string(key)), ref)
 		if err != nil || !ok {
 			return err
 		}
-		if c.evictInstead(key, h) {
+		if c.evictInstead(key, old.header) {
 			if evicted, err := c.evictRef(key, ref); err != nil || evicted {
 				return err
 			}
@@ -286,41 +294,31 @@ func (c *store) evictRef(key []byte, ref codec.Ref) (bool, error) {
 	mu := c.stripe(dk)
 	mu.Lock()
 	defer mu.Unlock()
-	if _, ok, err := c.refersTo(key, ref); err != nil || !ok {
+	old, ok, err := c.lookupRef(dk, ref)
+	if err != nil || !ok {
 		return false, err
 	}
-	old, found, err := c.lookup(dk, false)
-	if err != nil || !found {
-		return false, err
-	}
-	b := c.db.NewBatch()
-	defer b.Close()
-	d := c.stageDelete(b, dk, old)
-	if err := c.commit(b, d); err != nil {
+	d, err := c.deleteRecord(dk, old)
+	if err != nil {
 		return false, fmt.Errorf("diskcache: evict %q: %w", truncKey(string(key)), err)
 	}
 	c.countEviction(dataKeyHash(dk), -d.bytes)
 	return true, nil
 }
 
-// refersTo reports whether key's record refers to ref, and returns the
-// record's header.
-func (c *store) refersTo(key []byte, ref codec.Ref) (codec.Header, bool, error) {
-	dk := appendDataKey(nil, string(key))
-	v, closer, err := c.db.Get(dk)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return codec.Header{}, false, nil
+// lookupRef looks up dk's record (lookup) and reports whether it refers
+// to ref. A damaged record is not kept alive by the log.
+func (c *store) lookupRef(dk []byte, ref codec.Ref) (oldRecord, bool, error) {
+	old, found, err := c.lookup(dk, true)
+	if err != nil || !found || !old.header.Ref {
+		return old, false, err
 	}
+	_, payload, err := codec.Verify(old.rec)
 	if err != nil {
-		return codec.Header{}, false, corruptIf(err)
-	}
-	defer closer.Close()
-	h, payload, err := codec.Verify(v)
-	if err != nil || !h.Ref {
-		return h, false, nil // a damaged record is not kept alive by the log
+		return old, false, nil
 	}
 	r, err := codec.ParseRef(payload)
-	return h, err == nil && r == ref, nil
+	return old, err == nil && r == ref, nil
 }
 
 // repoint points m's record at its copy, if it still points at the
@@ -330,10 +328,11 @@ func (c *store) repoint(m moved) error {
 	mu := c.stripe(dk)
 	mu.Lock()
 	defer mu.Unlock()
-	h, ok, err := c.refersTo(m.key, m.from)
+	old, ok, err := c.lookupRef(dk, m.from)
 	if err != nil || !ok {
 		return err
 	}
+	h := old.header
 	rec := codec.AppendRefRecord(nil, h.Expiry, h.WriteTime, h.Algo, m.to)
 	// Same key, same expiry, same size: the counts, the expiry index and
 	// the forwarders' copies (the value is unchanged) all stay as they are.
