@@ -7,8 +7,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/diskcache-go/diskcache/codec"
 )
 
 // The comparison the engine issue asks for: diskcache against raw Pebble
@@ -18,7 +21,8 @@ import (
 //	go test ./engine -run XXX -bench Compare -benchtime 500000x
 //
 // Each Set benchmark writes b.N fresh keys; each Get benchmark first loads
-// b.N keys (untimed) and then reads b.N random ones.
+// b.N keys (untimed) and then reads b.N random ones. pebble-layout is the
+// third party: Pebble storing diskcache's keys and records (layoutStore).
 
 // benchKV is a fixed workload: keys of 16-24 bytes and 128-byte values.
 type benchKV struct {
@@ -96,6 +100,41 @@ func (s pebbleStore) get(k string) ([]byte, error) {
 func (s pebbleStore) settle() error { return settleDB(s.db) }
 func (s pebbleStore) close() error  { return s.db.Close() }
 
+// layoutStore is raw Pebble holding exactly the bytes diskcache stores: the
+// hash-prefixed data key and the record with its header, and nothing of
+// the cache around them (no presence filter, access clock, counters or
+// checksum check). Its distance from pebbleStore is what the keyspace of
+// DESIGN.md costs; diskcache's distance from it is what the cache costs.
+type layoutStore struct {
+	pebbleStore
+	codec *codec.Codec
+}
+
+func openLayoutStore(dir string, o *Options) (layoutStore, error) {
+	ps, err := openPebbleStore(dir, o)
+	if err != nil {
+		return layoutStore{}, err
+	}
+	cd, err := codec.New(codec.Config{})
+	return layoutStore{ps, cd}, err
+}
+
+func (s layoutStore) set(k string, v []byte) error {
+	var kb [64]byte
+	rec := s.codec.AppendRecord(nil, 0, time.Now().UnixNano(), v)
+	return s.db.Set(appendDataKey(kb[:0], k), rec, s.wo)
+}
+
+func (s layoutStore) get(k string) ([]byte, error) {
+	var kb [64]byte
+	rec, closer, err := s.db.Get(appendDataKey(kb[:0], k))
+	if err != nil {
+		return nil, err
+	}
+	out := append([]byte(nil), rec[codec.MinHeaderSize:]...)
+	return out, closer.Close()
+}
+
 func BenchmarkCompare(b *testing.B) {
 	opens := []struct {
 		name string
@@ -106,6 +145,7 @@ func BenchmarkCompare(b *testing.B) {
 			return cacheStore{c}, err
 		}},
 		{"pebble", func(dir string, o *Options) (benchStore, error) { return openPebbleStore(dir, o) }},
+		{"pebble-layout", func(dir string, o *Options) (benchStore, error) { return openLayoutStore(dir, o) }},
 	}
 	modes := []struct {
 		name string
