@@ -159,6 +159,10 @@ func (c *store) rebuildKeys() {
 	}()
 }
 
+// testHookAfterBarrier, if set, runs in scanKeys once the barrier is
+// released and before the scan reads anything.
+var testHookAfterBarrier func()
+
 // keysPerScanIterator is how many keys scanKeys reads through one
 // iterator: a few milliseconds' worth.
 const keysPerScanIterator = 16 << 10
@@ -173,20 +177,26 @@ func (c *store) scanKeys(ctx context.Context) error {
 	c.keys.next.Store(p)
 	defer c.keys.next.Store(nil)
 
-	// Barrier: once every stripe has been held, every writer that missed
-	// p has committed and is visible to the iterator below, and every later
-	// writer adds its key to p. base is what the counts said at that point.
+	// Barrier: while every stripe is held no write is between its commit
+	// and its count, so the snapshot and base agree: a write the snapshot
+	// holds is in base, and every later one adds its key to p and its
+	// change to the counts past base. The snapshot must be taken inside
+	// the barrier: taken after it, a write committing in between was in
+	// the scan and counted again past base (the soak test saw Len 4 high).
 	unlock := c.lockAllStripes()
 	base := c.keys.counts.load()
-	unlock()
-
-	// The scan reads a snapshot taken at the barrier, through a series of
-	// short iterators: an iterator pins every file it can see, and one
-	// open for the whole scan (seconds, after a crash at a large limit)
-	// kept every compaction's inputs on disk beside its output, taking the
-	// directory past its limit (the soak test saw 1.24x).
 	snap := c.db.NewSnapshot()
+	unlock()
 	defer snap.Close()
+	if testHookAfterBarrier != nil {
+		testHookAfterBarrier()
+	}
+
+	// The scan reads the snapshot through a series of short iterators: an
+	// iterator pins every file it can see, and one open for the whole scan
+	// (seconds, after a crash at a large limit) kept every compaction's
+	// inputs on disk beside its output, taking the directory past its
+	// limit (the soak test saw 1.24x).
 	lo, hi := dataSpan()
 	var scanned counts
 	var resume []byte // the first key the next iterator reads; nil: the start

@@ -124,3 +124,43 @@ func TestRecountAfterUncleanClose(t *testing.T) {
 	mustGet(t, c, "5", []byte("value"))
 	mustGet(t, c, "25000", []byte("v2"))
 }
+
+// TestRecountWriteAfterBarrier writes a new key the moment the recount's
+// barrier is released: the key is counted once, not by the scan as well.
+func TestRecountWriteAfterBarrier(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 1000; i++ {
+		if err := c.Set(ctx, fmt.Sprint(i), []byte("value"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.local().keys.exact.Store(false) // close as a crash would
+	c.Close()
+
+	reached, resume := make(chan struct{}), make(chan struct{})
+	testHookAfterBarrier = func() {
+		close(reached)
+		<-resume
+	}
+	defer func() { testHookAfterBarrier = nil }()
+	c, err = Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	<-reached
+	for _, k := range []string{"new", "7"} { // one new key, one overwrite
+		if err := c.Set(ctx, k, []byte("v2"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(resume)
+	mustLen(t, c, 1001)
+	if n := countScan(t, c); n != 1001 {
+		t.Fatalf("scan finds %d", n)
+	}
+}
