@@ -252,10 +252,11 @@ func (c *store) loadLimiter() error {
 	}
 	l.now.Store(uint32(l.tick(c.now())))
 	if v, closer, err := c.db.Get(metaAccess); err == nil {
-		// A snapshot of another size (SizeLimit changed) is dropped: the
-		// records' write times stand in.
+		// A snapshot of another size (SizeLimit changed) is split or
+		// folded to fit. A damaged one is dropped: the records' write
+		// times stand in.
 		if err := l.clock.Restore(v); err != nil {
-			c.log.Info("diskcache: access clock snapshot not used", "err", err)
+			c.log.Warn("diskcache: access clock snapshot not used", "err", err)
 		}
 		closer.Close()
 	}

@@ -279,3 +279,30 @@ func BenchmarkSizeLimit(b *testing.B) {
 		})
 	}
 }
+
+// TestAccessClockSurvivesNewSizeLimit: a cache reopened with another
+// SizeLimit has an access clock of another size; the snapshot is folded
+// into it, so the keys read before Close keep their last access.
+func TestAccessClockSurvivesNewSizeLimit(t *testing.T) {
+	dir := t.TempDir()
+	for i, limit := range []int64{1 << 30, 64 << 20, 1 << 30} {
+		c, err := Open(dir, &Options{SizeLimit: limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := dataKeyHash(appendDataKey(nil, "read"))
+		if i == 0 {
+			if err := c.Set(ctx, "read", []byte("v"), 0); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Get(ctx, "read"); err != nil {
+				t.Fatal(err)
+			}
+		} else if _, ok := c.local().lim.clock.Last(h); !ok {
+			t.Fatalf("reopened with SizeLimit %d (%d clock slots): the read before Close is forgotten", limit, c.local().lim.clock.Slots())
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

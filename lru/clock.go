@@ -107,14 +107,47 @@ func (a *AccessClock) Snapshot() []byte {
 	return b
 }
 
-// Restore loads a snapshot taken of a clock with the same number of slots.
+// Restore loads a snapshot, which may come from a clock of another size (a
+// cache reopened with another SizeLimit): slots are indexed by the top bits
+// of the hash, so a smaller snapshot's slot covers several of ours and is
+// copied to each, and several slots of a larger one fold into one of ours,
+// which keeps the newest of their ticks (the rule for keys sharing a slot).
 func (a *AccessClock) Restore(b []byte) error {
-	if len(b) < 8 || binary.LittleEndian.Uint64(b) != uint64(len(a.slots)) || len(b) != 8+4*len(a.slots) {
-		return fmt.Errorf("%w: %d bytes for %d slots", ErrBadSnapshot, len(b), len(a.slots))
+	if len(b) < 8 {
+		return fmt.Errorf("%w: %d bytes", ErrBadSnapshot, len(b))
+	}
+	n := binary.LittleEndian.Uint64(b)
+	if n == 0 || n&(n-1) != 0 || n > 1<<40 || uint64(len(b)-8) != 4*n {
+		return fmt.Errorf("%w: %d bytes for %d slots", ErrBadSnapshot, len(b), n)
 	}
 	b = b[8:]
+	m := uint64(len(a.slots))
 	for i := range a.slots {
-		a.slots[i].Store(binary.LittleEndian.Uint32(b[4*i:]))
+		var t uint32
+		if n <= m {
+			t = binary.LittleEndian.Uint32(b[4*(uint64(i)/(m/n)):])
+		} else {
+			fold := n / m
+			for j := uint64(i) * fold; j < uint64(i+1)*fold; j++ {
+				t = newer(t, binary.LittleEndian.Uint32(b[4*j:]))
+			}
+		}
+		a.slots[i].Store(t)
 	}
 	return nil
+}
+
+// newer returns the later of two ticks, with 0 meaning none. Ticks wrap, so
+// "later" is by wrapping difference: right for ticks less than 2^31 apart
+// (248 days).
+func newer(t, u uint32) uint32 {
+	switch {
+	case t == 0:
+		return u
+	case u == 0:
+		return t
+	case int32(u-t) > 0:
+		return u
+	}
+	return t
 }

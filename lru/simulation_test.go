@@ -2,6 +2,7 @@ package lru
 
 import (
 	"container/list"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -188,11 +189,34 @@ func TestAccessClock(t *testing.T) {
 	if got, _ := d.Last(a); got != 7 {
 		t.Fatalf("restored Last = %d", got)
 	}
-	if err := NewAccessClock(2048).Restore(c.Snapshot()); err == nil {
-		t.Fatal("restored a snapshot of another size")
+	// A snapshot of another size is split or folded: every key keeps its
+	// last access, or a newer one of a key it now shares a slot with.
+	big := NewAccessClock(4096)
+	if err := big.Restore(c.Snapshot()); err != nil {
+		t.Fatal(err)
 	}
-	if err := d.Restore([]byte{1, 2, 3}); err == nil {
-		t.Fatal("restored garbage")
+	if got, _ := big.Last(a); got != 7 {
+		t.Fatalf("Last after a split = %d", got)
+	}
+	if got, _ := big.Last(a + 3<<52); got != 7 { // the last of a's four new slots
+		t.Fatalf("Last of a split slot = %d", got)
+	}
+	big.Touch(b, 9)
+	big.Touch(a+1<<52, math.MaxUint32) // just before the wrap: older than 7 and 9
+	small := NewAccessClock(16)
+	if err := small.Restore(big.Snapshot()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := small.Last(a); got != 9 { // a and b fold into one slot
+		t.Fatalf("Last after a fold = %d, want 9", got)
+	}
+	if _, ok := small.Last(1 << 63); ok {
+		t.Fatal("fold invented an access")
+	}
+	for _, bad := range [][]byte{{1, 2, 3}, {3, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, {0, 0, 0, 0, 0, 0, 0, 0}, {2, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4}} {
+		if err := d.Restore(bad); !errors.Is(err, ErrBadSnapshot) {
+			t.Fatalf("restored garbage %v: %v", bad, err)
+		}
 	}
 	// Ages wrap: a tick just before the wrap is young just after it.
 	if age := Tick(math.MaxUint32 - 1).Age(3); age != 5 {
