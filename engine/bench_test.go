@@ -120,8 +120,8 @@ func openLayoutStore(dir string, o *Options) (layoutStore, error) {
 }
 
 func (s layoutStore) set(k string, v []byte) error {
-	var kb [64]byte
-	rec := s.codec.AppendRecord(nil, 0, time.Now().UnixNano(), v)
+	var kb, rb [256]byte // Set copies both into its batch
+	rec := s.codec.AppendRecord(rb[:0], 0, time.Now().UnixNano(), v)
 	return s.db.Set(appendDataKey(kb[:0], k), rec, s.wo)
 }
 
