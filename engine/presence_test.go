@@ -95,19 +95,8 @@ func TestFilterRebuildUnderWrites(t *testing.T) {
 // as a crash leaves it: counts and filter come back from a scan, and writes
 // that race the scan are counted exactly once.
 func TestRecountAfterUncleanClose(t *testing.T) {
-	dir := t.TempDir()
+	dir := uncleanStore(t, 20000)
 	c, err := Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 20000; i++ {
-		c.Set(ctx, fmt.Sprint(i), []byte("value"), 0)
-	}
-	// Close without saving the state, as a crash would.
-	c.local().keys.exact.Store(false)
-	c.Close()
-
-	c, err = Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,26 +117,14 @@ func TestRecountAfterUncleanClose(t *testing.T) {
 // TestRecountWriteAfterBarrier writes a new key the moment the recount's
 // barrier is released: the key is counted once, not by the scan as well.
 func TestRecountWriteAfterBarrier(t *testing.T) {
-	dir := t.TempDir()
-	c, err := Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 1000; i++ {
-		if err := c.Set(ctx, fmt.Sprint(i), []byte("value"), 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c.local().keys.exact.Store(false) // close as a crash would
-	c.Close()
-
+	dir := uncleanStore(t, 1000)
 	reached, resume := make(chan struct{}), make(chan struct{})
 	testHookAfterBarrier = func() {
 		close(reached)
 		<-resume
 	}
 	defer func() { testHookAfterBarrier = nil }()
-	c, err = Open(dir, nil)
+	c, err := Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,4 +140,26 @@ func TestRecountWriteAfterBarrier(t *testing.T) {
 	if n := countScan(t, c); n != 1001 {
 		t.Fatalf("scan finds %d", n)
 	}
+}
+
+// uncleanStore returns the directory of a store holding the keys "0" to
+// n-1 (value "value") that was closed without saving its counts, as a
+// crash leaves it: the next Open recounts.
+func uncleanStore(t *testing.T, n int) string {
+	t.Helper()
+	dir := t.TempDir()
+	c, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		if err := c.Set(ctx, fmt.Sprint(i), []byte("value"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.local().keys.exact.Store(false) // Close then skips saving the state
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
