@@ -29,6 +29,9 @@ import (
 type limiter struct {
 	clock *lru.AccessClock
 	epoch int64 // unix nanoseconds of the clock's tick 0, kept in the store
+	// savedSum is the clock's Sum when its snapshot was last saved or
+	// loaded: an unchanged clock is not saved again (saveAccess).
+	savedSum atomic.Uint64
 
 	now atomic.Uint32 // the current tick, refreshed by the monitor
 
@@ -257,6 +260,8 @@ func (c *store) loadLimiter() error {
 		// times stand in.
 		if err := l.clock.Restore(v); err != nil {
 			c.log.Warn("diskcache: access clock snapshot not used", "err", err)
+		} else if len(v) == 8+4*l.clock.Slots() {
+			l.savedSum.Store(l.clock.Sum()) // the store holds this very clock
 		}
 		closer.Close()
 	}
@@ -266,9 +271,20 @@ func (c *store) loadLimiter() error {
 }
 
 // saveAccess snapshots the access clock into the store, so that recency
-// survives a restart.
+// survives a restart, unless the clock is as it was last saved. The
+// snapshot is 4 bytes a slot whatever the number of keys, 16 MiB at the
+// default 1 GiB limit: written every minute by an idle cache it went
+// through the WAL, a flush and compactions for nothing.
 func (c *store) saveAccess() error {
-	return c.db.Set(metaAccess, c.lim.clock.Snapshot(), pebble.NoSync)
+	sum := c.lim.clock.Sum()
+	if sum == c.lim.savedSum.Load() {
+		return nil
+	}
+	if err := c.db.Set(metaAccess, c.lim.clock.Snapshot(), pebble.NoSync); err != nil {
+		return err
+	}
+	c.lim.savedSum.Store(sum)
+	return nil
 }
 
 // monitorLoop refreshes the clock's tick and the disk usage, evicts when

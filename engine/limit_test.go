@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/diskcache-go/diskcache/lru"
 )
 
 // churn writes total bytes of incompressible valueSize values under fresh
@@ -304,5 +306,45 @@ func TestAccessClockSurvivesNewSizeLimit(t *testing.T) {
 		if err := c.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestAccessClockSavedOnlyWhenChanged: the clock's snapshot (16 MiB at the
+// default limit) is written only when the clock changed since it was last
+// saved or loaded.
+func TestAccessClockSavedOnlyWhenChanged(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set(ctx, "k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	c, err = Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s := c.local()
+	walBytes := func() uint64 { return s.db.Metrics().WAL.BytesIn }
+	saved := func() bool {
+		t.Helper()
+		before := walBytes()
+		if err := s.saveAccess(); err != nil {
+			t.Fatal(err)
+		}
+		return walBytes()-before >= uint64(4*s.lim.clock.Slots())
+	}
+	if saved() {
+		t.Fatal("the clock loaded at Open was written back unchanged")
+	}
+	s.lim.clock.Touch(dataKeyHash(appendDataKey(nil, "k")), lru.Tick(s.lim.now.Load()+100))
+	if !saved() {
+		t.Fatal("a touched clock was not saved")
+	}
+	if saved() {
+		t.Fatal("the clock was saved twice without a touch in between")
 	}
 }

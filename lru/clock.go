@@ -94,6 +94,18 @@ func (a *AccessClock) Last(h uint64) (Tick, bool) {
 	return Tick(t), t != 0
 }
 
+// Sum returns a hash of the table's contents, so that a caller can tell
+// whether a snapshot would differ from one it saved before without taking
+// (and allocating) it. It reads the slots one by one while touches may go
+// on: a touch that races it may or may not change the result.
+func (a *AccessClock) Sum() uint64 {
+	h := uint64(len(a.slots))
+	for i := range a.slots {
+		h = (h ^ uint64(a.slots[i].Load())) * 0x100000001b3 // FNV-1a's prime, per slot
+	}
+	return h
+}
+
 // ErrBadSnapshot reports a snapshot that does not fit the clock.
 var ErrBadSnapshot = errors.New("lru: access clock snapshot does not fit")
 

@@ -189,6 +189,12 @@ func TestAccessClock(t *testing.T) {
 	if got, _ := d.Last(a); got != 7 {
 		t.Fatalf("restored Last = %d", got)
 	}
+	// Sum tells a changed table from an unchanged one.
+	if sum := d.Sum(); sum != c.Sum() {
+		t.Fatal("a restored clock sums differently from its source")
+	} else if d.Touch(a, 8); d.Sum() == sum {
+		t.Fatal("a touch did not change the sum")
+	}
 	// A snapshot of another size is split or folded: every key keeps its
 	// last access, or a newer one of a key it now shares a slot with.
 	big := NewAccessClock(4096)
