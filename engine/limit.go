@@ -260,7 +260,7 @@ func (c *store) loadLimiter() error {
 		// times stand in.
 		if err := l.clock.Restore(v); err != nil {
 			c.log.Warn("diskcache: access clock snapshot not used", "err", err)
-		} else if len(v) == 8+4*l.clock.Slots() {
+		} else if len(v) == l.clock.SnapshotLen() {
 			l.savedSum.Store(l.clock.Sum()) // the store holds this very clock
 		}
 		closer.Close()

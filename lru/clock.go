@@ -109,9 +109,13 @@ func (a *AccessClock) Sum() uint64 {
 // ErrBadSnapshot reports a snapshot that does not fit the clock.
 var ErrBadSnapshot = errors.New("lru: access clock snapshot does not fit")
 
+// SnapshotLen returns the length of the clock's Snapshot: a snapshot of
+// that length restores as an exact copy, not split or folded.
+func (a *AccessClock) SnapshotLen() int { return 8 + 4*len(a.slots) }
+
 // Snapshot encodes the table: the slot count, then the slots.
 func (a *AccessClock) Snapshot() []byte {
-	b := make([]byte, 0, 8+4*len(a.slots))
+	b := make([]byte, 0, a.SnapshotLen())
 	b = binary.LittleEndian.AppendUint64(b, uint64(len(a.slots)))
 	for i := range a.slots {
 		b = binary.LittleEndian.AppendUint32(b, a.slots[i].Load())

@@ -25,7 +25,7 @@ func FuzzRestore(f *testing.F) {
 			if err != nil && !errors.Is(err, ErrBadSnapshot) {
 				t.Fatalf("Restore: %v", err)
 			}
-			if got := len(a.Snapshot()); got != 8+4*slots {
+			if got := len(a.Snapshot()); got != 8+4*slots || got != a.SnapshotLen() {
 				t.Fatalf("snapshot of %d slots is %d bytes", slots, got)
 			}
 		}

@@ -182,10 +182,15 @@ func TestAccessClock(t *testing.T) {
 	if _, ok := c.Last(b); !ok {
 		t.Fatal("touch at tick 0 lost")
 	}
-	d := NewAccessClock(1024)
-	if err := d.Restore(c.Snapshot()); err != nil {
-		t.Fatal(err)
+	restored := func(slots int, from *AccessClock) *AccessClock {
+		t.Helper()
+		r := NewAccessClock(slots)
+		if err := r.Restore(from.Snapshot()); err != nil {
+			t.Fatal(err)
+		}
+		return r
 	}
+	d := restored(1024, c)
 	if got, _ := d.Last(a); got != 7 {
 		t.Fatalf("restored Last = %d", got)
 	}
@@ -197,10 +202,7 @@ func TestAccessClock(t *testing.T) {
 	}
 	// A snapshot of another size is split or folded: every key keeps its
 	// last access, or a newer one of a key it now shares a slot with.
-	big := NewAccessClock(4096)
-	if err := big.Restore(c.Snapshot()); err != nil {
-		t.Fatal(err)
-	}
+	big := restored(4096, c)
 	if got, _ := big.Last(a); got != 7 {
 		t.Fatalf("Last after a split = %d", got)
 	}
@@ -209,10 +211,7 @@ func TestAccessClock(t *testing.T) {
 	}
 	big.Touch(b, 9)
 	big.Touch(a+1<<52, math.MaxUint32) // just before the wrap: older than 7 and 9
-	small := NewAccessClock(16)
-	if err := small.Restore(big.Snapshot()); err != nil {
-		t.Fatal(err)
-	}
+	small := restored(16, big)
 	if got, _ := small.Last(a); got != 9 { // a and b fold into one slot
 		t.Fatalf("Last after a fold = %d, want 9", got)
 	}
