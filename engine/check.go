@@ -542,7 +542,7 @@ func (r *CheckReport) inventory(fsys vfs.FS, dir, path string) {
 		case strings.HasSuffix(n, ".log"):
 			r.Logs++
 			r.LogBytes += size
-		case n == valuesDir:
+		case n == valuesDir || n == accessFile || n == presenceFile:
 		case n == "LOCK" || strings.HasPrefix(n, "MANIFEST-") || strings.HasPrefix(n, "OPTIONS-") ||
 			strings.HasPrefix(n, "marker.") || strings.HasSuffix(n, ".blob"):
 		default:
@@ -580,7 +580,7 @@ func (r *CheckReport) checkStore(ctx context.Context, o *Options, fsys vfs.FS, p
 	for _, p := range checkLogs(fsys, path) {
 		r.problem(p)
 	}
-	presence := r.checkMeta(db)
+	presence := r.checkMeta(db, fsys)
 	values, err := r.openValues(fsys, path)
 	if err != nil {
 		return err
@@ -620,7 +620,7 @@ func openReadOnly(path string, po *pebble.Options) (db *pebble.DB, err error) {
 
 // checkMeta checks the metadata keys and returns the saved key filter, if
 // the last close was clean and saved one.
-func (r *CheckReport) checkMeta(db *pebble.DB) *presence {
+func (r *CheckReport) checkMeta(db *pebble.DB, fsys vfs.FS) *presence {
 	get := func(k []byte) ([]byte, bool) {
 		v, closer, err := db.Get(k)
 		if err != nil {
@@ -645,19 +645,27 @@ func (r *CheckReport) checkMeta(db *pebble.DB) *presence {
 	case !ok:
 		r.problem(CheckProblem{Key: string(metaState), What: "the counts are not recorded"})
 		return nil
-	case len(st) != 17:
-		r.problem(CheckProblem{Key: string(metaState), What: fmt.Sprintf("%d bytes, want 17", len(st))})
+	case len(st) != stateLen && len(st) != legacyStateLen:
+		r.problem(CheckProblem{Key: string(metaState), What: fmt.Sprintf("%d bytes, want %d", len(st), stateLen)})
 		return nil
 	case st[0] != 1:
 		r.note("the store was not closed cleanly (a crash or a process still starting): Open recounts it")
 		return nil
 	}
-	n, err := decodeCounts(st[1:])
+	n, err := decodeCounts(st[1:17])
 	if err != nil {
 		r.problem(CheckProblem{Key: string(metaState), What: err.Error()})
 		return nil
 	}
 	r.CleanClose, r.SavedEntries, r.SavedBytes = true, n.entries, n.bytes
+	if len(st) == stateLen {
+		// Today's stores keep the filter in a side file.
+		p, err := readPresenceFile(fsys, r.Dir, st[17:])
+		if err != nil && !errors.Is(err, errNoFilter) {
+			r.note("the saved key filter is not used (%v): Open rebuilds it", err)
+		}
+		return p
+	}
 	v, ok := get(metaPresence)
 	if !ok {
 		return nil

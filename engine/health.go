@@ -228,7 +228,12 @@ func (c *store) apply(b *pebble.Batch) error {
 	if err := c.health.writable(); err != nil {
 		return err
 	}
-	return c.guard(func() error { return b.Commit(c.write) })
+	return c.guard(func() error {
+		if err := c.markDirty(); err != nil {
+			return err
+		}
+		return b.Commit(c.write)
+	})
 }
 
 // compact compacts [lo, hi) unless the store failed: a compaction flushes
@@ -249,6 +254,19 @@ func (c *store) saveState() error {
 		err = serr
 	}
 	return err
+}
+
+// flushAtClose flushes the memtable if this session wrote to Pebble. The
+// flush costs Close what it saves the next Open, which otherwise replays
+// the log and flushes it before it returns (Pebble's Open does), and the
+// next owner's Open is on the path of every process that waits to take
+// over. After the flush nothing of the store is left to replay: a reopen
+// at a 64 GiB limit does not start with a 64 MiB memtable to read through.
+func (c *store) flushAtClose() error {
+	if !c.unflushed.Load() || c.health.failure() != nil {
+		return nil
+	}
+	return c.guard(c.db.Flush)
 }
 
 // pebbleCloseWait bounds how long Close waits for Pebble in a failed store.

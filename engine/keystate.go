@@ -1,26 +1,34 @@
 package engine
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"math/rand/v2"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/diskcache-go/diskcache/codec"
 )
 
 // keyState is what the cache keeps in memory about its keys: the exact
 // counts and the presence filter.
 //
-// The counts live in memory and reach the store only on Close, together
-// with a clean mark and the filter. Open removes the mark, so after a crash
-// the store says it is not clean and Open rebuilds counts and filter from a
-// scan in the background. (Merging a count delta into every write batch
-// would keep them exact without a scan, at the price of a second memtable
-// insert on every Set.) Until that scan is done, Len waits for it and
-// writes ask Pebble whether their key exists.
+// The counts live in memory and reach the store only on Close, with a clean
+// mark; the filter goes to its side file (presenceFile). The first write of
+// a session removes the mark (markDirty), so after a crash the store says
+// it is not clean and Open rebuilds counts and filter from a scan in the
+// background. (Merging a count delta into every write batch would keep them
+// exact without a scan, at the price of a second memtable insert on every
+// Set.) Until that scan is done, Len waits for it and writes ask Pebble
+// whether their key exists. A session that only reads leaves the mark, the
+// counts and the filter as they are, and its Close writes none of them.
 type keyState struct {
 	cur  atomic.Pointer[presence] // nil until a scan or the store provides one
 	next atomic.Pointer[presence] // being filled by a scan; writers add to it too
@@ -29,23 +37,44 @@ type keyState struct {
 	ready  chan struct{} // closed once counts are exact
 	exact  atomic.Bool   // ready has been closed
 
+	// dirty: the store holds no clean mark (this session wrote, or the
+	// last one did not close cleanly). saved: the store's clean mark,
+	// counts and filter file are what memory holds, so Close has nothing
+	// to save.
+	dirty   atomic.Bool
+	saved   atomic.Bool
+	dirtyMu sync.Mutex
+
 	building atomic.Bool // a rebuild goroutine runs
 	buildMu  sync.Mutex  // one scan at a time; Clear waits for it
 }
 
+// The state key holds the clean mark (1: closed cleanly; 0: open, or
+// crashed), the counts, and the id of the presence file saved with them:
+// 25 bytes. Stores written before the filter had a side file have 17 (no
+// id) and their filter under metaPresence, which the next save deletes.
 var (
 	metaState    = []byte("mstate")
 	metaPresence = []byte("mpresence")
 )
 
+const (
+	stateLen       = 1 + 16 + 8
+	legacyStateLen = 1 + 16
+
+	presenceFile  = "presence.filter"
+	presenceMagic = "dcpres01"
+)
+
 // loadKeyState reads the state Close left. If the last close was clean the
-// counts and filter are ready now; otherwise a scan must rebuild them.
+// counts (and, if its file matches, the filter) are ready now; otherwise a
+// scan must rebuild them.
 func (c *store) loadKeyState() (clean bool, err error) {
 	c.keys.ready = make(chan struct{})
 	v, closer, err := c.db.Get(metaState)
 	if errors.Is(err, pebble.ErrNotFound) {
 		// A new store holds nothing: it is exact as it is. An old store
-		// always has a state key, since Open writes one before any write.
+		// always has a state key, since the first write writes one.
 		if empty, err := c.dataEmpty(); err != nil || !empty {
 			return false, err
 		}
@@ -58,17 +87,25 @@ func (c *store) loadKeyState() (clean bool, err error) {
 	}
 	st := append([]byte(nil), v...)
 	closer.Close()
-	if len(st) != 17 {
+	if len(st) != stateLen && len(st) != legacyStateLen {
 		return false, fmt.Errorf("%w: state key of %d bytes", ErrCorrupt, len(st))
 	}
 	if st[0] != 1 {
+		c.keys.dirty.Store(true)
 		return false, nil // not closed cleanly
 	}
-	n, err := decodeCounts(st[1:])
+	n, err := decodeCounts(st[1:17])
 	if err != nil {
 		return false, err
 	}
-	if v, closer, err := c.db.Get(metaPresence); err == nil {
+	if len(st) == stateLen {
+		if p, err := readPresenceFile(c.opts.filesystem(), c.dir, st[17:]); err == nil {
+			c.keys.cur.Store(p)
+			c.keys.saved.Store(true)
+		} else if !errors.Is(err, errNoFilter) {
+			c.log.Warn("diskcache: the saved key filter is not used: rebuilding it", "err", err)
+		}
+	} else if v, closer, err := c.db.Get(metaPresence); err == nil {
 		p, perr := decodePresence(v)
 		closer.Close()
 		if perr == nil {
@@ -80,27 +117,94 @@ func (c *store) loadKeyState() (clean bool, err error) {
 	return true, nil
 }
 
-// markDirty records that the store is open: until Close writes the state
-// back, the persisted counts are stale.
-func (c *store) markDirty() error {
-	st := append([]byte{0}, counts{}.encode()...)
-	return c.db.Set(metaState, st, pebble.Sync)
+// errNoFilter: the clean state was saved without a filter (the scan
+// building it had not finished).
+var errNoFilter = errors.New("no filter was saved")
+
+// readPresenceFile reads the filter of the cache in dir saved with the
+// state whose id is id.
+func readPresenceFile(fs vfs.FS, dir string, id []byte) (*presence, error) {
+	if binary.LittleEndian.Uint64(id) == 0 {
+		return nil, errNoFilter
+	}
+	var p *presence
+	path := filepath.Join(dir, storeDir, presenceFile)
+	err := readSideFile(fs, path, presenceMagic, func(r io.Reader) error {
+		var got [8]byte
+		if _, err := io.ReadFull(r, got[:]); err != nil {
+			return err
+		}
+		if !bytes.Equal(got[:], id) {
+			return fmt.Errorf("saved with state %x, the store's is %x", got, id)
+		}
+		var err error
+		p, err = readPresence(r)
+		return err
+	})
+	return p, err
 }
 
-// saveKeyState writes the counts, the filter and the clean mark in one
-// batch. Close calls it when no writer can run.
+// markDirty removes the clean mark before the first write of a session
+// commits: until Close saves them again, the persisted counts and filter
+// are stale. Pebble logs batches in commit order, so the mark is in the log
+// ahead of every write it covers, whatever the durability mode.
+func (c *store) markDirty() error {
+	if c.keys.dirty.Load() {
+		return nil
+	}
+	c.keys.dirtyMu.Lock()
+	defer c.keys.dirtyMu.Unlock()
+	if c.keys.dirty.Load() {
+		return nil
+	}
+	st := append([]byte{0}, counts{}.encode()...)
+	if err := c.db.Set(metaState, append(st, make([]byte, 8)...), c.write); err != nil {
+		return err
+	}
+	c.unflushed.Store(true)
+	c.keys.saved.Store(false)
+	c.keys.dirty.Store(true)
+	return nil
+}
+
+// saveKeyState saves the counts and the filter for the next Open, unless
+// they are not exact or the store holds them already: the filter to its
+// side file under a new id, then the counts, the id and the clean mark in
+// one batch. Close calls it when no writer can run.
 func (c *store) saveKeyState() error {
-	if !c.keys.exact.Load() {
-		return nil // the scan did not finish: the next Open scans again
+	if !c.keys.exact.Load() || c.keys.saved.Load() {
+		return nil // not exact: the next Open scans again
+	}
+	id := make([]byte, 8)
+	if p := c.keys.cur.Load(); p != nil {
+		binary.LittleEndian.PutUint64(id, rand.Uint64()|1)
+		path := filepath.Join(c.dir, storeDir, presenceFile)
+		err := writeSideFile(c.opts.filesystem(), path, presenceMagic, func(w io.Writer) error {
+			if _, err := w.Write(id); err != nil {
+				return err
+			}
+			return p.writeTo(w)
+		})
+		if err != nil {
+			// The counts are still worth saving; the next Open rebuilds
+			// the filter from a scan.
+			c.log.Warn("diskcache: saving the key filter failed", "err", err)
+			clear(id)
+		}
 	}
 	b := c.db.NewBatch()
 	defer b.Close()
 	n := c.keys.counts.load()
-	b.Set(metaState, append([]byte{1}, n.encode()...), nil)
-	if p := c.keys.cur.Load(); p != nil {
-		b.Set(metaPresence, p.encode(), nil)
+	st := append([]byte{1}, n.encode()...)
+	b.Set(metaState, append(st, id...), nil)
+	b.Delete(metaPresence, nil)
+	b.Delete(metaAccess, nil)
+	if err := b.Commit(pebble.Sync); err != nil {
+		return err
 	}
-	return b.Commit(pebble.Sync)
+	c.unflushed.Store(true)
+	c.keys.saved.Store(true)
+	return nil
 }
 
 func (c *store) markExact() {
@@ -240,6 +344,7 @@ func (c *store) scanKeys(ctx context.Context) error {
 		}
 	}
 	c.keys.cur.Store(p)
+	c.keys.saved.Store(false)
 	if recount {
 		c.keys.counts.add(0, counts{entries: scanned.entries - base.entries, bytes: scanned.bytes - base.bytes})
 		c.markExact()

@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -82,8 +84,19 @@ type limiter struct {
 }
 
 var (
-	metaEpoch  = []byte("mepoch")
+	metaEpoch = []byte("mepoch")
+	// metaAccess is where versions before accessFile kept the clock's
+	// snapshot: read when the file is missing, deleted by the next save of
+	// the key state.
 	metaAccess = []byte("maccess")
+)
+
+// accessFile is the access clock's snapshot, a side file in store/
+// (sidefile.go). It is a hint: without it recency falls back to the
+// records' write times.
+const (
+	accessFile  = "access.clock"
+	accessMagic = "dcclock1"
 )
 
 // Limits derived from SizeLimit. fixedOverhead is what Pebble keeps on disk
@@ -205,7 +218,6 @@ func newLimiter(o *Options) *limiter {
 	wal := int64(1.1 * float64(po.MemTableSize) * float64(po.MemTableStopWritesThreshold+2))
 	fixed := wal + 2*po.TargetFileSizes[0]
 	l := &limiter{
-		clock:  lru.NewAccessClock(lru.SlotsFor(o.SizeLimit)),
 		lsm:    steeringFor(o.SizeLimit, fixed, sharesFor(o.SizeLimit)),
 		values: steeringFor(o.SizeLimit, fixed+2*segmentSizeFor(o.SizeLimit), valueLogShares),
 		wake:   make(chan struct{}, 1),
@@ -240,6 +252,7 @@ func (c *store) loadLimiter() error {
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
 		l.epoch = c.now()
+		c.unflushed.Store(true)
 		if err := c.db.Set(metaEpoch, binary.LittleEndian.AppendUint64(nil, uint64(l.epoch)), pebble.Sync); err != nil {
 			return err
 		}
@@ -254,33 +267,69 @@ func (c *store) loadLimiter() error {
 		closer.Close()
 	}
 	l.now.Store(uint32(l.tick(c.now())))
-	if v, closer, err := c.db.Get(metaAccess); err == nil {
-		// A snapshot of another size (SizeLimit changed) is split or
-		// folded to fit. A damaged one is dropped: the records' write
-		// times stand in.
-		if err := l.clock.Restore(v); err != nil {
-			c.log.Warn("diskcache: access clock snapshot not used", "err", err)
-		} else if len(v) == l.clock.SnapshotLen() {
-			l.savedSum.Store(l.clock.Sum()) // the store holds this very clock
-		}
-		closer.Close()
-	}
+	l.clock = c.loadAccess()
 	l.source = &evictSource{c: c}
 	l.sampler = lru.NewSampler(l.source, l.clock, 0, 0, uint64(c.now()))
 	return nil
 }
 
-// saveAccess snapshots the access clock into the store, so that recency
-// survives a restart, unless the clock is as it was last saved. The
-// snapshot is 4 bytes a slot whatever the number of keys, 16 MiB at the
-// default 1 GiB limit: written every minute by an idle cache it went
-// through the WAL, a flush and compactions for nothing.
+// clockSlots is the access clock's size for what the store holds now.
+func (c *store) clockSlots() int {
+	return lru.SlotsFor(c.keys.counts.entries.load(), c.opts.SizeLimit)
+}
+
+// loadAccess returns the access clock, sized by what the store holds, with
+// the recency the last Close saved. A snapshot of another size (the store
+// held another number of keys, or SizeLimit changed) is split or folded to
+// fit. A damaged or missing one is done without: the records' write times
+// stand in.
+func (c *store) loadAccess() *lru.AccessClock {
+	fresh := func() *lru.AccessClock { return lru.NewAccessClock(c.clockSlots()) }
+	clock := fresh()
+	var slots int64
+	path := filepath.Join(c.dir, storeDir, accessFile)
+	err := readSideFile(c.opts.filesystem(), path, accessMagic, func(r io.Reader) error {
+		n, err := clock.ReadFrom(r)
+		slots = (n - 8) / 4
+		return err
+	})
+	switch {
+	case err == nil:
+		if slots == int64(clock.Slots()) {
+			c.lim.savedSum.Store(clock.Sum()) // the file holds this very clock
+		}
+		return clock
+	case !errors.Is(err, os.ErrNotExist):
+		c.log.Warn("diskcache: access clock snapshot not used", "err", err)
+		return fresh()
+	}
+	// A store written before the side file kept the snapshot in Pebble.
+	v, closer, err := c.db.Get(metaAccess)
+	if err != nil {
+		return clock
+	}
+	defer closer.Close()
+	if err := clock.Restore(v); err != nil {
+		c.log.Warn("diskcache: access clock snapshot not used", "err", err)
+		return fresh()
+	}
+	return clock
+}
+
+// saveAccess writes the access clock's snapshot to its side file, so that
+// recency survives a restart, unless the clock is as it was last saved or
+// loaded: an idle cache writes nothing. The snapshot is 4 bytes a slot,
+// and the clock has SlotsPerKey slots a key up to its ceiling (16 MiB).
 func (c *store) saveAccess() error {
 	sum := c.lim.clock.Sum()
 	if sum == c.lim.savedSum.Load() {
 		return nil
 	}
-	if err := c.db.Set(metaAccess, c.lim.clock.Snapshot(), pebble.NoSync); err != nil {
+	path := filepath.Join(c.dir, storeDir, accessFile)
+	if err := writeSideFile(c.opts.filesystem(), path, accessMagic, func(w io.Writer) error {
+		_, err := c.lim.clock.WriteTo(w)
+		return err
+	}); err != nil {
 		return err
 	}
 	c.lim.savedSum.Store(sum)
@@ -304,6 +353,7 @@ func (c *store) monitorLoop() {
 		case <-c.lim.wake:
 		}
 		c.lim.now.Store(uint32(c.lim.tick(c.now())))
+		c.lim.clock.Grow(c.clockSlots()) // the store holds more keys: more slots
 		ticks++
 		c.refreshDisk(ticks%unseenEvery == 0)
 		if c.health.writable() != nil {

@@ -245,7 +245,7 @@ func TestGenerationTableDamaged(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		g.bump(7)
+		atomic.AddUint32(g.slot(7), 1)
 		if h, err := openGenerations(dir); err != nil || h.read(7).gen != 1 {
 			t.Fatalf("the replaced table does not work: %v", err)
 		}
@@ -270,14 +270,20 @@ func TestGenerationsBumpOnceWatched(t *testing.T) {
 		owner.Set(ctx, fmt.Sprint("k", i), []byte("before"), 0)
 	}
 	owner.Delete(ctx, "k1")
-	if g := slot("k0"); g != 0 {
-		t.Fatalf("generation of k0 = %d with no forwarder, want 0", g)
+	if owner.local().gens.m.Load() != nil {
+		t.Fatal("the owner mapped a generation table before any forwarder connected")
+	}
+	if _, err := os.Stat(filepath.Join(dir, genName)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s exists before any forwarder connected: %v", genName, err)
 	}
 	fwd, err := Open(dir, &Options{SizeLimit: 64 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer fwd.Close()
+	if g := slot("k0"); g != 0 {
+		t.Fatalf("generation of k0 = %d in a new table, want 0", g)
+	}
 	mustGet(t, fwd, "k0", []byte("before"))
 	mustGet(t, fwd, "k0", []byte("before"))
 	if localHits(fwd) != 1 {

@@ -67,6 +67,10 @@ type store struct {
 	gate    gate
 	closed  bool
 	closing atomic.Bool // Close has begun
+
+	// unflushed: this session wrote to Pebble, so Close flushes the
+	// memtable and the next Open has no log to replay (and flush) first.
+	unflushed atomic.Bool
 }
 
 // openStore opens the store of the directory abs, whose owner lock the
@@ -89,12 +93,9 @@ func openStore(abs string, o Options, lock *ownerLock) (*store, error) {
 		log:   o.Logger.With("cache", abs),
 		lim:   newLimiter(&o),
 	}
-	if c.gens, err = createGenerations(abs, genLogFor(o.SizeLimit)); err != nil {
+	if c.gens, err = ownerGenerations(abs, c.keys.counts.entries.load, c.log); err != nil {
 		return nil, fmt.Errorf("diskcache: open %s: %w", abs, err)
 	}
-	// What forwarders cached under the last owner may miss writes that
-	// owner applied but did not acknowledge before it died: drop it all.
-	c.gens.bumpEpoch()
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
 	if err := c.openPebbleOrReset(); err != nil {
 		c.bgCancel()
@@ -161,9 +162,6 @@ func (c *store) openPebble() error {
 	if err == nil {
 		err = c.loadLimiter()
 	}
-	if err == nil {
-		err = c.markDirty()
-	}
 	if err != nil {
 		db.Close()
 		c.closeValues()
@@ -180,6 +178,7 @@ func (c *store) openPebble() error {
 func (c *store) checkFormat() error {
 	v, closer, err := c.db.Get(metaFormat)
 	if errors.Is(err, pebble.ErrNotFound) {
+		c.unflushed.Store(true)
 		return c.db.Set(metaFormat, []byte{storeFormat}, pebble.Sync)
 	}
 	if err != nil {
@@ -208,6 +207,9 @@ func (c *store) Close() error {
 	c.gate.unlockAll()
 	c.bg.Wait()
 	err := c.saveState()
+	if err == nil {
+		err = c.flushAtClose()
+	}
 	if cerr := c.closePebble(); err == nil {
 		err = cerr
 	}

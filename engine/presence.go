@@ -1,8 +1,11 @@
 package engine
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math/bits"
 	"sync/atomic"
 )
@@ -27,8 +30,10 @@ type presence struct {
 const (
 	presenceBitsPerKey = 10
 	presenceProbes     = 7
-	// presenceMinKeys is the smallest capacity: 1.25 MB of filter.
-	presenceMinKeys = 1 << 20
+	// presenceMinKeys is the smallest capacity: 5 KB of filter. The filter
+	// grows with the keys (a rebuild when the keys added pass its capacity),
+	// not with the limit: a cache of a few keys keeps and saves kilobytes.
+	presenceMinKeys = 1 << 12
 )
 
 type presenceBlock [8]atomic.Uint64
@@ -73,37 +78,67 @@ func (p *presence) mayContain(h uint64) bool {
 // has doubled or worse; time to rebuild.
 func (p *presence) full() bool { return p.added.load() > p.capacity }
 
-// encode serializes the filter for the store: capacity, added, then the
+// writeTo streams the filter out (presenceFile): capacity, added, then the
 // words. It is only called when no writer runs (Close).
-func (p *presence) encode() []byte {
-	out := make([]byte, 0, 16+len(p.blocks)*64)
-	out = binary.LittleEndian.AppendUint64(out, uint64(p.capacity))
-	out = binary.LittleEndian.AppendUint64(out, uint64(p.added.load()))
+func (p *presence) writeTo(w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	var buf [8]byte
+	put := func(v uint64) {
+		binary.LittleEndian.PutUint64(buf[:], v)
+		bw.Write(buf[:])
+	}
+	put(uint64(p.capacity))
+	put(uint64(p.added.load()))
 	for i := range p.blocks {
 		for j := range p.blocks[i] {
-			out = binary.LittleEndian.AppendUint64(out, p.blocks[i][j].Load())
+			put(p.blocks[i][j].Load())
 		}
 	}
-	return out
+	return bw.Flush()
 }
 
-func decodePresence(b []byte) (*presence, error) {
-	if len(b) < 16 {
-		return nil, fmt.Errorf("%w: presence filter of %d bytes", ErrCorrupt, len(b))
+// readPresence reads a filter written by writeTo.
+func readPresence(r io.Reader) (*presence, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	var buf [8]byte
+	get := func() (uint64, error) {
+		_, err := io.ReadFull(br, buf[:])
+		return binary.LittleEndian.Uint64(buf[:]), err
 	}
-	capacity := int64(binary.LittleEndian.Uint64(b))
-	added := int64(binary.LittleEndian.Uint64(b[8:]))
-	p := newPresence(capacity)
-	if p.capacity != capacity || len(b) != 16+len(p.blocks)*64 || added < 0 {
-		return nil, fmt.Errorf("%w: presence filter of %d bytes for %d keys", ErrCorrupt, len(b), capacity)
+	capacity, err := get()
+	if err != nil {
+		return nil, err
 	}
-	b = b[16:]
+	added, err := get()
+	if err != nil {
+		return nil, err
+	}
+	if capacity == 0 || capacity > 1<<40 || added > 1<<62 {
+		return nil, fmt.Errorf("%w: presence filter for %d keys, %d added", ErrCorrupt, capacity, added)
+	}
+	p := newPresence(int64(capacity))
 	for i := range p.blocks {
 		for j := range p.blocks[i] {
-			p.blocks[i][j].Store(binary.LittleEndian.Uint64(b))
-			b = b[8:]
+			v, err := get()
+			if err != nil {
+				return nil, fmt.Errorf("%w: presence filter for %d keys cut short: %w", ErrCorrupt, capacity, err)
+			}
+			p.blocks[i][j].Store(v)
 		}
 	}
-	p.added.store(added)
+	p.added.store(int64(added))
+	return p, nil
+}
+
+// decodePresence decodes a filter that an earlier version kept in the store
+// under metaPresence, in writeTo's layout.
+func decodePresence(b []byte) (*presence, error) {
+	p, err := readPresence(bytes.NewReader(b))
+	if err == nil && len(b) != 16+len(p.blocks)*64 {
+		err = fmt.Errorf("%w: presence filter of %d bytes for %d keys", ErrCorrupt, len(b), p.capacity)
+	}
+	if err != nil {
+		return nil, err
+	}
 	return p, nil
 }

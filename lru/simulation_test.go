@@ -227,8 +227,8 @@ func TestAccessClock(t *testing.T) {
 	if age := Tick(math.MaxUint32 - 1).Age(3); age != 5 {
 		t.Fatalf("age across the wrap = %d", age)
 	}
-	if SlotsFor(64<<20) != 1<<18 || SlotsFor(1<<40) != MaxSlots || SlotsFor(0) != MinSlots {
-		t.Fatalf("SlotsFor: %d %d %d", SlotsFor(64<<20), SlotsFor(1<<40), SlotsFor(0))
+	if SlotsFor(1<<30, 64<<20) != 1<<18 || SlotsFor(1<<30, 1<<40) != MaxSlots || SlotsFor(0, 1<<40) != MinSlots || SlotsFor(1000, 1<<40) != 16384 {
+		t.Fatalf("SlotsFor: %d %d %d %d", SlotsFor(1<<30, 64<<20), SlotsFor(1<<30, 1<<40), SlotsFor(0, 1<<40), SlotsFor(1000, 1<<40))
 	}
 }
 
@@ -246,5 +246,41 @@ func TestSamplerPrefersExpiredAndIdle(t *testing.T) {
 	}
 	if c.Hash>>56 > 10 {
 		t.Fatalf("with 100 samples the pick was touched at %d, want one of the idlest", c.Hash>>56)
+	}
+}
+
+// TestAccessClockGrow: a clock that grows with the keys keeps every
+// recorded access, and touches after the growth land in the new table.
+func TestAccessClockGrow(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	c := NewAccessClock(MinSlots)
+	hashes := make([]uint64, 1000)
+	for i := range hashes {
+		hashes[i] = rng.Uint64()
+		c.Touch(hashes[i], Tick(i+1))
+	}
+	before := make([]Tick, len(hashes))
+	for i, h := range hashes {
+		before[i], _ = c.Last(h)
+	}
+	if c.Grow(MinSlots) || c.Grow(MinSlots/2) {
+		t.Fatal("Grow to no more slots grew")
+	}
+	if !c.Grow(3*MinSlots) || c.Slots() != 4*MinSlots {
+		t.Fatalf("Grow(3 x MinSlots): %d slots, want %d", c.Slots(), 4*MinSlots)
+	}
+	for i, h := range hashes {
+		// A slot of the smaller table covered keys that now have slots of
+		// their own: each keeps the newest access of the keys it shared with.
+		if got, ok := c.Last(h); !ok || got != before[i] {
+			t.Fatalf("key %d: Last = %d, %v after Grow, want %d", i, got, ok, before[i])
+		}
+	}
+	c.Touch(hashes[0], 5000)
+	if got, _ := c.Last(hashes[0]); got != 5000 {
+		t.Fatalf("a touch after Grow: Last = %d", got)
+	}
+	if SlotsFor(1000, 1<<30) != 16384 || SlotsFor(1<<30, 1<<30) != 1<<22 {
+		t.Fatalf("SlotsFor: %d, %d", SlotsFor(1000, 1<<30), SlotsFor(1<<30, 1<<30))
 	}
 }
