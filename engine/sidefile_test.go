@@ -1,0 +1,247 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// cleanStore returns the directory of a store holding the keys "0" to n-1
+// (value "value"), read once each, closed cleanly.
+func cleanStore(t *testing.T, n int) string {
+	t.Helper()
+	dir := t.TempDir()
+	c, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		if err := c.Set(ctx, fmt.Sprint(i), []byte("value"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustGet(t, c, "0", []byte("value"))
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestSideFilesDamaged: a presence filter or clock snapshot that is torn,
+// of another kind, or left by an earlier Close is never used: the filter is
+// rebuilt from a scan (every key still reads, Len stays exact), the clock
+// starts over.
+func TestSideFilesDamaged(t *testing.T) {
+	const n = 500
+	for _, tc := range []struct {
+		name   string
+		damage func(t *testing.T, dir string)
+	}{
+		{"filter-cut-short", func(t *testing.T, dir string) { truncateBy(t, filepath.Join(dir, storeDir, presenceFile), 9) }},
+		{"filter-flipped-byte", func(t *testing.T, dir string) { flipByte(t, filepath.Join(dir, storeDir, presenceFile), -1, 100) }},
+		{"filter-missing", func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, storeDir, presenceFile)) }},
+		{"filter-of-an-earlier-close", func(t *testing.T, dir string) {
+			// Keep this close's filter, write new keys, and put it back:
+			// its id no longer matches the state's, and it lacks the keys.
+			path := filepath.Join(dir, storeDir, presenceFile)
+			old, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := Open(dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := n; i < 2*n; i++ {
+				c.Set(ctx, fmt.Sprint(i), []byte("value"), 0)
+			}
+			for i := n; i < 2*n; i++ {
+				c.Delete(ctx, fmt.Sprint(i))
+			}
+			c.Set(ctx, "late", []byte("value"), 0)
+			c.Delete(ctx, "0")
+			c.Set(ctx, "0", []byte("value"), 0)
+			if err := c.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, old, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"clock-cut-short", func(t *testing.T, dir string) { truncateBy(t, filepath.Join(dir, storeDir, accessFile), 1) }},
+		{"clock-flipped-byte", func(t *testing.T, dir string) { flipByte(t, filepath.Join(dir, storeDir, accessFile), -1, 20) }},
+		{"clock-is-a-filter", func(t *testing.T, dir string) {
+			b, err := os.ReadFile(filepath.Join(dir, storeDir, presenceFile))
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dir, storeDir, accessFile), b, 0o600)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := cleanStore(t, n)
+			tc.damage(t, dir)
+			c, err := Open(dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			want := int64(n)
+			if _, err := c.Get(ctx, "late"); err == nil {
+				want++
+			}
+			for i := 0; i < n; i++ {
+				mustGet(t, c, fmt.Sprint(i), []byte("value"))
+			}
+			mustLen(t, c, want)
+			if got := countScan(t, c); got != want {
+				t.Fatalf("scan finds %d, want %d", got, want)
+			}
+		})
+	}
+}
+
+// TestReadOnlySessionWritesNothing: a session that only reads leaves the
+// store's state as the last Close saved it: nothing reaches Pebble's WAL,
+// Close has nothing to flush, and the next Open finds it clean.
+func TestReadOnlySessionWritesNothing(t *testing.T) {
+	dir := cleanStore(t, 100)
+	for range 2 {
+		c, err := Open(dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := c.local()
+		if !s.keys.saved.Load() {
+			t.Fatal("the filter saved at Close was not used")
+		}
+		for i := 0; i < 100; i++ {
+			mustGet(t, c, fmt.Sprint(i), []byte("value"))
+		}
+		if _, err := c.Get(ctx, "missing"); !errors.Is(err, ErrNotFound) {
+			t.Fatal(err)
+		}
+		mustLen(t, c, 100)
+		if wal := s.db.Metrics().WAL.BytesIn; wal != 0 || s.unflushed.Load() {
+			t.Fatalf("a read-only session wrote %d bytes to the WAL (unflushed %v)", wal, s.unflushed.Load())
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestLegacyStateOpens: a store closed by a version that kept the filter
+// and the clock's snapshot in Pebble (a 17-byte state key, mpresence and
+// maccess) opens with its counts, filter and recency, and the next save
+// moves them to the side files and deletes the keys.
+func TestLegacyStateOpens(t *testing.T) {
+	const n = 300
+	dir := cleanStore(t, n)
+	store := filepath.Join(dir, storeDir)
+	var filter, clock []byte
+	readSideFile(vfs.Default, filepath.Join(store, presenceFile), presenceMagic, func(r io.Reader) error {
+		b, err := io.ReadAll(r)
+		if len(b) > 8 {
+			filter = b[8:] // past the state id
+		}
+		return err
+	})
+	readSideFile(vfs.Default, filepath.Join(store, accessFile), accessMagic, func(r io.Reader) error {
+		var err error
+		clock, err = io.ReadAll(r)
+		return err
+	})
+	if filter == nil || clock == nil {
+		t.Fatal("the clean close left no side files")
+	}
+	po, _ := PebbleOptions(nil)
+	db, err := pebble.Open(store, po)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := append([]byte{1}, counts{entries: n, bytes: countBytes(t, db)}.encode()...)
+	db.Set(metaState, st, pebble.Sync)
+	db.Set(metaPresence, filter, pebble.Sync)
+	db.Set(metaAccess, clock, pebble.Sync)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(store, presenceFile))
+	os.Remove(filepath.Join(store, accessFile))
+
+	c, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.local()
+	if p := s.keys.cur.Load(); p == nil || s.keys.building.Load() {
+		t.Fatal("the legacy filter was not used")
+	}
+	if _, ok := s.lim.clock.Last(dataKeyHash(appendDataKey(nil, "0"))); !ok {
+		t.Fatal("the legacy clock snapshot was not restored")
+	}
+	mustLen(t, c, n)
+	if err := c.Set(ctx, "new", []byte("value"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Check(ctx, dir, nil)
+	if err != nil || r.Damaged() || !r.CleanClose || r.SavedEntries != n+1 {
+		t.Fatalf("Check after the upgrade: %+v, %v", r, err)
+	}
+	db, err = pebble.Open(store, po)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, k := range [][]byte{metaPresence, metaAccess} {
+		if _, closer, err := db.Get(k); err == nil {
+			closer.Close()
+			t.Fatalf("%s is still in the store after a save", k)
+		}
+	}
+	if v, closer, err := db.Get(metaState); err != nil || len(v) != stateLen {
+		t.Fatalf("state key after the upgrade: %d bytes, %v", len(v), err)
+	} else {
+		closer.Close()
+	}
+}
+
+// countBytes sums what the counts count (data key plus record) over the
+// data keys of db.
+func countBytes(t *testing.T, db *pebble.DB) int64 {
+	t.Helper()
+	lo, hi := dataSpan()
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	var n int64
+	for ok := it.First(); ok; ok = it.Next() {
+		n += int64(len(it.Key()) + len(it.Value()))
+	}
+	return n
+}
+
+func truncateBy(t *testing.T, path string, n int64) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err == nil {
+		err = os.Truncate(path, fi.Size()-n)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
