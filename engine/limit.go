@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/diskcache-go/diskcache/codec"
 	"github.com/diskcache-go/diskcache/lru"
@@ -34,6 +35,9 @@ type limiter struct {
 	// savedSum is the clock's Sum when its snapshot was last saved or
 	// loaded: an unchanged clock is not saved again (saveAccess).
 	savedSum atomic.Uint64
+	// loaded is set once the clock holds the snapshot the last Close saved
+	// (or there is none): until then it is neither grown nor saved.
+	loaded atomic.Bool
 
 	now atomic.Uint32 // the current tick, refreshed by the monitor
 
@@ -278,42 +282,81 @@ func (c *store) clockSlots() int {
 	return lru.SlotsFor(c.keys.counts.entries.load(), c.opts.SizeLimit)
 }
 
+// accessLoadInline is the largest clock snapshot Open loads before it
+// returns (256Ki slots); a larger one loads in the background while calls
+// are served, so that reopening a cache of millions of keys does not wait
+// for 16 MiB to be read and faulted in. Touches made meanwhile are kept
+// (lru.AccessClock.ReadFrom merges).
+const accessLoadInline = 1 << 20
+
 // loadAccess returns the access clock, sized by what the store holds, with
-// the recency the last Close saved. A snapshot of another size (the store
-// held another number of keys, or SizeLimit changed) is split or folded to
-// fit. A damaged or missing one is done without: the records' write times
-// stand in.
+// the recency the last Close saved, or starts loading it. A snapshot of
+// another size (the store held another number of keys, or SizeLimit
+// changed) is split or folded to fit. A damaged or missing one is done
+// without: the records' write times stand in.
 func (c *store) loadAccess() *lru.AccessClock {
-	fresh := func() *lru.AccessClock { return lru.NewAccessClock(c.clockSlots()) }
-	clock := fresh()
-	var slots int64
+	clock := lru.NewAccessClock(c.clockSlots())
+	fs := c.opts.filesystem()
 	path := filepath.Join(c.dir, storeDir, accessFile)
-	err := readSideFile(c.opts.filesystem(), path, accessMagic, func(r io.Reader) error {
+	fi, err := fs.Stat(path)
+	switch {
+	case err == nil && fi.Size() > accessLoadInline:
+		c.bg.Add(1)
+		go func() {
+			defer c.bg.Done()
+			// Checked whole before a slot is merged: the clock is in use.
+			err := readSideFile(fs, path, accessMagic, func(r io.Reader) error {
+				_, err := io.Copy(io.Discard, r)
+				return err
+			})
+			if err == nil && c.bgCtx.Err() == nil {
+				err = c.readAccess(clock, fs, path)
+			}
+			if err != nil && c.bgCtx.Err() == nil {
+				c.log.Warn("diskcache: access clock snapshot not used", "err", err)
+			}
+			if c.bgCtx.Err() == nil {
+				c.lim.loaded.Store(true)
+			}
+		}()
+		return clock
+	case err == nil:
+		if err := c.readAccess(clock, fs, path); err != nil {
+			c.log.Warn("diskcache: access clock snapshot not used", "err", err)
+			clock = lru.NewAccessClock(c.clockSlots())
+		}
+	case errors.Is(err, os.ErrNotExist):
+		c.loadLegacyAccess(clock)
+	}
+	c.lim.loaded.Store(true)
+	return clock
+}
+
+// readAccess merges the snapshot at path into clock.
+func (c *store) readAccess(clock *lru.AccessClock, fs vfs.FS, path string) error {
+	var slots int64
+	err := readSideFile(fs, path, accessMagic, func(r io.Reader) error {
 		n, err := clock.ReadFrom(r)
 		slots = (n - 8) / 4
 		return err
 	})
-	switch {
-	case err == nil:
-		if slots == int64(clock.Slots()) {
-			c.lim.savedSum.Store(clock.Sum()) // the file holds this very clock
-		}
-		return clock
-	case !errors.Is(err, os.ErrNotExist):
-		c.log.Warn("diskcache: access clock snapshot not used", "err", err)
-		return fresh()
+	if err == nil && slots == int64(clock.Slots()) {
+		c.lim.savedSum.Store(clock.Sum()) // the file holds this very clock
 	}
-	// A store written before the side file kept the snapshot in Pebble.
+	return err
+}
+
+// loadLegacyAccess restores the snapshot that versions before accessFile
+// kept in the store.
+func (c *store) loadLegacyAccess(clock *lru.AccessClock) {
 	v, closer, err := c.db.Get(metaAccess)
 	if err != nil {
-		return clock
+		return
 	}
 	defer closer.Close()
 	if err := clock.Restore(v); err != nil {
 		c.log.Warn("diskcache: access clock snapshot not used", "err", err)
-		return fresh()
 	}
-	return clock
 }
 
 // saveAccess writes the access clock's snapshot to its side file, so that
@@ -321,6 +364,9 @@ func (c *store) loadAccess() *lru.AccessClock {
 // loaded: an idle cache writes nothing. The snapshot is 4 bytes a slot,
 // and the clock has SlotsPerKey slots a key up to its ceiling (16 MiB).
 func (c *store) saveAccess() error {
+	if !c.lim.loaded.Load() {
+		return nil // the file still holds more than the clock
+	}
 	sum := c.lim.clock.Sum()
 	if sum == c.lim.savedSum.Load() {
 		return nil
@@ -353,7 +399,9 @@ func (c *store) monitorLoop() {
 		case <-c.lim.wake:
 		}
 		c.lim.now.Store(uint32(c.lim.tick(c.now())))
-		c.lim.clock.Grow(c.clockSlots()) // the store holds more keys: more slots
+		if c.lim.loaded.Load() {
+			c.lim.clock.Grow(c.clockSlots()) // the store holds more keys: more slots
+		}
 		ticks++
 		c.refreshDisk(ticks%unseenEvery == 0)
 		if c.health.writable() != nil {

@@ -1,13 +1,13 @@
 package engine
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"math/bits"
 	"sync/atomic"
+	"unsafe"
 )
 
 // presence is an in-memory Bloom filter over the hashes of the keys in the
@@ -78,52 +78,77 @@ func (p *presence) mayContain(h uint64) bool {
 // has doubled or worse; time to rebuild.
 func (p *presence) full() bool { return p.added.load() > p.capacity }
 
-// writeTo streams the filter out (presenceFile): capacity, added, then the
-// words. It is only called when no writer runs (Close).
-func (p *presence) writeTo(w io.Writer) error {
-	bw := bufio.NewWriterSize(w, 64<<10)
-	var buf [8]byte
-	put := func(v uint64) {
-		binary.LittleEndian.PutUint64(buf[:], v)
-		bw.Write(buf[:])
+// nativeLittleEndian: the filter's words are laid out in memory as in its
+// file, so they are read and written as they are (a 6 MB filter of 5M keys
+// loads in a few milliseconds instead of a word at a time).
+var nativeLittleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// words returns the filter's memory as bytes. Only for a filter no one else
+// can reach yet, or when no writer runs.
+func (p *presence) words() []byte {
+	if len(p.blocks) == 0 {
+		return nil
 	}
-	put(uint64(p.capacity))
-	put(uint64(p.added.load()))
+	return unsafe.Slice((*byte)(unsafe.Pointer(&p.blocks[0])), len(p.blocks)*int(unsafe.Sizeof(p.blocks[0])))
+}
+
+// writeTo streams the filter out (presenceFile): capacity, added, then the
+// words, little-endian. It is only called when no writer runs (Close).
+func (p *presence) writeTo(w io.Writer) error {
+	buf := make([]byte, 0, 64<<10)
+	buf = binary.LittleEndian.AppendUint64(buf, uint64(p.capacity))
+	buf = binary.LittleEndian.AppendUint64(buf, uint64(p.added.load()))
+	if nativeLittleEndian {
+		if _, err := w.Write(buf); err != nil {
+			return err
+		}
+		_, err := w.Write(p.words())
+		return err
+	}
 	for i := range p.blocks {
+		if len(buf)+64 > cap(buf) {
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
 		for j := range p.blocks[i] {
-			put(p.blocks[i][j].Load())
+			buf = binary.LittleEndian.AppendUint64(buf, p.blocks[i][j].Load())
 		}
 	}
-	return bw.Flush()
+	_, err := w.Write(buf)
+	return err
 }
 
 // readPresence reads a filter written by writeTo.
 func readPresence(r io.Reader) (*presence, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	var buf [8]byte
-	get := func() (uint64, error) {
-		_, err := io.ReadFull(br, buf[:])
-		return binary.LittleEndian.Uint64(buf[:]), err
-	}
-	capacity, err := get()
-	if err != nil {
+	buf := make([]byte, 64<<10)
+	if _, err := io.ReadFull(r, buf[:16]); err != nil {
 		return nil, err
 	}
-	added, err := get()
-	if err != nil {
-		return nil, err
-	}
+	capacity := binary.LittleEndian.Uint64(buf)
+	added := binary.LittleEndian.Uint64(buf[8:])
 	if capacity == 0 || capacity > 1<<40 || added > 1<<62 {
 		return nil, fmt.Errorf("%w: presence filter for %d keys, %d added", ErrCorrupt, capacity, added)
 	}
 	p := newPresence(int64(capacity))
-	for i := range p.blocks {
-		for j := range p.blocks[i] {
-			v, err := get()
-			if err != nil {
-				return nil, fmt.Errorf("%w: presence filter for %d keys cut short: %w", ErrCorrupt, capacity, err)
+	if nativeLittleEndian {
+		if _, err := io.ReadFull(r, p.words()); err != nil {
+			return nil, fmt.Errorf("%w: presence filter for %d keys cut short: %w", ErrCorrupt, capacity, err)
+		}
+		p.added.store(int64(added))
+		return p, nil
+	}
+	for i := 0; i < len(p.blocks); {
+		k := min(len(p.blocks)-i, len(buf)/64)
+		if _, err := io.ReadFull(r, buf[:64*k]); err != nil {
+			return nil, fmt.Errorf("%w: presence filter for %d keys cut short: %w", ErrCorrupt, capacity, err)
+		}
+		for b := buf[:64*k]; len(b) > 0; i++ {
+			for j := range p.blocks[i] {
+				p.blocks[i][j].Store(binary.LittleEndian.Uint64(b))
+				b = b[8:]
 			}
-			p.blocks[i][j].Store(v)
 		}
 	}
 	p.added.store(int64(added))

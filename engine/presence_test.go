@@ -170,3 +170,25 @@ func encodePresence(p *presence) []byte {
 	p.writeTo(&b)
 	return b.Bytes()
 }
+
+// TestPresenceLayoutPortable: the word-at-a-time encoding (big-endian
+// machines) and the raw one (little-endian) write and read the same bytes.
+func TestPresenceLayoutPortable(t *testing.T) {
+	p := newPresence(10_000)
+	for i := uint64(1); i <= 10_000; i++ {
+		p.add(i * 0x9E3779B97F4A7C15)
+	}
+	raw := encodePresence(p)
+	defer func(v bool) { nativeLittleEndian = v }(nativeLittleEndian)
+	nativeLittleEndian = false
+	if portable := encodePresence(p); !bytes.Equal(raw, portable) {
+		t.Fatal("the portable encoding differs from the raw one")
+	}
+	q, err := readPresence(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(encodePresence(q), raw) {
+		t.Fatal("the portable decoding lost bits")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -244,4 +245,36 @@ func truncateBy(t *testing.T, path string, n int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestLargeClockLoadsInBackground: a clock snapshot too large to read
+// inside Open (more than accessLoadInline) loads while calls are served,
+// and until it has, the clock is neither saved nor grown.
+func TestLargeClockLoadsInBackground(t *testing.T) {
+	const n = 20000 // 16 slots a key: a 320Ki-slot clock, 1.25 MiB
+	dir := cleanStore(t, n)
+	fi, err := os.Stat(filepath.Join(dir, storeDir, accessFile))
+	if err != nil || fi.Size() <= accessLoadInline {
+		t.Fatalf("clock snapshot of %d bytes (%v), want more than %d", fi.Size(), err, accessLoadInline)
+	}
+	c, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s := c.local()
+	mustGet(t, c, "1", []byte("value")) // served while the clock may still load
+	deadline := time.Now().Add(30 * time.Second)
+	for !s.lim.loaded.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("the clock snapshot did not load within 30 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for _, k := range []string{"0", "1"} {
+		if _, ok := s.lim.clock.Last(dataKeyHash(appendDataKey(nil, k))); !ok {
+			t.Fatalf("the access to %q is not in the loaded clock", k)
+		}
+	}
+	mustLen(t, c, n)
 }

@@ -1,7 +1,6 @@
 package lru
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -179,16 +178,15 @@ func (a *AccessClock) Snapshot() []byte {
 // is not copied whole into memory first.
 func (a *AccessClock) WriteTo(w io.Writer) (int64, error) {
 	t := a.tab.Load()
-	bw := bufio.NewWriterSize(w, 64<<10)
-	var buf [8]byte
-	binary.LittleEndian.PutUint64(buf[:], uint64(len(t.slots)))
-	bw.Write(buf[:])
+	buf := binary.LittleEndian.AppendUint64(make([]byte, 0, 64<<10), uint64(len(t.slots)))
 	for i := range t.slots {
-		binary.LittleEndian.PutUint32(buf[:4], t.slots[i].Load())
-		bw.Write(buf[:4])
-	}
-	if err := bw.Flush(); err != nil {
-		return 0, err
+		buf = binary.LittleEndian.AppendUint32(buf, t.slots[i].Load())
+		if len(buf) == cap(buf) || i == len(t.slots)-1 {
+			if _, err := w.Write(buf); err != nil {
+				return 0, err
+			}
+			buf = buf[:0]
+		}
 	}
 	return int64(8 + 4*len(t.slots)), nil
 }
@@ -205,19 +203,20 @@ func (a *AccessClock) Restore(b []byte) error {
 	return err
 }
 
-// ReadFrom loads a snapshot written by WriteTo, which may come from a clock
+// ReadFrom loads a snapshot written by WriteTo into the clock, which may be
 // of another size (a cache that held another number of keys, or was
-// reopened with another SizeLimit): slots are indexed by the top bits of
-// the hash, so a smaller snapshot's slot covers several of ours and is
-// copied to each, and several slots of a larger one fold into one of ours,
-// which keeps the newest of their ticks (the rule for keys sharing a slot).
-// A snapshot that does not fit gives ErrBadSnapshot; after any error the
-// clock's contents are unspecified, and the caller starts from a new one.
-// It must not run concurrently with Grow.
+// reopened with another SizeLimit): slots are indexed by the top bits of the
+// hash, so a smaller snapshot's slot covers several of ours and is copied to
+// each, and several slots of a larger one fold into one of ours, which keeps
+// the newest of their ticks (the rule for keys sharing a slot). Each slot
+// keeps the newer of its own tick and the snapshot's, so a clock may be
+// touched while it loads (a cache serving calls while a large snapshot
+// loads in the background) and loses no touch. A snapshot that does not fit
+// gives ErrBadSnapshot; after any error the clock holds part of it. It must
+// not run concurrently with Grow.
 func (a *AccessClock) ReadFrom(r io.Reader) (int64, error) {
-	br := bufio.NewReaderSize(r, 64<<10)
 	var hdr [8]byte
-	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
 	}
 	n := binary.LittleEndian.Uint64(hdr[:])
@@ -226,45 +225,47 @@ func (a *AccessClock) ReadFrom(r io.Reader) (int64, error) {
 	}
 	t := a.tab.Load()
 	m := uint64(len(t.slots))
+	buf := make([]byte, 64<<10)
 	read := int64(8)
-	next := func() (uint32, error) {
-		var b [4]byte
-		if _, err := io.ReadFull(br, b[:]); err != nil {
-			return 0, fmt.Errorf("%w: %d slots, cut short at byte %d: %w", ErrBadSnapshot, n, read, err)
+	var folded uint32 // the newest tick of the snapshot slots folding into one of ours so far
+	for i := uint64(0); i < n; {
+		k := min(n-i, uint64(len(buf)/4))
+		if _, err := io.ReadFull(r, buf[:4*k]); err != nil {
+			return read, fmt.Errorf("%w: %d slots, cut short at byte %d: %w", ErrBadSnapshot, n, read, err)
 		}
-		read += 4
-		return binary.LittleEndian.Uint32(b[:]), nil
-	}
-	if n <= m {
-		split := m / n
-		for i := uint64(0); i < n; i++ {
-			v, err := next()
-			if err != nil {
-				return read, err
-			}
-			for j := i * split; j < (i+1)*split; j++ {
-				t.slots[j].Store(v)
-			}
-		}
-	} else {
-		fold := n / m
-		for i := range t.slots {
-			var v uint32
-			for range fold {
-				u, err := next()
-				if err != nil {
-					return read, err
+		read += int64(4 * k)
+		for j := uint64(0); j < k; j, i = j+1, i+1 {
+			v := binary.LittleEndian.Uint32(buf[4*j:])
+			if n <= m {
+				split := m / n
+				for s := i * split; s < (i+1)*split; s++ {
+					merge(&t.slots[s], v)
 				}
-				v = newer(v, u)
+				continue
 			}
-			t.slots[i].Store(v)
+			fold := n / m
+			folded = newer(folded, v)
+			if i%fold == fold-1 {
+				merge(&t.slots[i/fold], folded)
+				folded = 0
+			}
 		}
 	}
-	var extra [1]byte
-	if k, _ := br.Read(extra[:]); k != 0 {
+	if k, _ := r.Read(buf[:1]); k != 0 {
 		return read, fmt.Errorf("%w: bytes past the %d slots", ErrBadSnapshot, n)
 	}
 	return read, nil
+}
+
+// merge stores v in s unless s holds a newer tick, without losing a touch
+// that races it.
+func merge(s *atomic.Uint32, v uint32) {
+	for {
+		old := s.Load()
+		if nv := newer(old, v); nv == old || s.CompareAndSwap(old, nv) {
+			return
+		}
+	}
 }
 
 // newer returns the later of two ticks, with 0 meaning none. Ticks wrap, so

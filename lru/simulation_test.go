@@ -284,3 +284,23 @@ func TestAccessClockGrow(t *testing.T) {
 		t.Fatalf("SlotsFor: %d, %d", SlotsFor(1000, 1<<30), SlotsFor(1<<30, 1<<30))
 	}
 }
+
+// TestReadFromMerges: a snapshot loaded into a clock that was touched in
+// the meantime keeps the newer tick of each slot.
+func TestReadFromMerges(t *testing.T) {
+	old := NewAccessClock(MinSlots)
+	a, b := uint64(1)<<63, uint64(1)<<62
+	old.Touch(a, 10)
+	old.Touch(b, 10)
+	live := NewAccessClock(2 * MinSlots) // sized for more keys: the snapshot is split
+	live.Touch(a, 20)
+	if err := live.Restore(old.Snapshot()); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := live.Last(a); got != 20 {
+		t.Fatalf("a touch made while loading was overwritten: Last = %d, want 20", got)
+	}
+	if got, _ := live.Last(b); got != 10 {
+		t.Fatalf("Last of a key only the snapshot knows = %d, want 10", got)
+	}
+}
