@@ -61,7 +61,6 @@ func Run(t *testing.T, newBackend func(t *testing.T) manager.Backend) {
 		{"Concurrent", testConcurrent},
 		{"Batch", testBatch},
 		{"GetWithTTL", testGetWithTTL},
-		{"Tagger", testTagger},
 		{"ManagerTyped", testManagerTyped},
 		{"ManagerGetOrSet", testManagerGetOrSet},
 		{"ManagerTags", testManagerTags},
@@ -346,35 +345,6 @@ func testGetWithTTL(t *testing.T, b manager.Backend) {
 	if _, _, err := tg.GetWithTTL(ctx, "missing"); !errors.Is(err, manager.ErrNotFound) {
 		t.Errorf("GetWithTTL(missing): %v, want ErrNotFound", err)
 	}
-}
-
-func testTagger(t *testing.T, b manager.Backend) {
-	tg, ok := b.(manager.Tagger)
-	if !ok {
-		t.Skip("not a Tagger")
-	}
-	set := func(key string, ttl time.Duration, tags ...string) {
-		t.Helper()
-		if err := tg.SetWithTags(ctx, key, []byte(key), ttl, tags); err != nil {
-			t.Fatalf("SetWithTags(%s): %v", key, err)
-		}
-	}
-	set("a", 0, "#t1", "#t2")
-	set("b", time.Hour, "#t1")
-	set("c", shortTTL, "#t2")
-	mustSet(t, b, "untagged", []byte("untagged"), 0)
-	wantValue(t, b, "a", []byte("a"))
-	if err := tg.InvalidateTag(ctx, "#t1"); err != nil {
-		t.Fatalf("InvalidateTag: %v", err)
-	}
-	wantMissing(t, b, "a")
-	wantMissing(t, b, "b")
-	wantValue(t, b, "untagged", []byte("untagged"))
-	if err := tg.InvalidateTag(ctx, "#never-used"); err != nil {
-		t.Fatalf("InvalidateTag of an unknown tag: %v", err)
-	}
-	set("d", 0, "#t1")
-	wantValue(t, b, "d", []byte("d"))
 }
 
 func testClose(t *testing.T, b manager.Backend) {
