@@ -486,6 +486,7 @@ func TestClusterFailover(t *testing.T) {
 		examples = map[string]string{}      // one full error of each kind
 		failed   atomic.Int64
 		after    atomic.Int64 // calls that succeeded in phase 1
+		calls    atomic.Int64
 	)
 	var once sync.Once
 	halt := func() { once.Do(func() { close(stop); wg.Wait() }) }
@@ -509,6 +510,7 @@ func TestClusterFailover(t *testing.T) {
 					_, err = manager.Get[string](cctx, m, k)
 				}
 				cancel()
+				calls.Add(1)
 				if err != nil {
 					failed.Add(1)
 					mu.Lock()
@@ -573,7 +575,7 @@ func TestClusterFailover(t *testing.T) {
 		}
 	}
 	t.Logf("killed master %s; %s took over its slots %v after %v", victim.addr, promoted.addr, victim.ranges, tookOver.Round(time.Millisecond))
-	t.Logf("calls that failed meanwhile (5s deadline each): %d %v", failed.Load(), failures)
+	t.Logf("calls (a Set and a Get, 5s deadline) that failed: %d of %d: %v", failed.Load(), calls.Load(), failures)
 	for _, e := range examples {
 		t.Logf("for example: %s", e)
 	}

@@ -18,7 +18,7 @@ import (
 // serveCache starts what diskcache serve runs, a cache directory served
 // over the Redis protocol on a loopback port, and returns its address. It
 // stops when t ends.
-func serveCache(t *testing.T) string {
+func serveCache(t testing.TB) string {
 	t.Helper()
 	c, err := engine.Open(t.TempDir(), nil)
 	if err != nil {
