@@ -9,12 +9,16 @@
 // Tags are the manager's versions, kept in ordinary keys (see
 // manager.Manager.InvalidateTag): no scripts.
 //
-// Redis Cluster and Valkey cluster: every call works, on keys spread over
-// every hash slot. The backend sends no command naming keys of two slots
-// (rueidis panics on one): GetMany's MGET is split by slot, SetMany and
-// Clear send one command a key. Give New a client made with the cluster's
-// addresses; rueidis follows MOVED and ASK redirections while slots
-// migrate and retries on CLUSTERDOWN and TRYAGAIN.
+// Redis Cluster: every call works, on keys spread over every hash slot.
+// The backend sends no command naming keys of two slots (rueidis panics on
+// one): GetMany's MGET is split by slot, SetMany and Clear send one
+// command a key. Dial a node, or give New a client made with the
+// cluster's addresses; rueidis follows MOVED and ASK while slots migrate,
+// and retries every call but Add on CLUSTERDOWN, TRYAGAIN and connection
+// errors until ctx ends. While a replica takes over from a dead master, a
+// few calls still fail with a connection error: rueidis returns one when
+// refreshing its view of the cluster fails (TestClusterFailover counts
+// them).
 package redis
 
 import (
