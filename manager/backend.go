@@ -66,14 +66,3 @@ type TTLGetter interface {
 	// live; 0 means it never expires.
 	GetWithTTL(ctx context.Context, key string) ([]byte, time.Duration, error)
 }
-
-// Tagger is implemented by backends that keep tag membership themselves,
-// as the Redis backend does with a set per tag. For other backends the
-// manager keeps tags in the backend's own keyspace (see Manager.InvalidateTag).
-type Tagger interface {
-	// SetWithTags is Set that also records key as a member of every tag
-	// (each a key of the backend's keyspace, made by the manager).
-	SetWithTags(ctx context.Context, key string, value []byte, ttl time.Duration, tags []string) error
-	// InvalidateTag deletes every key recorded under tag, and the record.
-	InvalidateTag(ctx context.Context, tag string) error
-}

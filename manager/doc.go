@@ -43,9 +43,10 @@
 // # Tags
 //
 // WithTags tags an entry; InvalidateTag removes every entry with a tag.
-// Redis keeps a set per tag; on other backends the manager keeps a version
-// per tag in the backend's own keyspace, so it persists and every process
-// on the store sees it. See InvalidateTag for the consistency this gives.
+// On every backend the manager keeps a version per tag in the backend's own
+// keyspace, so it persists, every process on the store sees it, and on a
+// Redis Cluster an entry need not share a hash slot with its tags. See
+// InvalidateTag for the consistency this gives.
 //
 // # GetOrSet
 //

@@ -65,7 +65,6 @@ type Options struct {
 // functions: Get, Set, GetOrSet, GetMany.
 type Manager struct {
 	b          Backend
-	tagger     Tagger      // b as a Tagger, or nil
 	batch      BatchGetter // b as a BatchGetter, or nil
 	keys       KeyBuilder
 	ttls       map[Kind]time.Duration // read-only after New
@@ -123,7 +122,6 @@ func New(b Backend, opts *Options) (*Manager, error) {
 		codec:      cd,
 		log:        o.Logger,
 	}
-	m.tagger, _ = b.(Tagger)
 	m.batch, _ = b.(BatchGetter)
 	if o.Compress {
 		m.compress = cd
@@ -247,10 +245,9 @@ func contains(s []string, x string) bool {
 	return false
 }
 
-// stamps returns the current versions of so's tags when the manager keeps
-// tags itself, and nil otherwise.
+// stamps returns the current versions of so's tags, nil when it has none.
 func (m *Manager) stamps(ctx context.Context, so setOptions) ([]stamp, error) {
-	if len(so.tags) == 0 || m.tagger != nil {
+	if len(so.tags) == 0 {
 		return nil, nil
 	}
 	return m.tagVersions(ctx, so.tags)
@@ -258,12 +255,7 @@ func (m *Manager) stamps(ctx context.Context, so setOptions) ([]stamp, error) {
 
 // store writes an encoded value.
 func (m *Manager) store(ctx context.Context, key Key, enc []byte, so setOptions) error {
-	var err error
-	if len(so.tags) > 0 && m.tagger != nil {
-		err = m.tagger.SetWithTags(ctx, key.Name, enc, so.ttl, m.tagKeys(so.tags))
-	} else {
-		err = m.b.Set(ctx, key.Name, enc, so.ttl)
-	}
+	err := m.b.Set(ctx, key.Name, enc, so.ttl)
 	c := m.counters(key.Kind)
 	if err != nil {
 		c.errors.Add(1)

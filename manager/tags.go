@@ -6,9 +6,8 @@ import (
 	"fmt"
 )
 
-// Tags. A backend that implements Tagger (Redis) keeps tag membership
-// itself. For every other backend the manager keeps tags in the backend's
-// own keyspace, as versions rather than member lists:
+// Tags. The manager keeps tags in the backend's own keyspace, on every
+// backend, as versions rather than member lists:
 //
 //   - Each tag has a version key, namespace:#tag:<tag>, holding 16 random
 //     bytes. Kinds cannot contain '#', so no built key is ever a version key.
@@ -39,11 +38,24 @@ import (
 //
 // Member lists would instead need a read-modify-write of a list that grows
 // with the tag on every Set, and concurrent writers in two processes could
-// lose a member, leaving a stale entry that InvalidateTag misses.
+// lose a member, leaving a stale entry that InvalidateTag misses. A server
+// could keep the list atomically (a Redis set updated in a Lua script),
+// but only if the entry and its tags' sets share a
+// hash slot: on a Redis Cluster that puts a whole namespace on one master.
+// Versions need no script and no shared slot: every key is read and written
+// alone, so entries spread over every slot of a cluster, and a server
+// without scripting (diskcache serve) keeps tags as well as Redis does. A
+// script would also add the entry to its sets only after GetOrSet's fn
+// returned, so an invalidation during fn would not reach it; a version read
+// before fn does.
+//
+// On a replicated server the version keys are only as durable as any
+// write: Redis replicates asynchronously, so after a failover an
+// InvalidateTag acknowledged just before it may be lost, and entries it
+// invalidated read as hits again until it is repeated.
 const tagMarker = "#tag:"
 
-// tagKey returns the backend key of tag's version (or, for a Tagger, of its
-// member set).
+// tagKey returns the backend key of tag's version.
 func (m *Manager) tagKey(tag string) string { return m.keys.prefix() + tagMarker + tag }
 
 func (m *Manager) tagKeys(tags []string) []string {
@@ -57,10 +69,10 @@ func (m *Manager) tagKeys(tags []string) []string {
 // InvalidateTag removes every entry set with tag, in this process and every
 // other one that shares the backend.
 //
-// On a backend without Tagger it writes a new version of the tag: from
-// then on no read through any manager on the store returns an entry tagged
-// before (through package tiered, other processes see it when their front
-// copy of the version expires, as for any write). A Set or GetOrSet racing
+// It writes a new version of the tag: from then on no read through any
+// manager on the store returns an entry tagged before (through package
+// tiered, other processes see it when their front copy of the version
+// expires, as for any write). A Set or GetOrSet racing
 // with the invalidation stores an entry that already reads as a miss. A
 // lost version key (evicted, say) invalidates its entries rather than
 // reviving them. Every error is on the side of a miss, never a stale hit.
@@ -70,14 +82,8 @@ func (m *Manager) InvalidateTag(ctx context.Context, tag string) error {
 	if tag == "" {
 		return fmt.Errorf("manager: invalidate: empty tag")
 	}
-	var err error
-	if m.tagger != nil {
-		err = m.tagger.InvalidateTag(ctx, m.tagKey(tag))
-	} else {
-		v := newVersion()
-		err = m.b.Set(ctx, m.tagKey(tag), v[:], 0)
-	}
-	if err != nil {
+	v := newVersion()
+	if err := m.b.Set(ctx, m.tagKey(tag), v[:], 0); err != nil {
 		return fmt.Errorf("manager: invalidate tag %q: %w", tag, err)
 	}
 	return nil

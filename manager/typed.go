@@ -28,9 +28,8 @@ func Get[T any](ctx context.Context, m *Manager, key Key) (T, error) {
 
 // Set stores v under key with its kind's default time to live, unless a
 // WithTTL option says otherwise, and with the tags of WithTags options.
-// On a backend without Tagger, the entry carries its tags' versions as Set
-// reads them before storing: an InvalidateTag that runs meanwhile
-// invalidates it too.
+// The entry carries its tags' versions as Set reads them before storing: an
+// InvalidateTag that runs meanwhile invalidates it too.
 func Set[T any](ctx context.Context, m *Manager, key Key, v T, opts ...SetOption) error {
 	so, err := m.setOptions(key, opts)
 	if err != nil {
@@ -62,11 +61,9 @@ func Set[T any](ctx context.Context, m *Manager, key Key, v T, opts ...SetOption
 // own context ends. Processes sharing a backend coordinate only through
 // the stored value: each may compute a key missing in all of them once.
 //
-// With tags, on a backend without Tagger, the tags' versions are read
-// before fn runs, so a value computed while one of them is invalidated is
-// stored already invalid: it cannot outlive the invalidation that was meant
-// to remove it. (A Tagger such as Redis adds the entry to its tags after fn
-// returns; an invalidation during fn does not reach it.)
+// With tags, the tags' versions are read before fn runs, so a value
+// computed while one of them is invalidated is stored already invalid: it
+// cannot outlive the invalidation that was meant to remove it.
 //
 // An error from fn is returned to every caller waiting on that run and is
 // not cached: the next call runs fn again. A panic in fn panics in the
@@ -145,7 +142,7 @@ func GetOrSet[T any](ctx context.Context, m *Manager, key Key, fn func(context.C
 			return nil, err
 		}
 		mine = v
-		if stamps == nil && len(so.tags) > 0 && m.tagger == nil {
+		if stamps == nil && len(so.tags) > 0 {
 			// Reading the versions failed: the value is returned, but not
 			// stored untagged, which InvalidateTag could not reach.
 			return appendValue(nil, v, nil, nil, 0)

@@ -61,10 +61,10 @@ func Run(t *testing.T, newBackend func(t *testing.T) manager.Backend) {
 		{"Concurrent", testConcurrent},
 		{"Batch", testBatch},
 		{"GetWithTTL", testGetWithTTL},
-		{"Tagger", testTagger},
 		{"ManagerTyped", testManagerTyped},
 		{"ManagerGetOrSet", testManagerGetOrSet},
 		{"ManagerTags", testManagerTags},
+		{"ManagerTagsRace", testManagerTagsRace},
 		{"ManagerTTL", testManagerTTL},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -348,35 +348,6 @@ func testGetWithTTL(t *testing.T, b manager.Backend) {
 	}
 }
 
-func testTagger(t *testing.T, b manager.Backend) {
-	tg, ok := b.(manager.Tagger)
-	if !ok {
-		t.Skip("not a Tagger")
-	}
-	set := func(key string, ttl time.Duration, tags ...string) {
-		t.Helper()
-		if err := tg.SetWithTags(ctx, key, []byte(key), ttl, tags); err != nil {
-			t.Fatalf("SetWithTags(%s): %v", key, err)
-		}
-	}
-	set("a", 0, "#t1", "#t2")
-	set("b", time.Hour, "#t1")
-	set("c", shortTTL, "#t2")
-	mustSet(t, b, "untagged", []byte("untagged"), 0)
-	wantValue(t, b, "a", []byte("a"))
-	if err := tg.InvalidateTag(ctx, "#t1"); err != nil {
-		t.Fatalf("InvalidateTag: %v", err)
-	}
-	wantMissing(t, b, "a")
-	wantMissing(t, b, "b")
-	wantValue(t, b, "untagged", []byte("untagged"))
-	if err := tg.InvalidateTag(ctx, "#never-used"); err != nil {
-		t.Fatalf("InvalidateTag of an unknown tag: %v", err)
-	}
-	set("d", 0, "#t1")
-	wantValue(t, b, "d", []byte("d"))
-}
-
 func testClose(t *testing.T, b manager.Backend) {
 	mustSet(t, b, "k", []byte("v"), 0)
 	if err := b.Close(); err != nil {
@@ -556,6 +527,84 @@ func testManagerTags(t *testing.T, b manager.Backend) {
 	}
 	if _, err := manager.Get[string](ctx, m, k1); !errors.Is(err, manager.ErrNotFound) {
 		t.Errorf("Get after another manager's InvalidateTag: %v", err)
+	}
+}
+
+// testManagerTagsRace checks the two promises tags make under
+// concurrency: a value GetOrSet computes while its tag is invalidated is
+// stored already invalid (it may have been computed from what the
+// invalidation was about), and once InvalidateTag returns no entry tagged
+// before it is found, whatever Sets and invalidations raced with it.
+func testManagerTagsRace(t *testing.T, b manager.Backend) {
+	m := newManager(t, b)
+	kb := m.Keys()
+
+	k := kb.MustKey(manager.KindResponse, "computing")
+	computing, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		v, err := manager.GetOrSet(ctx, m, k, func(context.Context) (string, error) {
+			close(computing)
+			<-release
+			return "stale", nil
+		}, manager.WithTags("doc:1"))
+		if err == nil && v != "stale" {
+			err = fmt.Errorf("GetOrSet = %q, want its own value", v)
+		}
+		done <- err
+	}()
+	<-computing
+	if err := m.InvalidateTag(ctx, "doc:1"); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if v, err := manager.Get[string](ctx, m, k); !errors.Is(err, manager.ErrNotFound) {
+		t.Errorf("a value computed during InvalidateTag of its tag: Get = %q, %v; want ErrNotFound", v, err)
+	}
+
+	const writers, keys = 4, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, writers+1)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range keys {
+				if err := manager.Set(ctx, m, kb.MustKey(manager.KindContext, w, i), "v", manager.WithTags("shared", fmt.Sprint("own:", w))); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range 10 {
+			if err := m.InvalidateTag(ctx, "shared"); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if err := m.InvalidateTag(ctx, "shared"); err != nil {
+		t.Fatal(err)
+	}
+	for w := range writers {
+		for i := range keys {
+			k := kb.MustKey(manager.KindContext, w, i)
+			if v, err := manager.Get[string](ctx, m, k); !errors.Is(err, manager.ErrNotFound) {
+				t.Fatalf("writer %d key %d after the last InvalidateTag: %q, %v; want ErrNotFound", w, i, v, err)
+			}
+		}
 	}
 }
 

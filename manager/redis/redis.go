@@ -1,18 +1,24 @@
 // Package redis is the Backend of package manager on a Redis server,
 // through the rueidis client: the way past one machine. Any server that
 // speaks the Redis protocol will do (rueidis falls back to RESP2 when HELLO
-// is unknown) if it has the commands used: GET, SET with PX, PTTL, MGET,
-// EXISTS, UNLINK, SCAN, and for tags EVALSHA with Lua.
+// is unknown) if it has the commands used: GET, SET with PX and NX, PTTL,
+// MGET, EXISTS, UNLINK and SCAN; diskcache serve has them all.
 //
 // Keys, values and times to live map one to one onto Redis strings, PX
 // expiry included, so other programs can read what the manager writes.
-// Tags are native: each tag is a Redis set of its members' keys, updated in
-// the same Lua script as the entry, so InvalidateTag deletes exactly the
-// entries tagged before it, atomically.
+// Tags are the manager's versions, kept in ordinary keys (see
+// manager.Manager.InvalidateTag): no scripts.
 //
-// Redis Cluster: single-key calls, GetMany and SetMany work. Tags and their
-// entries must share a hash slot (a Lua script touches them together):
-// put the manager's namespace in braces, for example "{app}".
+// Redis Cluster: every call works, on keys spread over every hash slot.
+// The backend sends no command naming keys of two slots (rueidis panics on
+// one): GetMany's MGET is split by slot, SetMany and Clear send one
+// command a key. Dial a node, or give New a client made with the
+// cluster's addresses; rueidis follows MOVED and ASK while slots migrate,
+// and retries every call but Add on CLUSTERDOWN, TRYAGAIN and connection
+// errors until ctx ends. While a replica takes over from a dead master, a
+// few calls still fail with a connection error: rueidis returns one when
+// refreshing its view of the cluster fails (TestClusterFailover counts
+// them).
 package redis
 
 import (
@@ -49,12 +55,13 @@ var (
 	_ manager.BatchSetter = (*Cache)(nil)
 	_ manager.Adder       = (*Cache)(nil)
 	_ manager.TTLGetter   = (*Cache)(nil)
-	_ manager.Tagger      = (*Cache)(nil)
 )
 
 // Dial connects to the Redis server at addr (host:port) and returns a
-// Cache that owns the connection. For passwords, TLS, Sentinel or Cluster,
-// build a rueidis.Client and use New.
+// Cache that owns the connection. When addr is a node of a Redis Cluster,
+// rueidis finds the others from it and the Cache uses them all. For
+// several seed addresses, passwords, TLS or Sentinel, build a
+// rueidis.Client and use New.
 func Dial(addr string, opts *Options) (*Cache, error) {
 	client, err := rueidis.NewClient(rueidis.ClientOption{
 		InitAddress: []string{addr},
@@ -193,14 +200,18 @@ func (c *Cache) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 	return true, nil
 }
 
+// setCmd is SET of key, retryable: rueidis retries only read-only commands
+// unless told otherwise, but a SET sent twice stores what it stored once,
+// so through a failover Set waits for the new master (within ctx) instead
+// of failing. (Add's SET NX is not: a retry would find its own value.)
 func (c *Cache) setCmd(key string, value []byte, ttl time.Duration) rueidis.Completed {
 	// BinaryString aliases value: rueidis has written it when Do returns,
 	// and the Backend contract forbids keeping it longer.
 	s := c.client.B().Set().Key(c.prefix + key).Value(rueidis.BinaryString(value))
 	if ttl > 0 {
-		return s.PxMilliseconds(millis(ttl)).Build()
+		return s.PxMilliseconds(millis(ttl)).Build().ToRetryable()
 	}
-	return s.Build()
+	return s.Build().ToRetryable()
 }
 
 // SetMany stores every entry, pipelined in one round trip. It is not
@@ -229,7 +240,8 @@ func (c *Cache) Delete(ctx context.Context, key string) error {
 	if err := c.enter(ctx); err != nil {
 		return err
 	}
-	if err := c.client.Do(ctx, c.client.B().Unlink().Key(c.prefix+key).Build()).Error(); err != nil {
+	// Retryable for the reason setCmd is: UNLINK twice is UNLINK once.
+	if err := c.client.Do(ctx, c.client.B().Unlink().Key(c.prefix+key).Build().ToRetryable()).Error(); err != nil {
 		return c.fail("delete", key, err)
 	}
 	return nil
@@ -270,7 +282,7 @@ func (c *Cache) Clear(ctx context.Context) error {
 				// may live in different slots.
 				cmds := make(rueidis.Commands, len(e.Elements))
 				for i, k := range e.Elements {
-					cmds[i] = c.client.B().Unlink().Key(k).Build()
+					cmds[i] = c.client.B().Unlink().Key(k).Build().ToRetryable()
 				}
 				for _, r := range c.client.DoMulti(ctx, cmds...) {
 					if err := r.Error(); err != nil {
@@ -282,74 +294,6 @@ func (c *Cache) Clear(ctx context.Context) error {
 				break
 			}
 		}
-	}
-	return nil
-}
-
-// setWithTags sets KEYS[1] to ARGV[1] (for ARGV[2] milliseconds, 0 for
-// ever) and adds it to the set of every other key. A tag's set lives at
-// least as long as its longest-lived member, so that it cannot expire
-// while an entry it must invalidate is still there; PTTL tells a new set
-// (-2 before SADD) from one that never expires (-1).
-var setWithTags = rueidis.NewLuaScript(`
-local ttl = tonumber(ARGV[2])
-if ttl > 0 then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
-else
-  redis.call('SET', KEYS[1], ARGV[1])
-end
-for i = 2, #KEYS do
-  local cur = redis.call('PTTL', KEYS[i])
-  redis.call('SADD', KEYS[i], KEYS[1])
-  if ttl == 0 then
-    if cur ~= -1 then redis.call('PERSIST', KEYS[i]) end
-  elseif cur == -2 or (cur >= 0 and cur < ttl) then
-    redis.call('PEXPIRE', KEYS[i], ttl)
-  end
-end
-return 1
-`)
-
-// invalidateTag deletes the members of the set KEYS[1] and the set, in
-// UNLINKs of at most 1000 keys (Lua's unpack has a stack limit).
-var invalidateTag = rueidis.NewLuaScript(`
-local members = redis.call('SMEMBERS', KEYS[1])
-for i = 1, #members, 1000 do
-  redis.call('UNLINK', unpack(members, i, math.min(i + 999, #members)))
-end
-redis.call('DEL', KEYS[1])
-return #members
-`)
-
-// SetWithTags stores value under key and adds key to each tag's set, in
-// one atomic script.
-func (c *Cache) SetWithTags(ctx context.Context, key string, value []byte, ttl time.Duration, tags []string) error {
-	if err := c.enter(ctx); err != nil {
-		return err
-	}
-	keys := make([]string, 1+len(tags))
-	keys[0] = c.prefix + key
-	for i, t := range tags {
-		keys[1+i] = c.prefix + t
-	}
-	var ms int64
-	if ttl > 0 {
-		ms = millis(ttl)
-	}
-	args := []string{rueidis.BinaryString(value), fmt.Sprint(ms)}
-	if err := setWithTags.Exec(ctx, c.client, keys, args).Error(); err != nil {
-		return c.fail("set", key, err)
-	}
-	return nil
-}
-
-// InvalidateTag deletes every key in tag's set, and the set, atomically.
-func (c *Cache) InvalidateTag(ctx context.Context, tag string) error {
-	if err := c.enter(ctx); err != nil {
-		return err
-	}
-	if err := invalidateTag.Exec(ctx, c.client, []string{c.prefix + tag}, nil).Error(); err != nil {
-		return fmt.Errorf("redis: invalidate tag %q: %w", tag, err)
 	}
 	return nil
 }
