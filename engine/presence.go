@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"runtime"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/diskcache-go/diskcache/internal/offheap"
 )
 
 // presence is an in-memory Bloom filter over the hashes of the keys in the
@@ -22,6 +25,8 @@ import (
 // is about 1%. Deleted keys stay in it, so it is rebuilt from a scan of the
 // store when the keys added since it was built pass its capacity.
 type presence struct {
+	// blocks live outside the Go heap (internal/offheap): every method that
+	// uses them keeps p alive past its last use.
 	blocks   []presenceBlock
 	capacity int64   // keys it was sized for
 	added    counter // keys added since it was built
@@ -42,7 +47,9 @@ type presenceBlock [8]atomic.Uint64
 func newPresence(capacity int64) *presence {
 	capacity = max(capacity, 1)
 	n := (capacity*presenceBitsPerKey + 511) / 512
-	return &presence{blocks: make([]presenceBlock, n), capacity: capacity}
+	p := &presence{capacity: capacity}
+	p.blocks = offheap.Make[presenceBlock](p, int(n))
+	return p
 }
 
 // probes yields the block and the bit positions of hash h. The block comes
@@ -53,7 +60,7 @@ func (p *presence) block(h uint64) *presenceBlock {
 }
 
 func (p *presence) add(h uint64) {
-	b := p.block(h)
+	b := p.block(h) // p stays alive to the end: p.added below
 	h1, h2 := uint32(h), uint32(h>>32)|1
 	for i := 0; i < presenceProbes; i++ {
 		bit := (h1 + uint32(i)*h2) & 511
@@ -65,13 +72,13 @@ func (p *presence) add(h uint64) {
 func (p *presence) mayContain(h uint64) bool {
 	b := p.block(h)
 	h1, h2 := uint32(h), uint32(h>>32)|1
-	for i := 0; i < presenceProbes; i++ {
+	in := true
+	for i := 0; i < presenceProbes && in; i++ {
 		bit := (h1 + uint32(i)*h2) & 511
-		if b[bit>>6].Load()&(1<<(bit&63)) == 0 {
-			return false
-		}
+		in = b[bit>>6].Load()&(1<<(bit&63)) != 0
 	}
-	return true
+	runtime.KeepAlive(p)
+	return in
 }
 
 // full reports whether enough keys were added that the false positive rate
@@ -95,6 +102,7 @@ func (p *presence) words() []byte {
 // writeTo streams the filter out (presenceFile): capacity, added, then the
 // words, little-endian. It is only called when no writer runs (Close).
 func (p *presence) writeTo(w io.Writer) error {
+	defer runtime.KeepAlive(p)
 	buf := make([]byte, 0, 64<<10)
 	buf = binary.LittleEndian.AppendUint64(buf, uint64(p.capacity))
 	buf = binary.LittleEndian.AppendUint64(buf, uint64(p.added.load()))

@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
+	"runtime"
 	"sync/atomic"
+
+	"github.com/diskcache-go/diskcache/internal/offheap"
 )
 
 // Tick is a point in time in the access clock's units: hundredths of a
@@ -43,6 +46,9 @@ type AccessClock struct {
 	tab atomic.Pointer[clockTable]
 }
 
+// clockTable is one size of the clock's table. Its slots live outside the
+// Go heap (internal/offheap): every function that uses them keeps the
+// table alive past its last use.
 type clockTable struct {
 	slots []atomic.Uint32
 	shift uint // hash >> shift is the slot
@@ -88,7 +94,9 @@ func newClockTable(slots int) *clockTable {
 	for n < slots {
 		n <<= 1
 	}
-	return &clockTable{slots: make([]atomic.Uint32, n), shift: uint(64 - bits.TrailingZeros(uint(n)))}
+	t := &clockTable{shift: uint(64 - bits.TrailingZeros(uint(n)))}
+	t.slots = offheap.Make[atomic.Uint32](t, n)
+	return t
 }
 
 // Slots returns the table size.
@@ -108,17 +116,21 @@ func (a *AccessClock) Touch(h uint64, now Tick) {
 	if now == 0 {
 		now = 1 // 0 means "never"
 	}
-	s := a.tab.Load().slot(h)
+	t := a.tab.Load()
+	s := t.slot(h)
 	if Tick(s.Load()) != now {
 		s.Store(uint32(now))
 	}
+	runtime.KeepAlive(t)
 }
 
 // Last returns the last recorded access of the key with hash h and whether
 // there is one.
 func (a *AccessClock) Last(h uint64) (Tick, bool) {
-	t := a.tab.Load().slot(h).Load()
-	return Tick(t), t != 0
+	t := a.tab.Load()
+	v := t.slot(h).Load()
+	runtime.KeepAlive(t)
+	return Tick(v), v != 0
 }
 
 // Grow replaces the table with one of at least slots slots, each old slot
@@ -128,6 +140,7 @@ func (a *AccessClock) Last(h uint64) (Tick, bool) {
 // must not run concurrently with itself or ReadFrom.
 func (a *AccessClock) Grow(slots int) bool {
 	old := a.tab.Load()
+	defer runtime.KeepAlive(old)
 	if slots <= len(old.slots) {
 		return false
 	}
@@ -152,6 +165,7 @@ func (a *AccessClock) Grow(slots int) bool {
 // on: a touch that races it may or may not change the result.
 func (a *AccessClock) Sum() uint64 {
 	t := a.tab.Load()
+	defer runtime.KeepAlive(t)
 	h := uint64(len(t.slots))
 	for i := range t.slots {
 		h = (h ^ uint64(t.slots[i].Load())) * 0x100000001b3 // FNV-1a's prime, per slot
@@ -178,6 +192,7 @@ func (a *AccessClock) Snapshot() []byte {
 // is not copied whole into memory first.
 func (a *AccessClock) WriteTo(w io.Writer) (int64, error) {
 	t := a.tab.Load()
+	defer runtime.KeepAlive(t)
 	buf := binary.LittleEndian.AppendUint64(make([]byte, 0, 64<<10), uint64(len(t.slots)))
 	for i := range t.slots {
 		buf = binary.LittleEndian.AppendUint32(buf, t.slots[i].Load())
@@ -224,6 +239,7 @@ func (a *AccessClock) ReadFrom(r io.Reader) (int64, error) {
 		return 8, fmt.Errorf("%w: %d slots", ErrBadSnapshot, n)
 	}
 	t := a.tab.Load()
+	defer runtime.KeepAlive(t)
 	m := uint64(len(t.slots))
 	buf := make([]byte, 64<<10)
 	read := int64(8)
