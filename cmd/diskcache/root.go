@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -126,8 +127,13 @@ func (a *app) open(opts *engine.Options) (*engine.Cache, error) {
 
 // withCache opens the cache, runs f and closes the cache, reporting the
 // first error.
+//
+// A one-shot command logs warnings and errors only: handing the directory
+// over between short-lived processes is routine, not news for a shell.
 func (a *app) withCache(f func(c *engine.Cache) error) (err error) {
-	c, err := a.open(nil)
+	c, err := a.open(&engine.Options{
+		Logger: slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	})
 	if err != nil {
 		return err
 	}
