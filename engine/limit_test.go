@@ -183,8 +183,8 @@ func TestRecencySurvivesRestart(t *testing.T) {
 		}
 		c.Set(ctx, fmt.Sprintf("k-%d", i), v, 0)
 	}
-	time.Sleep(50 * time.Millisecond) // let the clock tick past the writes
-	for i := 0; i < 4000; i += 4 {    // a quarter is read: the hot set
+	waitTick(t, c.local())         // the reads below are later than the writes
+	for i := 0; i < 4000; i += 4 { // a quarter is read: the hot set
 		c.Get(ctx, fmt.Sprintf("k-%d", i))
 	}
 	if err := c.Close(); err != nil {
@@ -198,8 +198,7 @@ func TestRecencySurvivesRestart(t *testing.T) {
 	// New writes push the old keys out; the hot quarter goes last.
 	// Enough new entries that about 1,500 of the 4,000 old ones must go:
 	// half the cold ones.
-	c.local().lim.wake <- struct{}{}  // the monitor settles the thresholds
-	time.Sleep(50 * time.Millisecond) // (limit.go: resteer) before they are read
+	waitRounds(t, c.local(), 2) // the monitor settles the thresholds (limit.go: resteer) before they are read
 	fits := int(c.local().lim.steering().low / (4<<10 + 40))
 	for i := 0; i < fits-4000+1500; i++ {
 		for j := range v {
@@ -207,8 +206,7 @@ func TestRecencySurvivesRestart(t *testing.T) {
 		}
 		c.Set(ctx, fmt.Sprintf("new-%d", i), v, 0)
 	}
-	c.local().lim.wake <- struct{}{}
-	time.Sleep(100 * time.Millisecond)
+	waitRounds(t, c.local(), 2) // a round of eviction ends where it stops
 	var hot, cold int
 	for i := 0; i < 4000; i++ {
 		if ok, _ := c.Exists(ctx, fmt.Sprintf("k-%d", i)); ok {
@@ -360,5 +358,38 @@ func TestAccessClockSavedOnlyWhenChanged(t *testing.T) {
 	}
 	if saved() {
 		t.Fatal("the clock was saved twice without a touch in between")
+	}
+}
+
+// waitTick waits until the monitor has moved the access clock's tick on:
+// what is touched after it returns is later than what was touched before.
+// A loaded machine may run the monitor late; it is waited for, not assumed.
+func waitTick(t *testing.T, s *store) {
+	t.Helper()
+	from := s.lim.now.Load()
+	deadline := time.Now().Add(30 * time.Second)
+	for s.lim.now.Load() == from {
+		if time.Now().After(deadline) {
+			t.Fatal("the access clock did not tick within 30 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitRounds wakes the monitor and waits until it has refreshed the disk
+// usage n times: each round but the last has then run to its end.
+func waitRounds(t *testing.T, s *store, n int) {
+	t.Helper()
+	for range n {
+		ch := s.lim.refreshed()
+		select {
+		case s.lim.wake <- struct{}{}:
+		default:
+		}
+		select {
+		case <-ch:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the monitor did not run within 30 s")
+		}
 	}
 }
