@@ -721,8 +721,9 @@ type soakFinal struct {
 	deleted  bool
 	deadline int64
 	maybe    map[uint64]bool // writes that failed after it: they may have happened
-	// unlogged: the worker was killed; any write after this seq may have
-	// happened without its line (the call in flight).
+	// unlogged: the worker was killed; a write of this seq or later may
+	// have happened without its line: the call in flight, or the rest of
+	// a SetMany killed between the lines of its keys (one seq for all).
 	unlogged uint64
 }
 
@@ -779,7 +780,8 @@ func readSoakLogs(t *testing.T, procs []*soakProc) *soakResult {
 		res.reads += reads
 		res.evictions += evictions
 		// A killed worker's last call may have happened without its line:
-		// it is the next seq of its goroutine.
+		// it is the next seq of its goroutine, or the last logged one when
+		// the kill fell between the lines of a SetMany's keys.
 		if p.killed {
 			for key, k := range res.keys {
 				if !strings.HasPrefix(key, fmt.Sprintf("w%d.i%d.", p.id, p.inc)) {
@@ -832,7 +834,7 @@ func (res *soakResult) checkFinal(t *testing.T, c *Cache) string {
 				t.Errorf("after the soak %s holds a bad value: %v (key %q)", key, err, vk)
 			case vseq == k.seq && !k.deleted:
 				latest++
-			case k.maybe[vseq] || (k.unlogged != 0 && vseq > k.unlogged):
+			case k.maybe[vseq] || (k.unlogged != 0 && vseq >= k.unlogged):
 				later++
 			case k.deleted:
 				t.Errorf("after the soak %s, deleted at %d, holds write %d", key, k.seq, vseq)
