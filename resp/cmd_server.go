@@ -164,6 +164,9 @@ func cmdFlush(c *conn, args [][]byte) error {
 	if len(args) > 2 || (len(args) == 2 && !equalFold(args[1], "async") && !equalFold(args[1], "sync")) {
 		return errSyntax
 	}
+	if err := c.modifiedIfPresent(c.s.watchedKeys()); err != nil {
+		return err
+	}
 	if err := c.s.store.Clear(c.ctx); err != nil {
 		return err
 	}
@@ -514,4 +517,19 @@ func hasName(pairs [][2]string, name string) bool {
 		}
 	}
 	return false
+}
+
+// cmdReset is RESET: the connection as it was when it connected (no
+// transaction, no watched keys, RESP2, no name, authenticated only if no
+// password is set).
+func cmdReset(c *conn, args [][]byte) error {
+	c.tx = nil
+	c.unwatchAll()
+	c.w.proto = 2
+	c.proto.Store(2)
+	empty := ""
+	c.name.Store(&empty)
+	c.authed = c.s.cfg.Password == ""
+	c.w.simple("RESET")
+	return nil
 }

@@ -10,6 +10,9 @@ const (
 	DefaultMaxBulk    = 512 << 20 // proto-max-bulk-len
 	DefaultMaxArgs    = 1 << 20   // Redis's limit on a multibulk count
 	DefaultMaxClients = 10000     // maxclients
+
+	// DefaultScriptTimeout is Redis's busy-reply-threshold.
+	DefaultScriptTimeout = 5 * time.Second
 )
 
 // RedisVersion is the Redis version whose commands the handler implements.
@@ -34,6 +37,11 @@ type Config struct {
 	// DefaultMaxClients. A connection past it is answered
 	// "ERR max number of clients reached" and closed.
 	MaxClients int
+
+	// ScriptTimeout bounds how long an EVAL may run, holding every other
+	// client off (scripts are atomic); past it the script fails with an
+	// error. 0 means DefaultScriptTimeout.
+	ScriptTimeout time.Duration
 
 	// Logger receives connection failures and recovered panics; nil means
 	// slog.Default().
@@ -76,6 +84,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxClients <= 0 {
 		c.MaxClients = DefaultMaxClients
+	}
+	if c.ScriptTimeout <= 0 {
+		c.ScriptTimeout = DefaultScriptTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

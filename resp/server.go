@@ -31,6 +31,18 @@ type Server struct {
 	received atomic.Int64 // total_connections_received
 	rejected atomic.Int64 // rejected_connections
 	commands atomic.Int64 // total_commands_processed
+
+	// xmu is taken shared by every command and exclusively by those that
+	// must see no other command in their midst (EXEC, EVAL, read-modify-
+	// write commands); see multi.go.
+	xmu sync.RWMutex
+	// watchers are the connections watching each key (WATCH), guarded by
+	// wmu; watchCount is len(watchers), read without the lock.
+	wmu        sync.Mutex
+	watchers   map[string]map[*conn]struct{}
+	watchCount atomic.Int64
+
+	scripts scriptCache
 }
 
 // NewServer returns a Server of s with the configuration cfg.
@@ -42,6 +54,9 @@ func NewServer(s Store, cfg Config) *Server {
 		log:     cfg.Logger,
 		started: time.Now(),
 		conns:   make(map[*conn]struct{}),
+
+		watchers: make(map[string]map[*conn]struct{}),
+		scripts:  scriptCache{m: make(map[string]string)},
 	}
 }
 
