@@ -55,6 +55,12 @@ func (sc *scriptCache) get(sha string) (string, bool) {
 	return b, ok
 }
 
+func (sc *scriptCache) len() int {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return len(sc.m)
+}
+
 func (sc *scriptCache) flush() {
 	sc.mu.Lock()
 	sc.m = make(map[string]string)

@@ -2,6 +2,8 @@ package resp
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,6 +45,9 @@ type Server struct {
 	watchCount atomic.Int64
 
 	scripts scriptCache
+
+	runID    string        // INFO's run_id: random, one per Server
+	peakHeap atomic.Uint64 // INFO's used_memory_peak
 }
 
 // NewServer returns a Server of s with the configuration cfg.
@@ -55,6 +60,7 @@ func NewServer(s Store, cfg Config) *Server {
 		started: time.Now(),
 		conns:   make(map[*conn]struct{}),
 
+		runID:    newRunID(),
 		watchers: make(map[string]map[*conn]struct{}),
 		scripts:  scriptCache{m: make(map[string]string)},
 	}
@@ -128,6 +134,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	mu.Unlock()
 	wg.Wait()
 	return err
+}
+
+// newRunID returns 40 random hex digits, as Redis's run_id.
+func newRunID() string {
+	var b [20]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // admit registers c unless the server has MaxClients connections already.
