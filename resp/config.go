@@ -2,6 +2,7 @@ package resp
 
 import (
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -42,6 +43,15 @@ type Config struct {
 	// client off (scripts are atomic); past it the script fails with an
 	// error. 0 means DefaultScriptTimeout.
 	ScriptTimeout time.Duration
+
+	// Lock, when set, is taken shared by every command and exclusively by
+	// EXEC, scripts and the commands that read a key and write it back.
+	// Servers given the same Lock are atomic with respect to each other's
+	// clients: the engine gives its owner socket's Server and the Servers
+	// of Cache.Serve one, so that a transaction on `diskcache serve` is
+	// atomic against the calls of every process of the directory. nil: the
+	// Server's own.
+	Lock *sync.RWMutex
 
 	// Logger receives connection failures and recovered panics; nil means
 	// slog.Default().

@@ -8,12 +8,15 @@ import (
 // Transactions (MULTI, EXEC, DISCARD, WATCH, UNWATCH) after Redis's
 // multi.c.
 //
-// Atomicity: every command runs under the Server's exclusive lock in
-// shared mode, EXEC (and EVAL, and the commands that read a key and write
-// it back) in exclusive mode, so no other client of the Server runs a
-// command in the middle of a transaction. Other processes of the cache
-// directory do not take that lock: their writes can land between two
-// commands of a transaction (the README lists this among the differences).
+// Atomicity: every command runs under the Server's lock in shared mode,
+// EXEC (and EVAL, and the commands that read a key and write it back) in
+// exclusive mode, so no other client of the Server runs a command in the
+// middle of a transaction. Servers that share Config.Lock share that
+// guarantee: the engine gives one lock to its owner socket's Server and to
+// Cache.Serve's, so when `diskcache serve` owns the directory, the calls
+// of the other processes (which reach the store through that socket) wait
+// too. A `serve` that forwards to another owner cannot hold that owner's
+// clients off (the README lists this among the differences).
 //
 // WATCH is kept two ways. Commands of this Server that modify a key mark
 // the connections watching it, as Redis's signalModifiedKey does, so that

@@ -3,6 +3,8 @@ package resp_test
 import (
 	"context"
 	"errors"
+	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/diskcache-go/diskcache/engine"
 	"github.com/diskcache-go/diskcache/resp"
 )
 
@@ -179,5 +182,75 @@ func TestKeyspaceExtras(t *testing.T) {
 		if got := rc.do(tc.cmd...); got != tc.want {
 			t.Errorf("%q = %q, want %q", tc.cmd, got, tc.want)
 		}
+	}
+}
+
+// TestExecAtomicAcrossProcesses runs transactions on a served engine cache
+// that owns its directory while another Cache of the directory (a
+// forwarder, as another process would be) writes the keys they read with
+// MSET: no transaction may see one key written without the other.
+func TestExecAtomicAcrossProcesses(t *testing.T) {
+	dir := t.TempDir()
+	owner, err := engine.Open(dir, &engine.Options{SizeLimit: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close()
+	other, err := engine.Open(dir, &engine.Options{SizeLimit: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if !owner.IsOwner() || other.IsOwner() {
+		t.Fatalf("want the first Cache to own %s and the second to forward (owner %v, other %v)", dir, owner.IsOwner(), other.IsOwner())
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- owner.Serve(ctx, ln, resp.Config{}) }()
+	defer func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+
+	stop := make(chan struct{})
+	wrote := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				wrote <- nil
+				return
+			default:
+			}
+			v := []byte(strconv.Itoa(i))
+			if err := other.SetMany(ctx, []engine.Entry{{Key: "a", Value: v}, {Key: "b", Value: v}}); err != nil {
+				wrote <- err
+				return
+			}
+		}
+	}()
+	c := redis.NewClient(&redis.Options{Addr: ln.Addr().String()})
+	defer c.Close()
+	for range 300 {
+		var a, b *redis.StringCmd
+		if _, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			a, b = p.Get(ctx, "a"), p.Get(ctx, "b")
+			return nil
+		}); err != nil && !errors.Is(err, redis.Nil) {
+			t.Fatalf("transaction: %v", err)
+		}
+		if a.Val() != b.Val() {
+			t.Fatalf("a transaction saw another process's MSET half done: a=%q b=%q", a.Val(), b.Val())
+		}
+	}
+	close(stop)
+	if err := <-wrote; err != nil {
+		t.Fatalf("SetMany from the other Cache: %v", err)
 	}
 }

@@ -36,8 +36,8 @@ type Server struct {
 
 	// xmu is taken shared by every command and exclusively by those that
 	// must see no other command in their midst (EXEC, EVAL, read-modify-
-	// write commands); see multi.go.
-	xmu sync.RWMutex
+	// write commands); see multi.go. It is Config.Lock when set.
+	xmu *sync.RWMutex
 	// watchers are the connections watching each key (WATCH), guarded by
 	// wmu; watchCount is len(watchers), read without the lock.
 	wmu        sync.Mutex
@@ -53,6 +53,9 @@ type Server struct {
 // NewServer returns a Server of s with the configuration cfg.
 func NewServer(s Store, cfg Config) *Server {
 	cfg = cfg.withDefaults()
+	if cfg.Lock == nil {
+		cfg.Lock = new(sync.RWMutex)
+	}
 	return &Server{
 		store:   s,
 		cfg:     cfg,
@@ -60,6 +63,7 @@ func NewServer(s Store, cfg Config) *Server {
 		started: time.Now(),
 		conns:   make(map[*conn]struct{}),
 
+		xmu:      cfg.Lock,
 		runID:    newRunID(),
 		watchers: make(map[string]map[*conn]struct{}),
 		scripts:  scriptCache{m: make(map[string]string)},
