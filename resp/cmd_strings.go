@@ -127,11 +127,21 @@ func cmdGetEx(c *conn, args [][]byte) error {
 		return err
 	}
 	e.Persist = o.persist
+	// PERSIST changes a key only if it has a TTL: Redis signals WATCH only
+	// then. The TTL is read first only when someone watches.
+	changes := !e.IsZero()
+	if e.Persist && c.s.anyWatched() {
+		ttl, _, err := c.s.store.TTL(c.ctx, key)
+		if err != nil {
+			return err
+		}
+		changes = ttl > 0
+	}
 	v, ok, err := c.s.store.GetExpire(c.ctx, key, e)
 	if err != nil {
 		return err
 	}
-	if ok && !e.IsZero() {
+	if ok && changes {
 		c.modified(key)
 	}
 	c.w.value(v, ok)

@@ -321,11 +321,13 @@ func (g *diffGen) block() [][]string {
 	case 2: // WATCH, maybe a write of the key in between, then a transaction
 		k := g.key()
 		out := [][]string{{"WATCH", k, g.key()}}
-		switch g.rng.IntN(4) {
+		switch g.rng.IntN(5) {
 		case 0:
 			out = append(out, []string{"SET", k, "x"})
 		case 1:
 			out = append(out, []string{"SET", k, "x", "NX"}) // no write if present
+		case 3:
+			out = append(out, []string{"GETEX", k, "PERSIST"}) // a write only with a TTL
 		case 2:
 			out = append(out, []string{"UNWATCH"})
 		}
