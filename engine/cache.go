@@ -34,6 +34,9 @@ type Cache struct {
 	mu     sync.Mutex           // serializes handoffs and Close
 	closed atomic.Bool
 	stop   chan struct{} // closed by Close: background work of the Cache ends
+	// cmdLock is the resp.Config.Lock of the owner socket's server and of
+	// Serve's: see resp's multi.go.
+	cmdLock sync.RWMutex
 }
 
 // role is what a Cache is at a moment: the owner, with its store and the
@@ -133,7 +136,7 @@ func (c *Cache) takeRole(ctx context.Context) (*role, error) {
 			r := &role{local: s}
 			reopen := func() { go c.recoverStore(r) }
 			s.health.onFail.Store(&reopen)
-			if r.srv, err = serveOwner(s); err != nil {
+			if r.srv, err = serveOwner(s, &c.cmdLock); err != nil {
 				s.Close()
 				return nil, err
 			}
@@ -260,6 +263,9 @@ func (c *Cache) IsOwner() bool {
 // command uses it on TCP.
 func (c *Cache) Serve(ctx context.Context, ln net.Listener, cfg resp.Config) error {
 	rs := respStore{c: c, dir: c.dir, opts: c.opts, started: time.Now()}
+	if cfg.Lock == nil {
+		cfg.Lock = &c.cmdLock
+	}
 	return resp.NewServer(rs, cfg).Serve(ctx, ln)
 }
 

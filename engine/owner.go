@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -40,9 +41,11 @@ type ownerServer struct {
 }
 
 // serveOwner listens on the directory's socket and serves s over the Redis
-// protocol. The caller holds the owner lock, so a socket file left by a
-// dead owner is stale and is removed first.
-func serveOwner(s *store) (*ownerServer, error) {
+// protocol, under lock (the Cache's, which its Serve shares, so that
+// transactions of `diskcache serve` are atomic against other processes).
+// The caller holds the owner lock, so a socket file left by a dead owner is
+// stale and is removed first.
+func serveOwner(s *store, lock *sync.RWMutex) (*ownerServer, error) {
 	path := socketPath(s.dir)
 	if path[0] != '@' {
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -69,6 +72,7 @@ func serveOwner(s *store) (*ownerServer, error) {
 		// The owner serves every process of the machine that shares the
 		// directory; its clients are pools of a few connections each.
 		MaxClients: 4096,
+		Lock:       lock,
 	})
 	go func() {
 		defer close(o.done)

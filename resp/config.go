@@ -2,6 +2,7 @@ package resp
 
 import (
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -10,6 +11,9 @@ const (
 	DefaultMaxBulk    = 512 << 20 // proto-max-bulk-len
 	DefaultMaxArgs    = 1 << 20   // Redis's limit on a multibulk count
 	DefaultMaxClients = 10000     // maxclients
+
+	// DefaultScriptTimeout is Redis's busy-reply-threshold.
+	DefaultScriptTimeout = 5 * time.Second
 )
 
 // RedisVersion is the Redis version whose commands the handler implements.
@@ -34,6 +38,20 @@ type Config struct {
 	// DefaultMaxClients. A connection past it is answered
 	// "ERR max number of clients reached" and closed.
 	MaxClients int
+
+	// ScriptTimeout bounds how long an EVAL may run, holding every other
+	// client off (scripts are atomic); past it the script fails with an
+	// error. 0 means DefaultScriptTimeout.
+	ScriptTimeout time.Duration
+
+	// Lock, when set, is taken shared by every command and exclusively by
+	// EXEC, scripts and the commands that read a key and write it back.
+	// Servers given the same Lock are atomic with respect to each other's
+	// clients: the engine gives its owner socket's Server and the Servers
+	// of Cache.Serve one, so that a transaction on `diskcache serve` is
+	// atomic against the calls of every process of the directory. nil: the
+	// Server's own.
+	Lock *sync.RWMutex
 
 	// Logger receives connection failures and recovered panics; nil means
 	// slog.Default().
@@ -76,6 +94,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxClients <= 0 {
 		c.MaxClients = DefaultMaxClients
+	}
+	if c.ScriptTimeout <= 0 {
+		c.ScriptTimeout = DefaultScriptTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -34,6 +34,11 @@ type conn struct {
 	authed bool
 	quit   bool // QUIT was read: reply, then close
 
+	tx      *tx              // MULTI was read: commands are queued
+	watched map[string]watch // WATCHed keys
+	atomic  bool             // running inside EXEC or a script: the exclusive lock is held
+	script  *scriptRun       // the script running, if any
+
 	// Read by CLIENT LIST and INFO from other connections.
 	name    atomic.Pointer[string]
 	libName atomic.Pointer[string]
@@ -41,6 +46,9 @@ type conn struct {
 	lastCmd atomic.Int64 // unix nanoseconds of the last command
 	proto   atomic.Int32
 	closing atomic.Bool // the server is shutting down
+	// dirtyCAS is set by any connection that modifies a key this one
+	// watches: EXEC then aborts.
+	dirtyCAS atomic.Bool
 }
 
 func (s *Server) newConn(ctx context.Context, nc net.Conn) *conn {
@@ -73,6 +81,7 @@ func (c *conn) shutdown() {
 // error, or shutdown.
 func (c *conn) serve() {
 	defer c.nc.Close()
+	defer c.unwatchAll()
 	defer func() {
 		// The last line of defence: a bug must cost one connection, not the
 		// process.
@@ -176,7 +185,12 @@ func (c *conn) runGroup(cmds []redcon.Command) int {
 	if n < 2 {
 		return 0
 	}
+	if c.tx != nil {
+		return 0 // queued one by one
+	}
 	run := cmds[:n]
+	c.s.xmu.RLock()
+	defer c.s.xmu.RUnlock()
 	obs := c.s.cfg.Observer
 	var start time.Time
 	if obs != nil {
@@ -205,6 +219,11 @@ func (c *conn) runGroup(cmds []redcon.Command) int {
 		}
 		if _, err := c.s.store.SetMany(c.ctx, entries, false); err != nil {
 			return c.runEach(run)
+		}
+		if c.s.anyWatched() {
+			for _, e := range entries {
+				c.modified(e.Key)
+			}
 		}
 		for range run {
 			c.w.ok()
@@ -246,10 +265,16 @@ func (c *conn) run(args [][]byte) {
 		err = wrongArity(cmd.name)
 	case !c.authed && !cmd.noAuth:
 		err = errNoAuth
+	case c.tx != nil && !txControl(cmd.name):
+		c.queue(args)
 	default:
-		err = cmd.run(c, args)
+		err = c.call(cmd, args)
 	}
 	if err != nil {
+		if c.tx != nil && (cmd == nil || !cmd.arityOK(len(args)) || !c.authed) {
+			// Refused before queueing: EXEC will abort, as in Redis.
+			c.tx.dirty = true
+		}
 		c.w.error(replyText(err))
 	}
 	if obs != nil {
@@ -259,6 +284,24 @@ func (c *conn) run(args [][]byte) {
 		}
 		obs.ObserveCommand(name, time.Since(start), err)
 	}
+}
+
+// call runs cmd under the Server's lock: shared, or exclusive for a
+// command that needs it.
+func (c *conn) call(cmd *command, args [][]byte) error {
+	switch {
+	case c.atomic:
+		return cmd.run(c, args)
+	case cmd.exclusive(args):
+		c.s.xmu.Lock()
+		defer c.s.xmu.Unlock()
+		c.atomic = true
+		defer func() { c.atomic = false }()
+	default:
+		c.s.xmu.RLock()
+		defer c.s.xmu.RUnlock()
+	}
+	return cmd.run(c, args)
 }
 
 // equalFold reports whether b equals the lower-case ASCII string s,

@@ -2,7 +2,6 @@ package resp
 
 import (
 	"math"
-	"strconv"
 	"time"
 )
 
@@ -94,7 +93,7 @@ func (o *setOptions) expiry(cmd string) (Expiry, error) {
 // parseExpiry parses a positive expiry argument of unit 'e' (seconds from
 // now), 'p' (milliseconds from now), 'E' (Unix seconds) or 'P' (Unix ms).
 func parseExpiry(arg []byte, unit byte, cmd string) (Expiry, error) {
-	ms, err := strconv.ParseInt(string(arg), 10, 64)
+	ms, err := parseInt64(arg)
 	if err != nil {
 		return Expiry{}, errNotInt
 	}

@@ -22,11 +22,15 @@ func FuzzHandler(f *testing.F) {
 		"PING\r\nSET k \"a b\"\r\n",
 		"*2\r\n$3\r\nGET\r\n$-1\r\n",
 		"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nabcde",
+		encode("MULTI") + encode("SETRANGE", "k", "3", "xy") + encode("BITPOS", "k", "1", "2", "-1", "BIT") + encode("EXEC"),
+		encode("WATCH", "k") + encode("SETBIT", "k", "9", "1") + encode("LCS", "k", "j", "IDX", "MINMATCHLEN", "1", "WITHMATCHLEN"),
+		encode("EVAL", "return {redis.call('INCRBYFLOAT', KEYS[1], ARGV[1]), redis.pcall('GETRANGE', KEYS[1], 0, -1)}", "1", "f", "1.5"),
+		encode("BITOP", "XOR", "d", "k", "j") + encode("RENAME", "d", "e") + encode("COPY", "e", "k", "REPLACE") + encode("BITCOUNT", "k", "0", "-1", "BIT"),
 	} {
 		f.Add([]byte(seed))
 	}
 	logs := &errorCounter{}
-	ts := startServer(f, resp.Config{MaxBulk: 1 << 16, MaxArgs: 1 << 10, Logger: slog.New(logs)})
+	ts := startServer(f, resp.Config{MaxBulk: 1 << 16, MaxArgs: 1 << 10, Logger: slog.New(logs), ScriptTimeout: 200 * time.Millisecond})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		nc, err := net.Dial("tcp", ts.addr)
 		if err != nil {

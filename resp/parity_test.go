@@ -1,9 +1,12 @@
 package resp_test
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -90,6 +93,10 @@ func TestParityWithRedis(t *testing.T) {
 		{"CLIENT", "SETNAME", "a b"}, {"CLIENT", "SETNAME", "ok"}, {"CLIENT", "GETNAME"}, {"CLIENT", "FOO"},
 		{"CLIENT", "GETNAME", "x"}, {"CONFIG", "FOO"}, {"COMMAND", "FOO"}, {"CONFIG", "GET", "appendonly"},
 		{"AUTH", "x"}, {"HELLO", "4"}, {"HELLO", "x"}, {"HELLO", "3", "foo"},
+		{"CLIENT", "KILL", "1.2.3.4:5"}, {"CLIENT", "KILL", "ID", "999"}, {"CLIENT", "KILL", "ID", "x"},
+		{"CLIENT", "KILL", "TYPE", "foo"}, {"CLIENT", "KILL", "SKIPME", "maybe"}, {"CLIENT", "KILL", "ID"},
+		{"CONFIG", "SET", "foo", "1"}, {"CONFIG", "SET", "timeout", "0"}, {"CONFIG", "SET", "databases", "2"},
+		{"CONFIG", "SET", "timeout"}, {"INFO", "nosuch"},
 		{"FLUSHDB", "foo"}, {"FLUSHALL", "SYNC"}, {"DBSIZE"}, {"SET", "x", "1"}, {"DBSIZE"}, {"FLUSHDB"}, {"DBSIZE"},
 	}
 	want, got := rawTo(t, redisAddr), ts.raw(t)
@@ -150,4 +157,40 @@ func (rc *rawConn) reply2(args ...string) map[string]bool {
 		out[lines[i+1]] = true
 	}
 	return out
+}
+
+// TestProtocolErrorParity sends malformed requests to a real Redis and to
+// the handler and wants the same bytes back, then the connection closed.
+// The README lists the malformed inputs Redis accepts that are refused here.
+func TestProtocolErrorParity(t *testing.T) {
+	redisAddr := startRedis(t)
+	ts := startServer(t, resp.Config{})
+	for _, in := range []string{
+		"*abc\r\n", "*1\r\n$abc\r\n", "*1\r\nfoo\r\n", "*1\r\n$-5\r\n", "SET \"a\r\n", "SET 'a\r\n",
+		"*1\r\n$999999999999\r\n", strings.Repeat("x", 70000), "PING\r\n\r\nPING\r\nQUIT\r\n",
+		"*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPING\r\n*x\r\n",
+	} {
+		want, got := sendRaw(t, redisAddr, in), sendRaw(t, ts.addr, in)
+		if want != got {
+			t.Errorf("%.40q: Redis %q, diskcache %q", in, want, got)
+		}
+	}
+}
+
+// sendRaw writes in and returns what comes back until the server closes
+// the connection, marked "<closed>"; every input ends in a close.
+func sendRaw(t *testing.T, addr, in string) string {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	go nc.Write([]byte(in))
+	nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	out, err := io.ReadAll(nc)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("%.40q: the connection stayed open; read %q", in, out)
+	}
+	return string(out) + "<closed>"
 }

@@ -2,6 +2,8 @@ package resp
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,17 +33,40 @@ type Server struct {
 	received atomic.Int64 // total_connections_received
 	rejected atomic.Int64 // rejected_connections
 	commands atomic.Int64 // total_commands_processed
+
+	// xmu is taken shared by every command and exclusively by those that
+	// must see no other command in their midst (EXEC, EVAL, read-modify-
+	// write commands); see multi.go. It is Config.Lock when set.
+	xmu *sync.RWMutex
+	// watchers are the connections watching each key (WATCH), guarded by
+	// wmu; watchCount is len(watchers), read without the lock.
+	wmu        sync.Mutex
+	watchers   map[string]map[*conn]struct{}
+	watchCount atomic.Int64
+
+	scripts scriptCache
+
+	runID    string        // INFO's run_id: random, one per Server
+	peakHeap atomic.Uint64 // INFO's used_memory_peak
 }
 
 // NewServer returns a Server of s with the configuration cfg.
 func NewServer(s Store, cfg Config) *Server {
 	cfg = cfg.withDefaults()
+	if cfg.Lock == nil {
+		cfg.Lock = new(sync.RWMutex)
+	}
 	return &Server{
 		store:   s,
 		cfg:     cfg,
 		log:     cfg.Logger,
 		started: time.Now(),
 		conns:   make(map[*conn]struct{}),
+
+		xmu:      cfg.Lock,
+		runID:    newRunID(),
+		watchers: make(map[string]map[*conn]struct{}),
+		scripts:  scriptCache{m: make(map[string]string)},
 	}
 }
 
@@ -113,6 +138,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	mu.Unlock()
 	wg.Wait()
 	return err
+}
+
+// newRunID returns 40 random hex digits, as Redis's run_id.
+func newRunID() string {
+	var b [20]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // admit registers c unless the server has MaxClients connections already.
