@@ -88,6 +88,9 @@ func (r *runner) rows() []row {
 		{"W8", fmt.Sprintf("W8 one process: Open + Set + Close of a %s-key cache, %s cycles (p50 / p99; Open, Close p50)", count(keysW8), count(p.N8)),
 			func(_ *runner, res *result) string {
 				m := res.Metrics
+				if _, ok := m["cycle_p50_ms"]; !ok {
+					return "–"
+				}
 				return fmt.Sprintf("%.1f / %.1f ms (%.1f, %.1f ms)", m["cycle_p50_ms"], m["cycle_p99_ms"], m["open_p50_ms"], m["close_p50_ms"])
 			}, "W8 Open + Set + Close, cycles/s (p50)", func(res *result) (float64, bool) {
 				v, ok := res.Metrics["cycle_p50_ms"]
@@ -140,7 +143,14 @@ func w8Example(prefix string) func(*runner, *result) string {
 		if _, ok := m[prefix+"wall_s"]; !ok {
 			return "–"
 		}
-		return fmt.Sprintf("%s (%.0f / %.0f ms; %.0f ms)", secs(m[prefix+"wall_s"]), m[prefix+"open_max_ms"], m[prefix+"open_p50_ms"], m[prefix+"life_p50_ms"])
+		failed := ""
+		if n := m[prefix+"failed"]; n > 0 {
+			failed = fmt.Sprintf(", **%.0f processes failed**", n)
+		}
+		if _, ok := m[prefix+"open_max_ms"]; !ok {
+			return fmt.Sprintf("%s%s", secs(m[prefix+"wall_s"]), failed)
+		}
+		return fmt.Sprintf("%s (%.0f / %.0f ms; %.0f ms)%s", secs(m[prefix+"wall_s"]), m[prefix+"open_max_ms"], m[prefix+"open_p50_ms"], m[prefix+"life_p50_ms"], failed)
 	}
 }
 
@@ -196,8 +206,11 @@ func (r *runner) cell(peer string, rw row) string {
 		return "–"
 	}
 	switch {
-	case res.Error != "":
+	case res.Error != "" && len(res.Metrics) == 0:
 		return "**error**"
+	case res.Error != "":
+		// What the run measured before or beside its failure.
+		return rw.cell(r, res) + " (**error**)"
 	case res.Skipped != "":
 		// "n/a: why" or "not yet: why": the why is in the setup table.
 		short, _, _ := strings.Cut(res.Skipped, ":")
@@ -238,7 +251,8 @@ func (r *runner) writeReport() error {
 
 	w("\n## Disk after each run, and peak RSS\n\n")
 	w("Disk is what `du` counts under the store's directory after the process closed it; peak RSS is the\n")
-	w("process's VmHWM (for W7 the largest of the %d processes).\n\n", procsW7)
+	w("process's VmHWM (for W7 the largest of the %d processes). W8: the example's directory (one key) and the\n", procsW7)
+	w("one-process loop's RSS; W9: the large store after its Close and the largest of its processes' RSS.\n\n")
 	w("| workload |")
 	for _, p := range ps {
 		w(" %s |", p)
@@ -395,7 +409,8 @@ func (r *runner) writeSetup(w func(string, ...any)) {
 	if r.cfg.scale < smokeScale {
 		w("- This is a smoke run (scale %g): each workload ran once and the numbers only show that the harness works.\n", r.cfg.scale)
 	} else {
-		w("- Numbers are the medians of 3 runs where a run's timed part took under %s; W5 and W7 run once.\n", shortRun)
+		w("- Numbers are the medians of 3 runs where a run's timed part took under %s; W5, W7, W8 and W9 run once\n", shortRun)
+		w("  (W8 reports medians over its own rounds and cycles).\n")
 	}
 	w("- The page cache is warm: every store fits in this machine's RAM and nothing drops caches between runs, so\n")
 	w("  reads measure the stores' code paths and their in-memory caches, not the disk.\n")

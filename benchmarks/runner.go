@@ -374,13 +374,13 @@ func notFor(peer, workload string) string {
 func (r *runner) runW8(peer, dir string) *result {
 	res := &result{Metrics: map[string]float64{}, Runs: 1}
 	type variant struct {
-		prefix  string
-		command func(dir string, k int) (*exec.Cmd, error)
+		name, prefix string
+		command      func(dir string, k int) (*exec.Cmd, error)
 	}
 	value := func(k int) string { return fmt.Sprint("process ", k) }
 	var vs []variant
 	if peer == pythonPeer.name {
-		vs = []variant{{"", func(d string, k int) (*exec.Cmd, error) {
+		vs = []variant{{"pyopensetclose.py", "", func(d string, k int) (*exec.Cmd, error) {
 			return exec.Command(r.cfg.python, r.pyLifecycle, d, keyW8, value(k), fmt.Sprint(ttlW8.Seconds())), nil
 		}}}
 	} else {
@@ -389,49 +389,54 @@ func (r *runner) runW8(peer, dir string) *result {
 			return &result{Error: err.Error()}
 		}
 		vs = []variant{
-			{"", func(d string, k int) (*exec.Cmd, error) {
+			{"the harness's child", "", func(d string, k int) (*exec.Cmd, error) {
 				return r.command(job{Peer: peer, Workload: "W8proc", Dir: d, Scale: r.cfg.scale, Part: k})
 			}},
-			{"tiny_", func(d string, k int) (*exec.Cmd, error) {
+			{"opensetclose", "tiny_", func(d string, k int) (*exec.Cmd, error) {
 				return exec.Command(tiny, d, keyW8, value(k), ttlW8.String()), nil
 			}},
 		}
 	}
+	// A process that fails is an error of the run, but the parts that
+	// follow still run: the report shows what they measured beside it.
+	var errs []error
 	for _, v := range vs {
 		d := filepath.Join(dir, v.prefix+"procs")
 		if err := r.rounds(d, v.command, v.prefix, res.Metrics); err != nil {
-			return &result{Error: err.Error()}
+			errs = append(errs, fmt.Errorf("the example's processes (%s): %w", v.name, err))
 		}
 		if v.prefix == "" {
 			res.DiskAfter = diskBytes(d) // every process set the same key
 		}
 	}
 	loop := filepath.Join(dir, "loop")
-	if err := os.MkdirAll(loop, 0o700); err != nil {
-		return &result{Error: err.Error()}
-	}
 	p, err := r.startJob(job{Peer: peer, Workload: "W8loop", Dir: loop, Scale: r.cfg.scale})
+	if err == nil {
+		var lr *result
+		if lr, err = p.wait(); err == nil {
+			maps.Copy(res.Metrics, lr.Metrics)
+			res.Metrics["disk_loop"] = float64(diskBytes(loop))
+			res.PeakRSS, res.BaseRSS = lr.PeakRSS, lr.BaseRSS
+			res.Seconds = res.Metrics["wall_s"] + lr.Seconds
+			if lr.Error != "" {
+				err = errors.New(lr.Error)
+			}
+		}
+	}
 	if err != nil {
-		return &result{Error: err.Error()}
+		errs = append(errs, fmt.Errorf("the Open/Set/Close loop: %w", err))
 	}
-	lr, err := p.wait()
-	if err != nil {
-		return &result{Error: err.Error()}
+	if err := errors.Join(errs...); err != nil {
+		res.Error = oneLine(err.Error())
 	}
-	if lr.Error != "" {
-		return &result{Error: "the Open/Set/Close loop: " + lr.Error}
-	}
-	maps.Copy(res.Metrics, lr.Metrics)
-	res.Metrics["disk_loop"] = float64(diskBytes(loop))
-	res.PeakRSS, res.BaseRSS = lr.PeakRSS, lr.BaseRSS
-	res.Seconds = res.Metrics["wall_s"] + lr.Seconds
 	return res
 }
 
 // rounds starts procsW8 processes on dir at once, Rounds8 times, each
 // round when the last one ended. It records (keys prefixed) the rounds'
-// wall time in all, and over every process its Open (max, median: Open
-// waits for another process's Close), its Close and its whole life.
+// wall time in all, and over every process that succeeded its Open (max,
+// median: Open waits for another process's Close), its Close and its whole
+// life; and how many failed, with the first failure as its error.
 func (r *runner) rounds(dir string, command func(dir string, k int) (*exec.Cmd, error), prefix string, m map[string]float64) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -443,10 +448,11 @@ func (r *runner) rounds(dir string, command func(dir string, k int) (*exec.Cmd, 
 	}
 	var opens, closes, lives []time.Duration
 	var wall time.Duration
+	var errs []error
+	failed := 0
 	for round := range r.p.Rounds8 {
 		exits := make(chan exit, procsW8)
 		started := 0
-		var errs []error
 		t0 := time.Now()
 		for k := range procsW8 {
 			cmd, err := command(dir, k)
@@ -455,8 +461,7 @@ func (r *runner) rounds(dir string, command func(dir string, k int) (*exec.Cmd, 
 				p, err = startCmd(fmt.Sprintf("W8 round %d process %d", round, k), cmd)
 			}
 			if err != nil {
-				errs = append(errs, err)
-				break
+				return err // the harness cannot start processes: no use going on
 			}
 			started++
 			go func() {
@@ -471,28 +476,35 @@ func (r *runner) rounds(dir string, command func(dir string, k int) (*exec.Cmd, 
 			case e.err != nil:
 				errs = append(errs, e.err)
 			case e.res.Error != "":
-				errs = append(errs, fmt.Errorf("W8 round %d: %s", round, e.res.Error))
+				errs = append(errs, fmt.Errorf("round %d: %s", round, e.res.Error))
 			default:
 				opens = append(opens, seconds(e.res.Metrics["open_s"]))
 				closes = append(closes, seconds(e.res.Metrics["close_s"]))
 				lives = append(lives, e.life)
+				continue
 			}
+			failed++
 		}
 		wall += time.Since(t0)
-		if err := errors.Join(errs...); err != nil {
-			return err
-		}
+	}
+	m[prefix+"wall_s"] = wall.Seconds()
+	m[prefix+"failed"] = float64(failed)
+	var err error
+	if failed > 0 {
+		err = fmt.Errorf("%d of %d processes failed; the first: %w", failed, r.p.Rounds8*procsW8, errs[0])
+	}
+	if len(opens) == 0 {
+		return err
 	}
 	for _, d := range [][]time.Duration{opens, closes, lives} {
 		slices.Sort(d)
 	}
-	m[prefix+"wall_s"] = wall.Seconds()
 	m[prefix+"open_max_ms"] = millis(opens[len(opens)-1])
 	m[prefix+"open_p50_ms"] = millis(percentile(opens, 50))
 	m[prefix+"close_p50_ms"] = millis(percentile(closes, 50))
 	m[prefix+"life_p50_ms"] = millis(percentile(lives, 50))
 	m[prefix+"life_max_ms"] = millis(lives[len(lives)-1])
-	return nil
+	return err
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

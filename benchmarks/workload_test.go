@@ -220,4 +220,27 @@ func TestRounds(t *testing.T) {
 	if err := r.rounds(t.TempDir(), fails, "", m); err == nil || !strings.Contains(err.Error(), "cannot open") {
 		t.Errorf("a failing process: err = %v", err)
 	}
+	if m["failed"] != 2*procsW8 {
+		t.Errorf("failed = %v, want every process of both rounds", m["failed"])
+	}
+}
+
+// TestCellShowsWhatAFailedRunMeasured: a run that failed after measuring
+// something shows it, marked; one that measured nothing shows the error.
+func TestCellShowsWhatAFailedRunMeasured(t *testing.T) {
+	r := &runner{p: newParams(testScale), results: map[string]map[string]*result{}, skipped: map[string]string{}}
+	var rw row
+	for _, x := range r.rows() {
+		if x.workload == "W8" && strings.Contains(x.label, "one process") {
+			rw = x
+		}
+	}
+	r.results["diskcache"] = map[string]*result{"W8": {Error: "boom", Metrics: map[string]float64{"cycle_p50_ms": 12, "cycle_p99_ms": 30}}}
+	if got := r.cell("diskcache", rw); !strings.HasPrefix(got, "12.0 / 30.0 ms") || !strings.Contains(got, "**error**") {
+		t.Errorf("cell %q", got)
+	}
+	r.results["diskcache"]["W8"] = &result{Error: "boom"}
+	if got := r.cell("diskcache", rw); got != "**error**" {
+		t.Errorf("cell %q", got)
+	}
 }
