@@ -464,8 +464,8 @@ func (r *runner) rounds(dir string, command func(dir string, k int) (*exec.Cmd, 
 				return err // the harness cannot start processes: no use going on
 			}
 			started++
+			t := time.Now() // a life counts from its Start returning
 			go func() {
-				t := time.Now()
 				res, err := p.wait()
 				exits <- exit{res, err, time.Since(t)}
 			}()
