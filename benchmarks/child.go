@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/diskcache-go/diskcache/benchmarks/internal/lifecycle"
 	"github.com/diskcache-go/diskcache/engine"
 )
 
@@ -19,15 +20,26 @@ import (
 // Go peer, so that peak RSS, the Go heap and the block cache are that peer's
 // alone. It prints its result as the last line of stdout; during W7 it also
 // prints "ready" and waits for "go" on stdin before each phase, and prints
-// "done" after it.
+// "done" after it; W9's crash fill prints "filled" and waits to be killed.
 
 // job is what a child runs.
 type job struct {
-	Peer     string
-	Workload string // W1..W7, or "fill" (W1 as a prerequisite, not reported)
+	Peer string
+	// Workload is W1..W7; "fill" (W1 as a prerequisite, not reported);
+	// or a step of W8 or W9, which the parent runs in several processes:
+	// W8proc, W8loop, W9fill, W9reopen.
+	Workload string
 	Dir      string
 	Scale    float64
-	Part     int // W7: which of the procsW7 processes this is
+	Part     int // W7, W8proc: which of the processes this is
+
+	// W9: the store's key count and size limit; GetsBefore: the fill
+	// also runs the Gets before its Close; Crash: the fill waits to be
+	// killed instead of closing.
+	Keys       int   `json:",omitempty"`
+	Limit      int64 `json:",omitempty"`
+	GetsBefore bool  `json:",omitempty"`
+	Crash      bool  `json:",omitempty"`
 }
 
 // result is what a child (Go or Python) reports.
@@ -55,7 +67,11 @@ func runChild(j job, in io.Reader, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	c := &childRun{job: j, peer: pr, p: newParams(j.Scale), pl: newPools(), in: bufio.NewReader(in), out: out}
+	c := &childRun{job: j, peer: pr, p: newParams(j.Scale), in: bufio.NewReader(in), out: out}
+	if j.Workload != "W8proc" {
+		// W8's processes measure process start: they build nothing more.
+		c.pl = newPools()
+	}
 	res := result{Metrics: map[string]float64{}}
 	c.res = &res
 	var run func() error
@@ -74,6 +90,14 @@ func runChild(j job, in io.Reader, out io.Writer) error {
 		run = c.w6
 	case "W7":
 		run = c.w7
+	case "W8proc":
+		run = c.w8proc
+	case "W8loop":
+		run = c.w8loop
+	case "W9fill":
+		run = c.w9fill
+	case "W9reopen":
+		run = c.w9reopen
 	default:
 		return fmt.Errorf("unknown workload %q", j.Workload)
 	}
@@ -537,6 +561,184 @@ func (c *childRun) w7() error {
 		return err
 	}
 	return s.Close()
+}
+
+// W8 process: one of the model's procsW8 processes, each started fresh:
+// Open with the defaults, one Set with ttlW8, Close. The harness's binary
+// starts slower than a small program; W8 also runs opensetclose.
+func (c *childRun) w8proc() error {
+	m, err := lifecycle.OpenSetClose(c.job.Dir, keyW8, fmt.Appendf(nil, "process %d", c.job.Part), ttlW8)
+	c.res.Metrics = m
+	c.res.Seconds = m["open_s"] + m["set_s"] + m["close_s"]
+	return err
+}
+
+// W8 loop: a cache of keysW8 keys, then N8 cycles of Open, one Set with
+// ttlW8, Close, each cycle timed.
+func (c *childRun) w8loop() error {
+	keys := keyRange(0, keysW8)
+	s, err := c.open(storeOptions{})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if _, err := c.setAll(s, keys, 0, iota32(keysW8), valueW1, saltW8, 0); err != nil {
+		return err
+	}
+	if err := s.Close(); err != nil {
+		return err
+	}
+	var cycles, opens, closes []time.Duration
+	var buf []byte
+	for j := range c.p.N8 {
+		i := j % keysW8
+		buf = c.pl.appendValue(buf[:0], i, valueW1, saltW8)
+		t0 := time.Now()
+		s, err := c.peer.open(c.job.Dir, storeOptions{})
+		if err != nil {
+			return fmt.Errorf("cycle %d: %w", j, err)
+		}
+		t1 := time.Now()
+		if err := s.Set(keys[i], buf, ttlW8); err != nil {
+			s.Close()
+			return fmt.Errorf("cycle %d: %w", j, err)
+		}
+		t2 := time.Now()
+		if err := s.Close(); err != nil {
+			return fmt.Errorf("cycle %d: %w", j, err)
+		}
+		t3 := time.Now()
+		cycles = append(cycles, t3.Sub(t0))
+		opens = append(opens, t1.Sub(t0))
+		closes = append(closes, t3.Sub(t2))
+		c.res.Seconds += t3.Sub(t0).Seconds()
+	}
+	for _, d := range [][]time.Duration{cycles, opens, closes} {
+		slices.Sort(d)
+	}
+	c.metric("cycle_p50_ms", millis(percentile(cycles, 50)))
+	c.metric("cycle_p99_ms", millis(percentile(cycles, 99)))
+	c.metric("open_p50_ms", millis(percentile(opens, 50)))
+	c.metric("close_p50_ms", millis(percentile(closes, 50)))
+	// The cycles' Sets carry ttlW8, which a long loop outlasts: check the
+	// keys no cycle set, and the last cycle's.
+	s, err = c.open(storeOptions{})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	lo, last := min(c.p.N8, keysW8), (c.p.N8-1)%keysW8
+	if err := c.verify(s, keys[lo:], lo, valueW1, saltW8); err != nil {
+		return err
+	}
+	if err := c.verify(s, keys[last:last+1], last, valueW1, saltW8); err != nil {
+		return err
+	}
+	return s.Close()
+}
+
+func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// W9 fill: Keys Sets of 128 B under Limit, key(i) made as it goes; then,
+// when asked, W9's Gets before the Close, which is timed. A crash fill
+// says "filled" and waits for the parent's SIGKILL instead of closing.
+func (c *childRun) w9fill() error {
+	s, err := c.open(storeOptions{SizeLimit: c.job.Limit})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	var buf []byte
+	t0 := time.Now()
+	for i := range c.job.Keys {
+		buf = c.pl.appendValue(buf[:0], i, valueW1, saltW9)
+		if err := s.Set(key(i), buf, 0); err != nil {
+			return err
+		}
+	}
+	el := time.Since(t0)
+	c.res.Seconds = el.Seconds()
+	c.metric("set_ops", perSec(c.job.Keys, el))
+	if err := c.verify9(s); err != nil {
+		return err
+	}
+	if c.job.Crash {
+		fmt.Fprintln(c.out, "filled")
+		c.in.ReadString('\n')
+		return errors.New("the crash fill was not killed")
+	}
+	if c.job.GetsBefore {
+		el, err := c.gets9(s)
+		if err != nil {
+			return err
+		}
+		c.res.Seconds += el.Seconds()
+		c.metric("get_ops", perSec(c.p.N9Gets, el))
+	}
+	t0 = time.Now()
+	err = s.Close()
+	c.metric("close_s", time.Since(t0).Seconds())
+	return err
+}
+
+// W9 reopen: Open the store a fill left (timed), W9's Gets right away, Close.
+func (c *childRun) w9reopen() error {
+	t0 := time.Now()
+	s, err := c.open(storeOptions{SizeLimit: c.job.Limit})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	c.metric("open_s", time.Since(t0).Seconds())
+	el, err := c.gets9(s)
+	if err != nil {
+		return err
+	}
+	c.res.Seconds = el.Seconds()
+	c.metric("get_ops", perSec(c.p.N9Gets, el))
+	if err := c.verify9(s); err != nil {
+		return err
+	}
+	t0 = time.Now()
+	err = s.Close()
+	c.metric("close_s", time.Since(t0).Seconds())
+	return err
+}
+
+// gets9 runs W9's Gets with one worker; every key was set, so a miss is
+// an error.
+func (c *childRun) gets9(s store) (time.Duration, error) {
+	misses := 0
+	t0 := time.Now()
+	err := getsW9(c.job.Keys, c.p.N9Gets, func(i int) error {
+		_, ok, err := s.Get(key(i))
+		if !ok {
+			misses++
+		}
+		return err
+	})
+	el := time.Since(t0)
+	if err == nil && misses > 0 {
+		err = fmt.Errorf("%d of %d Gets of the %d keys set missed", misses, c.p.N9Gets, c.job.Keys)
+	}
+	return el, err
+}
+
+// verify9 reads back about 1,000 of W9's keys and checks their values.
+func (c *childRun) verify9(s store) error {
+	step := max(1, c.job.Keys/1000)
+	var want []byte
+	for i := 0; i < c.job.Keys; i += step {
+		v, ok, err := s.Get(key(i))
+		if err != nil {
+			return err
+		}
+		want = c.pl.appendValue(want[:0], i, valueW1, saltW9)
+		if !ok || !bytes.Equal(v, want) {
+			return fmt.Errorf("key %q (index %d): ok=%v, %d bytes, want the %d set", key(i), i, ok, len(v), len(want))
+		}
+	}
+	return nil
 }
 
 // childMain is main for a re-executed child: the job comes as JSON in

@@ -28,6 +28,12 @@ var pythonPeer = peer{
 //go:embed pydiskcache.py
 var pyScript []byte
 
+// pyLifecycle is one process of W8's multi-process example: it imports only
+// python-diskcache, as the example's processes do.
+//
+//go:embed pyopensetclose.py
+var pyLifecycle []byte
+
 // setupPython checks for the interpreter and module, writes the script and
 // the spec, and compares the script's digests with ours. It returns why the
 // peer is skipped, or an error that must stop the run.
@@ -45,6 +51,10 @@ func (r *runner) setupPython() (skip string, err error) {
 	r.pyScript = filepath.Join(r.work, "pydiskcache.py")
 	r.pySpec = filepath.Join(r.work, "spec.bin")
 	if err := os.WriteFile(r.pyScript, pyScript, 0o600); err != nil {
+		return "", err
+	}
+	r.pyLifecycle = filepath.Join(r.work, "pyopensetclose.py")
+	if err := os.WriteFile(r.pyLifecycle, pyLifecycle, 0o600); err != nil {
 		return "", err
 	}
 	if err := writeSpec(r.pySpec, r.p); err != nil {

@@ -125,6 +125,12 @@ def digests(s):
         op(b"S", s.base6 + j, p["ValueW6"], p["SaltW6"])
         op(b"G", s.base6 + j % p["Hot6"])
     done("W6")
+    for i in range(p["Keys8"]):
+        op(b"S", i, p["ValueW1"], p["SaltW8"])
+    ttl_ms = int(p["TTL8S"] * 1000)
+    for j in range(p["N8"]):
+        op(b"S", j % p["Keys8"], p["ValueW1"], p["SaltW8"], ttl_ms)
+    done("W8")
     return out
 
 
@@ -176,7 +182,7 @@ class Run:
     def open(self, **settings):
         import diskcache
 
-        self.res["base_rss"] = peak_rss()
+        self.res.setdefault("base_rss", peak_rss())
         # The same read cache budget as the Go peers' block caches: SQLite's
         # page cache, in 4 KiB pages. The rest are python-diskcache's
         # defaults: WAL journal, synchronous=NORMAL, 64 MiB mmap.
@@ -399,6 +405,48 @@ class Run:
         self.metric("set_ops", sets / el)
         self.metric("hot_hit", hits / gets)
         self.metric("disk_open", disk_bytes(self.args.dir))
+        c.close()
+
+    def w8loop(self):
+        """W8's one-process loop: a cache of Keys8 keys, then N8 cycles of
+        open, one set with the TTL, close, each cycle timed (as w8loop in
+        child.go)."""
+        p, s = self.p, self.s
+        n, salt, ttl, nkeys = p["ValueW1"], p["SaltW8"], p["TTL8S"], p["Keys8"]
+        keys = s.keys(0, nkeys)
+        c = self.open()
+        for i in range(nkeys):
+            c.set(keys[i], s.value(i, n, salt))
+        c.close()
+        cycles, opens, closes = [], [], []
+        clock = time.perf_counter_ns
+        for j in range(p["N8"]):
+            i = j % nkeys
+            v = s.value(i, n, salt)
+            t0 = clock()
+            c = self.open()
+            t1 = clock()
+            c.set(keys[i], v, expire=ttl)
+            t2 = clock()
+            c.close()
+            t3 = clock()
+            cycles.append(t3 - t0)
+            opens.append(t1 - t0)
+            closes.append(t3 - t2)
+            self.res["seconds"] += (t3 - t0) / 1e9
+        cycles.sort()
+        opens.sort()
+        closes.sort()
+        self.metric("cycle_p50_ms", percentile(cycles, 50) / 1e6)
+        self.metric("cycle_p99_ms", percentile(cycles, 99) / 1e6)
+        self.metric("open_p50_ms", percentile(opens, 50) / 1e6)
+        self.metric("close_p50_ms", percentile(closes, 50) / 1e6)
+        # The cycles' sets carry the TTL, which a long loop outlasts: check
+        # the keys no cycle set, and the last cycle's.
+        lo, last = min(p["N8"], nkeys), (p["N8"] - 1) % nkeys
+        c = self.open()
+        self.verify(c, keys[lo:], lo, n, salt)
+        self.verify(c, keys[last : last + 1], last, n, salt)
         c.close()
 
     def w7(self):

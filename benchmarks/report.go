@@ -82,7 +82,95 @@ func (r *runner) rows() []row {
 			fmt.Sprintf("W7 %d processes, W2 Gets/s", procsW7), metric("w2_ops")},
 		{"W7", fmt.Sprintf("W7 %d processes: W3's ops, total ops/s", procsW7), rate("w3_ops"),
 			fmt.Sprintf("W7 %d processes, W3 ops/s", procsW7), metric("w3_ops")},
+		{"W8", fmt.Sprintf("W8 %d processes at once, each Open + Set (%.0f s TTL) + Close, %d rounds: wall (Open max / p50; a process's life p50)",
+			procsW8, ttlW8.Seconds(), p.Rounds8), w8Example(""), "", nil},
+		{"W8", "W8 the same, diskcache's processes a program that holds only the cache (opensetclose)", w8Example("tiny_"), "", nil},
+		{"W8", fmt.Sprintf("W8 one process: Open + Set + Close of a %s-key cache, %s cycles (p50 / p99; Open, Close p50)", count(keysW8), count(p.N8)),
+			func(_ *runner, res *result) string {
+				m := res.Metrics
+				if _, ok := m["cycle_p50_ms"]; !ok {
+					return "–"
+				}
+				return fmt.Sprintf("%.1f / %.1f ms (%.1f, %.1f ms)", m["cycle_p50_ms"], m["cycle_p99_ms"], m["open_p50_ms"], m["close_p50_ms"])
+			}, "W8 Open + Set + Close, cycles/s (p50)", func(res *result) (float64, bool) {
+				v, ok := res.Metrics["cycle_p50_ms"]
+				return 1000 / v, ok && v > 0
+			}},
+		{"W8", fmt.Sprintf("W8 disk after the last Close: the example's (one key) / the loop's (%s keys)", count(keysW8)), func(_ *runner, res *result) string {
+			return fmt.Sprintf("%s / %s", size(res.DiskAfter), size(int64(res.Metrics["disk_loop"])))
+		}, "", nil},
+		{"W9", fmt.Sprintf("W9 scale: %s Sets of %d B, SizeLimit %s", count(p.N9), valueW1, gib(limitW9)), rate("set_ops"),
+			"W9 fill, Sets/s", metric("set_ops")},
+		{"W9", fmt.Sprintf("W9 %s uniform Gets, 1 worker: before the Close / right after the reopen", count(p.N9Gets)),
+			func(_ *runner, res *result) string {
+				return fmt.Sprintf("%s / %s", perSecond(res.Metrics["get_ops_before"]), perSecond(res.Metrics["get_ops"]))
+			}, "W9 Gets/s right after a reopen", metric("get_ops")},
+		{"W9", "W9 Close / reopen in a new process", func(_ *runner, res *result) string {
+			return fmt.Sprintf("%s / %s", secs(res.Metrics["close_s"]), secs(res.Metrics["open_s"]))
+		}, "", nil},
+		{"W9", "W9 peak RSS: the fill's process / the reopen's", func(_ *runner, res *result) string {
+			return fmt.Sprintf("%s / %s", mib(int64(res.Metrics["rss_fill"])), mib(int64(res.Metrics["rss_reopen"])))
+		}, "", nil},
+		{"W9", "W9 disk after the Close", func(_ *runner, res *result) string { return mib(res.DiskAfter) }, "", nil},
+		{"W9", fmt.Sprintf("W9 %s keys: reopen at a %s / %s limit", count(p.N9Small), gib(limitW9Low), gib(limitW9High)),
+			func(_ *runner, res *result) string {
+				return fmt.Sprintf("%s / %s", secs(res.Metrics["open_s_low"]), secs(res.Metrics["open_s_high"]))
+			}, "", nil},
+		{"W9", fmt.Sprintf("W9 %s keys: Gets/s right after the reopen, %s / %s limit", count(p.N9Small), gib(limitW9Low), gib(limitW9High)),
+			func(_ *runner, res *result) string {
+				lo, hi := res.Metrics["get_ops_low"], res.Metrics["get_ops_high"]
+				return fmt.Sprintf("%s / %s (%.2fx at the larger limit)", perSecond(lo), perSecond(hi), hi/lo)
+			}, "", nil},
+		{"W9", fmt.Sprintf("W9 %s keys: peak RSS of the reopen's process, %s / %s limit", count(p.N9Small), gib(limitW9Low), gib(limitW9High)),
+			func(_ *runner, res *result) string {
+				return fmt.Sprintf("%s / %s", mib(int64(res.Metrics["rss_reopen_low"])), mib(int64(res.Metrics["rss_reopen_high"])))
+			}, "", nil},
+		{"W9", "W9 after kill -9 of the fill (no Close): reopen / Gets/s right after it", func(_ *runner, res *result) string {
+			m := res.Metrics
+			if _, ok := m["open_s_crash"]; !ok {
+				return "–"
+			}
+			return fmt.Sprintf("%s / %s", secs(m["open_s_crash"]), perSecond(m["get_ops_crash"]))
+		}, "", nil},
 	}
+}
+
+// w8Example is the cell of W8's multi-process example, for the variant
+// whose metrics have prefix; a peer that did not run it gets a dash.
+func w8Example(prefix string) func(*runner, *result) string {
+	return func(_ *runner, res *result) string {
+		m := res.Metrics
+		if _, ok := m[prefix+"wall_s"]; !ok {
+			return "–"
+		}
+		failed := ""
+		if n := m[prefix+"failed"]; n > 0 {
+			failed = fmt.Sprintf(", **%.0f processes failed**", n)
+		}
+		if _, ok := m[prefix+"open_max_ms"]; !ok {
+			return fmt.Sprintf("%s%s", secs(m[prefix+"wall_s"]), failed)
+		}
+		return fmt.Sprintf("%s (%.0f / %.0f ms; %.0f ms)%s", secs(m[prefix+"wall_s"]), m[prefix+"open_max_ms"], m[prefix+"open_p50_ms"], m[prefix+"life_p50_ms"], failed)
+	}
+}
+
+// size formats a byte count in KiB below a MiB, where mib would say 0.0.
+func size(n int64) string {
+	if n < 1<<20 {
+		return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
+	}
+	return mib(n)
+}
+
+// secs formats seconds: 0.012 s, 1.41 s, 55.2 s.
+func secs(v float64) string {
+	switch {
+	case v >= 10:
+		return fmt.Sprintf("%.1f s", v)
+	case v >= 0.1:
+		return fmt.Sprintf("%.2f s", v)
+	}
+	return fmt.Sprintf("%.3f s", v)
 }
 
 func reclaimCell(_ *runner, res *result) string {
@@ -118,8 +206,11 @@ func (r *runner) cell(peer string, rw row) string {
 		return "–"
 	}
 	switch {
-	case res.Error != "":
+	case res.Error != "" && len(res.Metrics) == 0:
 		return "**error**"
+	case res.Error != "":
+		// What the run measured before or beside its failure.
+		return rw.cell(r, res) + " (**error**)"
 	case res.Skipped != "":
 		// "n/a: why" or "not yet: why": the why is in the setup table.
 		short, _, _ := strings.Cut(res.Skipped, ":")
@@ -160,7 +251,8 @@ func (r *runner) writeReport() error {
 
 	w("\n## Disk after each run, and peak RSS\n\n")
 	w("Disk is what `du` counts under the store's directory after the process closed it; peak RSS is the\n")
-	w("process's VmHWM (for W7 the largest of the %d processes).\n\n", procsW7)
+	w("process's VmHWM (for W7 the largest of the %d processes). W8: the example's directory (one key) and the\n", procsW7)
+	w("one-process loop's RSS; W9: the large store after its Close and the largest of its processes' RSS.\n\n")
 	w("| workload |")
 	for _, p := range ps {
 		w(" %s |", p)
@@ -260,10 +352,10 @@ func (r *runner) writeSetup(w func(string, ...any)) {
 	w("Keys are 16-24 bytes; half of every workload's values are random bytes, half text. Seeds are fixed and every\n")
 	w("peer runs the same operations: SHA-256 over each workload's operations, checked against the Python\n")
 	w("script's own: ")
-	for _, wl := range []string{"W1", "W2", "W3", "W4", "W5", "W6"} {
+	for _, wl := range []string{"W1", "W2", "W3", "W4", "W5", "W6", "W8"} {
 		w("%s `%.12s` ", wl, r.digests[wl])
 	}
-	w("(W7 reuses W2's and W3's).\n\n")
+	w("(W7 reuses W2's and W3's; W8's is its one-process loop; W9 runs on Go peers only).\n\n")
 	w("- W1 fill: %s Sets of %d-byte values in a random order, one worker, into an empty store.\n", count(p.N1), valueW1)
 	w("- W2 read: %s uniform random Gets over W1's keys, with 1 and %d workers (goroutines; threads in Python).\n", count(p.N2), workersW2)
 	w("- W3 zipf: %s ops over W1's keys, zipf s = %.1f over ranks scattered across the keys, 1 in %d a Set, %d workers.\n", count(p.N3), zipfS, setShare, workersW3)
@@ -279,7 +371,25 @@ func (r *runner) writeSetup(w func(string, ...any)) {
 	w("  %s hot keys first, then each other key's Set is followed by a Get of the next hot key; a hot Get that\n", count(p.Hot6))
 	w("  misses sets the key again. Max disk is sampled every 100 ms.\n")
 	w("- W7 multi-process: %d processes on W1's directory, each running a quarter of W2's Gets, then of W3's ops,\n", procsW7)
-	w("  each phase started in all processes at once; throughput is all their ops over the phase's wall time.\n\n")
+	w("  each phase started in all processes at once; throughput is all their ops over the phase's wall time.\n")
+	w("- W8 lifecycle (diskcache and python-diskcache): python-diskcache's multi-process example. %d processes are\n", procsW8)
+	w("  started at once; each opens the same new directory with the defaults, sets the key %q with a %.0f s TTL, and\n", keyW8, ttlW8.Seconds())
+	w("  closes; %d rounds, each when the last ended. Reported: the rounds' wall time in all and, over every process,\n", p.Rounds8)
+	w("  how long its Open took (max and median: an Open may wait for another process's Close) and its life from\n")
+	w("  start to exit. diskcache's processes are the harness's own binary (`engine.Open(dir, nil)`), then\n")
+	w("  opensetclose, a program that holds only the cache, as a user's program would; python-diskcache's are fresh\n")
+	w("  python3 processes running pyopensetclose.py, interpreter start and `import diskcache` included in a\n")
+	w("  process's life (not in its Open). Then one process: a cache of %s keys of %d B, closed, then %s cycles\n", count(keysW8), valueW1, count(p.N8))
+	w("  of Open, a Set of one of its keys with a %.0f s TTL, Close, each cycle timed (no process start). Disk is\n", ttlW8.Seconds())
+	w("  `du` after the last Close of the example's directory (one key) and of the loop's.\n")
+	w("- W9 scale (diskcache and raw Pebble): %s Sets of %d B (key index order; keys are hashes, so in random\n", count(p.N9), valueW1)
+	w("  key order) under a %s SizeLimit (raw Pebble: the Pebble options diskcache derives for it), then %s\n", gib(limitW9), count(p.N9Gets))
+	w("  uniform Gets with one worker, then Close (timed); a new process reopens the store (timed), runs the same\n")
+	w("  Gets at once, and closes. Then a store of %s keys is filled and reopened the same way at a %s and at a\n", count(p.N9Small), gib(limitW9Low))
+	w("  %s limit: the size limit must not change read speed. For diskcache the large fill runs once more and\n", gib(limitW9High))
+	w("  is killed (SIGKILL) after its last Set, without a Close; the reopen and Gets after that are timed the same\n")
+	w("  way. The processes hold no key lists (keys are made as they go), so peak RSS is the store's but for the\n")
+	w("  harness's %s of value pools and the Go runtime.\n\n", mib(2*poolSize))
 
 	w("## Notes\n\n")
 	if res, ok := r.results[diskcachePeer.name]["W6"]; ok && res.Error == "" {
@@ -299,14 +409,16 @@ func (r *runner) writeSetup(w func(string, ...any)) {
 	if r.cfg.scale < smokeScale {
 		w("- This is a smoke run (scale %g): each workload ran once and the numbers only show that the harness works.\n", r.cfg.scale)
 	} else {
-		w("- Numbers are the medians of 3 runs where a run's timed part took under %s; W5 and W7 run once.\n", shortRun)
+		w("- Numbers are the medians of 3 runs where a run's timed part took under %s; W5, W7, W8 and W9 run once\n", shortRun)
+		w("  (W8 reports medians over its own rounds and cycles).\n")
 	}
 	w("- The page cache is warm: every store fits in this machine's RAM and nothing drops caches between runs, so\n")
 	w("  reads measure the stores' code paths and their in-memory caches, not the disk.\n")
 	w("- Peak RSS includes the harness's own data in the same process (keys and op streams): in Go %s at W2,\n", mib(r.baseRSS("W2", false)))
 	w("  in Python %s at W2 (the interpreter and the lists).\n", mib(r.baseRSS("W2", true)))
 	w("- python-diskcache's numbers include the interpreter: the same operations from Python code, as its\n")
-	w("  users run them; its 4 workers are threads under the GIL (W7 gives it 4 processes).\n")
+	w("  users run them; its 4 workers are threads under the GIL (W7 gives it 4 processes). In W8's example each\n")
+	w("  process's life includes starting the interpreter, as it does for the example's users.\n")
 	w("- Latencies (p50 / p99) are each Get's wall time, taken around the call in the worker.\n")
 	w("- Disk bytes are allocated blocks as `du` counts them (sparse preallocated files count what they hold).\n")
 

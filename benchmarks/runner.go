@@ -3,11 +3,14 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -32,9 +35,13 @@ type runner struct {
 	// loadStart is /proc/loadavg when the run started.
 	loadStart string
 
-	// python: the interpreter, the script and the spec file it reads.
+	// python: the interpreter, the script and the spec file it reads,
+	// and W8's process script.
 	pyScript, pySpec string
+	pyLifecycle      string
 	pyVersion        string
+	// tinyExe is opensetclose, built for W8 when it first runs.
+	tinyExe string
 }
 
 // proc is one running child, Go or Python, speaking the child protocol.
@@ -51,22 +58,32 @@ type proc struct {
 // waits forever. The longest child of a full run takes about a minute.
 const childTimeout = 10 * time.Minute
 
-func (r *runner) command(peer, workload, dir string, part int) (*exec.Cmd, error) {
-	if peer == pythonPeer.name {
-		return r.pythonCommand(workload, dir, part), nil
+func (r *runner) command(j job) (*exec.Cmd, error) {
+	if j.Peer == pythonPeer.name {
+		return r.pythonCommand(j.Workload, j.Dir, j.Part), nil
 	}
-	j, err := json.Marshal(job{Peer: peer, Workload: workload, Dir: dir, Scale: r.cfg.scale, Part: part})
+	arg, err := json.Marshal(j)
 	if err != nil {
 		return nil, err
 	}
-	return exec.Command(r.exe, "-child", string(j)), nil
+	return exec.Command(r.exe, "-child", string(arg)), nil
 }
 
 func (r *runner) start(peer, workload, dir string, part int) (*proc, error) {
-	cmd, err := r.command(peer, workload, dir, part)
+	return r.startJob(job{Peer: peer, Workload: workload, Dir: dir, Scale: r.cfg.scale, Part: part})
+}
+
+func (r *runner) startJob(j job) (*proc, error) {
+	cmd, err := r.command(j)
 	if err != nil {
 		return nil, err
 	}
+	return startCmd(j.Peer+" "+j.Workload, cmd)
+}
+
+// startCmd starts a child that prints its result as the last line of
+// stdout, Go or Python, the harness's binary or another program.
+func startCmd(name string, cmd *exec.Cmd) (*proc, error) {
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -77,11 +94,11 @@ func (r *runner) start(peer, workload, dir string, part int) (*proc, error) {
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("%s %s: %w", peer, workload, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	p := &proc{name: peer + " " + workload, cmd: cmd, stdin: stdin, lines: sc}
+	p := &proc{name: name, cmd: cmd, stdin: stdin, lines: sc}
 	p.timer = time.AfterFunc(childTimeout, func() {
 		p.timedOut.Store(true)
 		cmd.Process.Kill()
@@ -167,8 +184,16 @@ func (p *proc) kill() {
 }
 
 func (r *runner) runOnce(peer, workload, dir string) *result {
-	if workload == "W7" {
+	if why := notFor(peer, workload); why != "" {
+		return &result{Skipped: why}
+	}
+	switch workload {
+	case "W7":
 		return r.runW7(peer, dir)
+	case "W8":
+		return r.runW8(peer, dir)
+	case "W9":
+		return r.runW9(peer, dir)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return &result{Error: err.Error()}
@@ -327,3 +352,271 @@ func (res *result) summary() string {
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// notFor says why a workload does not run on a peer: W8 sets diskcache's
+// Open and Close beside python-diskcache's, W9 diskcache's scale beside
+// raw Pebble's with the same Pebble options.
+func notFor(peer, workload string) string {
+	switch {
+	case workload == "W8" && peer != diskcachePeer.name && peer != pythonPeer.name:
+		return "n/a: W8 sets diskcache's lifecycle beside python-diskcache's"
+	case workload == "W9" && peer != diskcachePeer.name && peer != pebblePeer.name:
+		return "n/a: W9 sets diskcache beside raw Pebble with the same options"
+	}
+	return ""
+}
+
+// runW8 runs the model's multi-process example, procsW8 fresh processes at
+// a time for Rounds8 rounds, then the one-process Open/Set/Close loop.
+// diskcache runs the example twice: as the harness's own child, and as
+// opensetclose, a program that holds nothing but the cache, as its users'
+// programs do; python-diskcache as pyopensetclose.py.
+func (r *runner) runW8(peer, dir string) *result {
+	res := &result{Metrics: map[string]float64{}, Runs: 1}
+	type variant struct {
+		name, prefix string
+		command      func(dir string, k int) (*exec.Cmd, error)
+	}
+	value := func(k int) string { return fmt.Sprint("process ", k) }
+	var vs []variant
+	if peer == pythonPeer.name {
+		vs = []variant{{"pyopensetclose.py", "", func(d string, k int) (*exec.Cmd, error) {
+			return exec.Command(r.cfg.python, r.pyLifecycle, d, keyW8, value(k), fmt.Sprint(ttlW8.Seconds())), nil
+		}}}
+	} else {
+		tiny, err := r.buildOpenSetClose()
+		if err != nil {
+			return &result{Error: err.Error()}
+		}
+		vs = []variant{
+			{"the harness's child", "", func(d string, k int) (*exec.Cmd, error) {
+				return r.command(job{Peer: peer, Workload: "W8proc", Dir: d, Scale: r.cfg.scale, Part: k})
+			}},
+			{"opensetclose", "tiny_", func(d string, k int) (*exec.Cmd, error) {
+				return exec.Command(tiny, d, keyW8, value(k), ttlW8.String()), nil
+			}},
+		}
+	}
+	// A process that fails is an error of the run, but the parts that
+	// follow still run: the report shows what they measured beside it.
+	var errs []error
+	for _, v := range vs {
+		d := filepath.Join(dir, v.prefix+"procs")
+		if err := r.rounds(d, v.command, v.prefix, res.Metrics); err != nil {
+			errs = append(errs, fmt.Errorf("the example's processes (%s): %w", v.name, err))
+		}
+		if v.prefix == "" {
+			res.DiskAfter = diskBytes(d) // every process set the same key
+		}
+	}
+	loop := filepath.Join(dir, "loop")
+	p, err := r.startJob(job{Peer: peer, Workload: "W8loop", Dir: loop, Scale: r.cfg.scale})
+	if err == nil {
+		var lr *result
+		if lr, err = p.wait(); err == nil {
+			maps.Copy(res.Metrics, lr.Metrics)
+			res.Metrics["disk_loop"] = float64(diskBytes(loop))
+			res.PeakRSS, res.BaseRSS = lr.PeakRSS, lr.BaseRSS
+			res.Seconds = res.Metrics["wall_s"] + lr.Seconds
+			if lr.Error != "" {
+				err = errors.New(lr.Error)
+			}
+		}
+	}
+	if err != nil {
+		errs = append(errs, fmt.Errorf("the Open/Set/Close loop: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		res.Error = oneLine(err.Error())
+	}
+	return res
+}
+
+// rounds starts procsW8 processes on dir at once, Rounds8 times, each
+// round when the last one ended. It records (keys prefixed) the rounds'
+// wall time in all, and over every process that succeeded its Open (max,
+// median: Open waits for another process's Close), its Close and its whole
+// life; and how many failed, with the first failure as its error.
+func (r *runner) rounds(dir string, command func(dir string, k int) (*exec.Cmd, error), prefix string, m map[string]float64) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	type exit struct {
+		res  *result
+		err  error
+		life time.Duration
+	}
+	var opens, closes, lives []time.Duration
+	var wall time.Duration
+	var errs []error
+	failed := 0
+	for round := range r.p.Rounds8 {
+		exits := make(chan exit, procsW8)
+		started := 0
+		t0 := time.Now()
+		for k := range procsW8 {
+			cmd, err := command(dir, k)
+			var p *proc
+			if err == nil {
+				p, err = startCmd(fmt.Sprintf("W8 round %d process %d", round, k), cmd)
+			}
+			if err != nil {
+				return err // the harness cannot start processes: no use going on
+			}
+			started++
+			t := time.Now() // a life counts from its Start returning
+			go func() {
+				res, err := p.wait()
+				exits <- exit{res, err, time.Since(t)}
+			}()
+		}
+		for range started {
+			e := <-exits
+			switch {
+			case e.err != nil:
+				errs = append(errs, e.err)
+			case e.res.Error != "":
+				errs = append(errs, fmt.Errorf("round %d: %s", round, e.res.Error))
+			default:
+				opens = append(opens, seconds(e.res.Metrics["open_s"]))
+				closes = append(closes, seconds(e.res.Metrics["close_s"]))
+				lives = append(lives, e.life)
+				continue
+			}
+			failed++
+		}
+		wall += time.Since(t0)
+	}
+	m[prefix+"wall_s"] = wall.Seconds()
+	m[prefix+"failed"] = float64(failed)
+	var err error
+	if failed > 0 {
+		err = fmt.Errorf("%d of %d processes failed; the first: %w", failed, r.p.Rounds8*procsW8, errs[0])
+	}
+	if len(opens) == 0 {
+		return err
+	}
+	for _, d := range [][]time.Duration{opens, closes, lives} {
+		slices.Sort(d)
+	}
+	m[prefix+"open_max_ms"] = millis(opens[len(opens)-1])
+	m[prefix+"open_p50_ms"] = millis(percentile(opens, 50))
+	m[prefix+"close_p50_ms"] = millis(percentile(closes, 50))
+	m[prefix+"life_p50_ms"] = millis(percentile(lives, 50))
+	m[prefix+"life_max_ms"] = millis(lives[len(lives)-1])
+	return err
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// buildOpenSetClose builds the opensetclose command into the work
+// directory, once, from its source beside the harness's.
+func (r *runner) buildOpenSetClose() (string, error) {
+	if r.tinyExe != "" {
+		return r.tinyExe, nil
+	}
+	_, file, _, ok := runtime.Caller(0)
+	src := filepath.Join(filepath.Dir(file), "opensetclose")
+	if _, err := os.Stat(src); !ok || err != nil {
+		return "", fmt.Errorf("opensetclose: its source is not beside the harness's (built with -trimpath?): %v", err)
+	}
+	exe := filepath.Join(r.work, "opensetclose")
+	r.logf("building opensetclose for W8")
+	cmd := exec.Command("go", "build", "-o", exe, ".")
+	cmd.Dir = src
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building opensetclose: %v: %s", err, out)
+	}
+	r.tinyExe = exe
+	return exe, nil
+}
+
+// runW9 fills a large store, closes it, and reopens it in a new process;
+// fills and reopens a smaller store at two size limits; and for diskcache
+// fills the large store again and kills the process instead of closing.
+func (r *runner) runW9(peer, dir string) *result {
+	res := &result{Metrics: map[string]float64{}, Runs: 1}
+	m := res.Metrics
+	fail := func(err error) *result { return &result{Error: err.Error()} }
+	run := func(j job) (*result, error) {
+		j.Peer, j.Scale = peer, r.cfg.scale
+		p, err := r.startJob(j)
+		if err != nil {
+			return nil, err
+		}
+		cr, err := p.wait()
+		if err != nil {
+			return nil, err
+		}
+		if cr.Error != "" {
+			return nil, fmt.Errorf("%s of %s keys at a %s limit: %s", j.Workload, count(j.Keys), gib(j.Limit), cr.Error)
+		}
+		return cr, nil
+	}
+	reopen := func(d string, keys int, limit int64, sfx string) error {
+		o, err := run(job{Workload: "W9reopen", Dir: d, Keys: keys, Limit: limit})
+		if err != nil {
+			return err
+		}
+		m["open_s"+sfx] = o.Metrics["open_s"]
+		m["get_ops"+sfx] = o.Metrics["get_ops"]
+		m["rss_reopen"+sfx] = float64(o.PeakRSS)
+		m["base_reopen"+sfx] = float64(o.BaseRSS)
+		res.Seconds += o.Seconds
+		res.PeakRSS = max(res.PeakRSS, o.PeakRSS)
+		return os.RemoveAll(d)
+	}
+
+	d := filepath.Join(dir, "large")
+	f, err := run(job{Workload: "W9fill", Dir: d, Keys: r.p.N9, Limit: limitW9, GetsBefore: true})
+	if err != nil {
+		return fail(err)
+	}
+	m["set_ops"] = f.Metrics["set_ops"]
+	m["get_ops_before"] = f.Metrics["get_ops"]
+	m["close_s"] = f.Metrics["close_s"]
+	m["rss_fill"] = float64(f.PeakRSS)
+	res.Seconds, res.PeakRSS, res.BaseRSS = f.Seconds, f.PeakRSS, f.BaseRSS
+	res.DiskAfter = diskBytes(d)
+	if err := reopen(d, r.p.N9, limitW9, ""); err != nil {
+		return fail(err)
+	}
+
+	for _, l := range []struct {
+		sfx   string
+		limit int64
+	}{{"_low", limitW9Low}, {"_high", limitW9High}} {
+		d := filepath.Join(dir, "limit"+l.sfx)
+		if _, err := run(job{Workload: "W9fill", Dir: d, Keys: r.p.N9Small, Limit: l.limit}); err != nil {
+			return fail(err)
+		}
+		if err := reopen(d, r.p.N9Small, l.limit, l.sfx); err != nil {
+			return fail(err)
+		}
+	}
+
+	if peer != diskcachePeer.name {
+		return res
+	}
+	d = filepath.Join(dir, "crash")
+	p, err := r.startJob(job{Peer: peer, Workload: "W9fill", Dir: d, Scale: r.cfg.scale, Keys: r.p.N9, Limit: limitW9, Crash: true})
+	if err != nil {
+		return fail(err)
+	}
+	early, err := p.expect("filled")
+	// SIGKILL before anything else: closing its stdin would let it Close.
+	p.cmd.Process.Kill()
+	p.kill()
+	switch {
+	case err != nil:
+		return fail(err)
+	case early != nil:
+		return fail(fmt.Errorf("the fill to kill: %s", early.Error))
+	}
+	if err := reopen(d, r.p.N9, limitW9, "_crash"); err != nil {
+		return fail(err)
+	}
+	return res
+}
+
+func gib(n int64) string { return fmt.Sprintf("%g GiB", float64(n)/(1<<30)) }

@@ -38,6 +38,8 @@ type specParams struct {
 	SaltW5, SaltW6               int
 	WorkersW2, WorkersW3, Procs  int
 	CacheBudget                  int64
+	N8, Keys8, SaltW8            int
+	TTL8S                        float64
 }
 
 func writeSpec(path string, p params) error {
@@ -74,6 +76,7 @@ func writeSpec(path string, p params) error {
 			SaltW1: saltW1, SaltW3: saltW3, SaltW4: saltW4, SaltW5: saltW5, SaltW6: saltW6,
 			WorkersW2: workersW2, WorkersW3: workersW3, Procs: procsW7,
 			CacheBudget: cacheBudget,
+			N8:          p.N8, Keys8: keysW8, SaltW8: saltW8, TTL8S: ttlW8.Seconds(),
 		},
 		Sections: map[string][2]int{},
 	}

@@ -32,6 +32,18 @@ const (
 	procsW7   = 4
 	workersW2 = 4
 	workersW3 = 4
+	// W8: the model's multi-process example sets keyW8 with ttlW8 from
+	// procsW8 processes at once; its one-process loop reopens a cache of
+	// keysW8 keys.
+	procsW8 = 4
+	keysW8  = 1000
+	keyW8   = "lifecycle"
+	ttlW8   = 60 * time.Second
+	// W9: the store's size limit, and the two limits compared for a store
+	// of N9Small keys (SizeLimit must not change read speed).
+	limitW9     = 8 << 30
+	limitW9Low  = 1 << 30
+	limitW9High = 64 << 30
 )
 
 // Salts keep the values of different workloads (and of W3's overwrites)
@@ -42,6 +54,8 @@ const (
 	saltW4 = 4
 	saltW5 = 5
 	saltW6 = 6
+	saltW8 = 8
+	saltW9 = 9
 )
 
 // params are a run's sizes at a scale. Key indexes are global: W1's keys are
@@ -58,7 +72,12 @@ type params struct {
 	Limit int64 // W6 size limit
 	// Window is how long W5 waits for the space of expired entries to come
 	// back, counted from the end of its Sets.
-	Window time.Duration
+	Window  time.Duration
+	Rounds8 int // W8 rounds of procsW8 processes
+	N8      int // W8 Open/Set/Close cycles in one process
+	N9      int // W9 keys of the large store
+	N9Small int // W9 keys of the store reopened at two size limits
+	N9Gets  int // W9 Gets after each reopen
 }
 
 func newParams(scale float64) params {
@@ -73,6 +92,13 @@ func newParams(scale float64) params {
 		Hot6:   hotSetW6,
 		Limit:  limitW6,
 		Window: max(time.Duration(float64(windowW5)*scale), 4*time.Second),
+		// W8's counts stay above what a p50 and a max need; W9's keys are
+		// not kept in memory (key(i) as they go), so they scale freely.
+		Rounds8: n(20, 2),
+		N8:      n(200, 10),
+		N9:      n(5_000_000, 1000),
+		N9Small: n(250_000, 1000),
+		N9Gets:  n(500_000, 1000),
 	}
 	// W6 keeps its 64 MiB limit at every scale: below that Pebble's fixed
 	// overheads (WAL, memtables) leave a cache no room. The scale applies
@@ -223,7 +249,9 @@ func chunk[T any](ops []T, k, n int) []T {
 }
 
 // digests are SHA-256 sums over every operation of each workload, in the
-// form the Python script prints them. W7 reuses W2's and W3's streams.
+// form the Python script prints them. W7 reuses W2's and W3's streams; W8's
+// is its one-process loop (the preload, then one Set a cycle); W9 runs on
+// the Go peers only.
 func digests(p params) map[string]string {
 	pl := newPools()
 	d := map[string]string{}
@@ -280,5 +308,24 @@ func digests(p params) map[string]string {
 		op('G', p.base6()+(j%p.Hot6), 0, 0, 0)
 	}
 	done("W6")
+	for i := range keysW8 {
+		op('S', i, valueW1, saltW8, 0)
+	}
+	for j := range p.N8 {
+		op('S', j%keysW8, valueW1, saltW8, ttlW8)
+	}
+	done("W8")
 	return d
+}
+
+// getsW9 calls fn with n uniform random key indexes in [0, keys): W9's
+// Gets, generated as they go so that the store's process holds no key list.
+func getsW9(keys, n int, fn func(i int) error) error {
+	r := rand.New(rand.NewPCG(seed, 19))
+	for range n {
+		if err := fn(r.IntN(keys)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -3,9 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -121,5 +125,122 @@ func TestGoPeers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestEveryWorkloadReported: each workload the harness runs has a line in
+// the report and a description (a row, at least).
+func TestEveryWorkloadReported(t *testing.T) {
+	r := &runner{p: newParams(testScale)}
+	for _, w := range workloads {
+		if !slices.ContainsFunc(r.rows(), func(rw row) bool { return rw.workload == w }) {
+			t.Errorf("%s has no row in the report", w)
+		}
+	}
+}
+
+// TestLifecycleAndScaleSteps runs W8's and W9's child steps at the smallest
+// scale against the peers they are for, through the child entry point.
+func TestLifecycleAndScaleSteps(t *testing.T) {
+	step := func(t *testing.T, j job, want ...string) {
+		t.Helper()
+		j.Scale = testScale
+		var out bytes.Buffer
+		if err := runChild(j, strings.NewReader(""), &out); err != nil {
+			t.Fatalf("%s: %v", j.Workload, err)
+		}
+		var res result
+		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+			t.Fatalf("%s: %v: %q", j.Workload, err, out.String())
+		}
+		for _, m := range want {
+			if v, ok := res.Metrics[m]; !ok || v <= 0 {
+				t.Errorf("%s: metric %s = %v, %v in %+v", j.Workload, m, v, ok, res)
+			}
+		}
+	}
+	t.Run("W8", func(t *testing.T) {
+		step(t, job{Peer: diskcachePeer.name, Workload: "W8proc", Dir: t.TempDir()}, "open_s", "set_s", "close_s")
+		step(t, job{Peer: diskcachePeer.name, Workload: "W8loop", Dir: t.TempDir()}, "cycle_p50_ms", "cycle_p99_ms", "open_p50_ms")
+	})
+	for _, peer := range []string{diskcachePeer.name, pebblePeer.name} {
+		t.Run("W9/"+peer, func(t *testing.T) {
+			dir := t.TempDir()
+			j := job{Peer: peer, Dir: dir, Keys: 3000, Limit: limitW9Low}
+			j.Workload, j.GetsBefore = "W9fill", true
+			step(t, j, "set_ops", "get_ops")
+			j.Workload, j.GetsBefore = "W9reopen", false
+			step(t, j, "open_s", "get_ops")
+		})
+	}
+}
+
+// TestW9ReopenFindsMissingKeys: a store holding fewer keys than the reopen
+// reads is an error, not a slow success.
+func TestW9ReopenFindsMissingKeys(t *testing.T) {
+	dir := t.TempDir()
+	fill := job{Peer: pebblePeer.name, Workload: "W9fill", Dir: dir, Scale: testScale, Keys: 1000, Limit: limitW9Low}
+	if err := runChild(fill, strings.NewReader(""), io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	reopen := fill
+	reopen.Workload, reopen.Keys = "W9reopen", 2000
+	if err := runChild(reopen, strings.NewReader(""), io.Discard); err == nil {
+		t.Fatal("reopen reading 2,000 keys of a 1,000-key store: no error")
+	}
+}
+
+// TestRounds checks W8's aggregation over fake processes that report
+// their Open times: process k of each round opened in k ms.
+func TestRounds(t *testing.T) {
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skip("no sh")
+	}
+	r := &runner{p: params{Rounds8: 2}}
+	m := map[string]float64{}
+	cmd := func(dir string, k int) (*exec.Cmd, error) {
+		return exec.Command(sh, "-c", fmt.Sprintf(`echo '{"metrics":{"open_s":%g,"close_s":0.002}}'`, float64(k)/1000)), nil
+	}
+	if err := r.rounds(t.TempDir(), cmd, "x_", m); err != nil {
+		t.Fatal(err)
+	}
+	// Opens, sorted: 0 0 1 1 2 2 3 3 ms; the p50 by nearest rank is the 4th.
+	for name, want := range map[string]float64{"x_open_max_ms": 3, "x_open_p50_ms": 1, "x_close_p50_ms": 2} {
+		if got := m[name]; math.Abs(got-want) > 1e-9 {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	if m["x_wall_s"] <= 0 || m["x_life_max_ms"] <= 0 {
+		t.Errorf("no wall time or life: %v", m)
+	}
+	fails := func(dir string, k int) (*exec.Cmd, error) {
+		return exec.Command(sh, "-c", `echo '{"metrics":{},"error":"cannot open"}'; exit 1`), nil
+	}
+	if err := r.rounds(t.TempDir(), fails, "", m); err == nil || !strings.Contains(err.Error(), "cannot open") {
+		t.Errorf("a failing process: err = %v", err)
+	}
+	if m["failed"] != 2*procsW8 {
+		t.Errorf("failed = %v, want every process of both rounds", m["failed"])
+	}
+}
+
+// TestCellShowsWhatAFailedRunMeasured: a run that failed after measuring
+// something shows it, marked; one that measured nothing shows the error.
+func TestCellShowsWhatAFailedRunMeasured(t *testing.T) {
+	r := &runner{p: newParams(testScale), results: map[string]map[string]*result{}, skipped: map[string]string{}}
+	var rw row
+	for _, x := range r.rows() {
+		if x.workload == "W8" && strings.Contains(x.label, "one process") {
+			rw = x
+		}
+	}
+	r.results["diskcache"] = map[string]*result{"W8": {Error: "boom", Metrics: map[string]float64{"cycle_p50_ms": 12, "cycle_p99_ms": 30}}}
+	if got := r.cell("diskcache", rw); !strings.HasPrefix(got, "12.0 / 30.0 ms") || !strings.Contains(got, "**error**") {
+		t.Errorf("cell %q", got)
+	}
+	r.results["diskcache"]["W8"] = &result{Error: "boom"}
+	if got := r.cell("diskcache", rw); got != "**error**" {
+		t.Errorf("cell %q", got)
 	}
 }
