@@ -232,6 +232,12 @@ func (c *conn) runEach(cmds []redcon.Command) int {
 func (c *conn) run(args [][]byte) {
 	c.s.commands.Add(1)
 	c.lastCmd.Store(time.Now().UnixNano())
+	if ext := c.s.cfg.Extension; ext != nil && c.authed {
+		if b, ok := ext.ServeCommand(c.ctx, args, c.w.b); ok {
+			c.w.b = b
+			return
+		}
+	}
 	cmd := lookup(args[0])
 	obs := c.s.cfg.Observer
 	var start time.Time
