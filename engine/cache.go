@@ -149,6 +149,9 @@ func (c *Cache) takeRole(ctx context.Context) (*role, error) {
 		if err == nil {
 			return &role{fwd: f}, nil
 		}
+		if errors.Is(err, ErrIncompatible) {
+			return nil, err // waiting does not change the owner's version
+		}
 		lastErr = err
 		select {
 		case <-ctx.Done():

@@ -103,8 +103,9 @@ func (c *store) replay(ci *callInfo, res *callResult) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("diskcache: look up a repeated call in %s: %w", c.dir, corruptIf(err))
 	}
-	defer closer.Close()
-	r, err := decodeCallResult(v)
+	// The result's value must outlive Pebble's buffer: decode a copy.
+	r, err := decodeCallResult(append([]byte(nil), v...))
+	closer.Close()
 	if err != nil {
 		return false, fmt.Errorf("%w: a call token in %s: %w", ErrCorrupt, c.dir, err)
 	}

@@ -554,6 +554,9 @@ func (r *rbuf) count() int {
 
 func (r *rbuf) strs() []string {
 	n := r.count()
+	if n == 0 {
+		return nil // as the store returns no keys
+	}
 	ss := make([]string, n)
 	for i := range ss {
 		ss[i] = r.str()

@@ -132,6 +132,9 @@ func (p *proc) kill() {
 // batch is found whole or not at all, every entry with its own TTL, and
 // every acknowledged batch whole.
 func TestBatchesAtomicAcrossOwnerKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three processes and a takeover; TestAddAppliedBeforeOwnerDied stays in -short")
+	}
 	dir := t.TempDir()
 	owner := startProc(t, "owner", dir)
 	modes := []string{"many", "absent"}
@@ -243,6 +246,9 @@ func TestAddAppliedBeforeOwnerDied(t *testing.T) {
 // TestCountingCallsAppliedOnce: IncrBy and Append applied by an owner that
 // died before answering are not applied twice by the repeat.
 func TestCountingCallsAppliedOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("four takeovers; TestAddAppliedBeforeOwnerDied stays in -short")
+	}
 	for _, m := range []string{"IncrBy", "Append", "DeleteMany", "GetDelete"} {
 		t.Run(m, func(t *testing.T) {
 			dir := t.TempDir()
