@@ -376,3 +376,36 @@ func (otherVersion) ServeCommand(ctx context.Context, args [][]byte, out []byte)
 	}
 	return redcon.AppendBulk(out, encodeReply(fmt.Errorf("%w: version %d", ErrIncompatible, protocolVersion+1), nil, nil)), true
 }
+
+// TestTokensLeaveCheckClean: call tokens ('c' keys) written by forwarded
+// calls are neither entries nor damage to Check, and Len does not count
+// them.
+func TestTokensLeaveCheckClean(t *testing.T) {
+	dir := t.TempDir()
+	owner, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fwd.IncrBy(ctx, "n", 2); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := fwd.Add(ctx, "lease", []byte("x"), time.Hour); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if n, err := fwd.Len(ctx); err != nil || n != 2 {
+		t.Fatalf("Len = %d, %v; want 2", n, err)
+	}
+	fwd.Close()
+	owner.Close()
+	r, err := Check(ctx, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Damaged() || r.Entries != 2 {
+		t.Fatalf("Check of a store with call tokens: %d entries, problems %v", r.Entries, r.Problems)
+	}
+}
