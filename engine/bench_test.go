@@ -104,7 +104,7 @@ func (s pebbleStore) close() error  { return s.db.Close() }
 // hash-prefixed data key and the record with its header, and nothing of
 // the cache around them (no presence filter, access clock, counters or
 // checksum check). Its distance from pebbleStore is what the keyspace of
-// DESIGN.md costs; diskcache's distance from it is what the cache costs.
+// docs/ARCHITECTURE.md costs; diskcache's distance from it is what the cache costs.
 type layoutStore struct {
 	pebbleStore
 	codec *codec.Codec

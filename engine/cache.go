@@ -24,7 +24,10 @@ import (
 // over that socket (Pebble lets only one process open a store). When the
 // owner closes or dies, a forwarding process notices, takes the lock,
 // opens the store and serves; the others reconnect to it. Calls in flight
-// are retried for up to Options.HandoffWindow.
+// are retried for up to Options.HandoffWindow; a call whose repeat would
+// not be what it was (an Add, an IncrBy) carries a token that tells the
+// next owner it was applied already (contract.go, calls.go), so a call
+// answers the same from any process, across handoffs too.
 type Cache struct {
 	dir  string
 	opts Options
@@ -149,6 +152,9 @@ func (c *Cache) takeRole(ctx context.Context) (*role, error) {
 		if err == nil {
 			return &role{fwd: f}, nil
 		}
+		if errors.Is(err, ErrIncompatible) {
+			return nil, err // waiting does not change the owner's version
+		}
 		lastErr = err
 		select {
 		case <-ctx.Done():
@@ -193,19 +199,26 @@ func (c *Cache) handoff(ctx context.Context, failed *role) error {
 	return nil
 }
 
-// call runs fn on the current role's backend. If the owner went away, it
-// hands off and runs fn again, until Options.HandoffWindow has passed. A
-// call that is not safe to repeat (retry false) hands off but returns the
-// error: it may have been applied before the owner went away.
-func call[T any](c *Cache, ctx context.Context, retry bool, fn func(backend) (T, error)) (T, error) {
+// call runs fn, the method m of the contract (contract.go), on the current
+// role's backend. If the owner went away, it hands off and runs fn again,
+// until Options.HandoffWindow has passed. A call that is not safe to repeat
+// as it is (repeatToken) carries a token from a forwarder, and its repeats
+// are marked as such: an owner that finds the token answers what the first
+// attempt did instead of applying it again (calls.go).
+func call[T any](c *Cache, ctx context.Context, m *method, fn func(context.Context, backend) (T, error)) (T, error) {
 	var deadline time.Time
+	var ci *callInfo
 	for {
 		r := c.role.Load()
 		if r == nil || c.closed.Load() {
 			var zero T
 			return zero, ErrClosed
 		}
-		v, err := fn(r.backend())
+		if m.repeat == repeatToken && r.fwd != nil && ci == nil {
+			ci = &callInfo{token: newToken()}
+			ctx = withCall(ctx, ci)
+		}
+		v, err := fn(ctx, r.backend())
 		// An owner's store that is closed while the Cache is not is being
 		// reopened (recover.go): the call did nothing, and is run again.
 		reopening := r.local != nil && errors.Is(err, ErrClosed) && !c.closed.Load()
@@ -221,8 +234,8 @@ func call[T any](c *Cache, ctx context.Context, retry bool, fn func(backend) (T,
 		if herr != nil {
 			return v, fmt.Errorf("diskcache: %s: %w; no process took over within %v: %w", c.dir, err, c.opts.HandoffWindow, herr)
 		}
-		if !retry && !reopening {
-			return v, fmt.Errorf("diskcache: %s: %w while the call was in flight; it may or may not have been applied", c.dir, err)
+		if ci != nil {
+			ci.repeat = true
 		}
 	}
 }
@@ -272,7 +285,7 @@ func (c *Cache) Serve(ctx context.Context, ln net.Listener, cfg resp.Config) err
 // Get returns the value stored under key, or ErrNotFound if it is missing
 // or has expired. The caller owns the returned slice.
 func (c *Cache) Get(ctx context.Context, key string) ([]byte, error) {
-	return call(c, ctx, true, func(b backend) ([]byte, error) { return b.Get(ctx, key) })
+	return call(c, ctx, mGet, func(ctx context.Context, b backend) ([]byte, error) { return b.Get(ctx, key) })
 }
 
 // GetWithTTL returns the value stored under key and the time it has left to
@@ -282,7 +295,7 @@ func (c *Cache) GetWithTTL(ctx context.Context, key string) ([]byte, time.Durati
 		v []byte
 		t time.Duration
 	}
-	r, err := call(c, ctx, true, func(b backend) (vt, error) {
+	r, err := call(c, ctx, mGetWithTTL, func(ctx context.Context, b backend) (vt, error) {
 		v, t, err := b.GetWithTTL(ctx, key)
 		return vt{v, t}, err
 	})
@@ -291,25 +304,25 @@ func (c *Cache) GetWithTTL(ctx context.Context, key string) ([]byte, time.Durati
 
 // Exists reports whether key holds a value that has not expired.
 func (c *Cache) Exists(ctx context.Context, key string) (bool, error) {
-	return call(c, ctx, true, func(b backend) (bool, error) { return b.Exists(ctx, key) })
+	return call(c, ctx, mExists, func(ctx context.Context, b backend) (bool, error) { return b.Exists(ctx, key) })
 }
 
 // TTL returns the time key has left to live; 0 means it never expires.
 // A missing or expired key gives ErrNotFound.
 func (c *Cache) TTL(ctx context.Context, key string) (time.Duration, error) {
-	return call(c, ctx, true, func(b backend) (time.Duration, error) { return b.TTL(ctx, key) })
+	return call(c, ctx, mTTL, func(ctx context.Context, b backend) (time.Duration, error) { return b.TTL(ctx, key) })
 }
 
 // GetMany returns the values of the keys that are present, by key. Missing
 // and expired keys are left out.
 func (c *Cache) GetMany(ctx context.Context, keys []string) (map[string][]byte, error) {
-	return call(c, ctx, true, func(b backend) (map[string][]byte, error) { return b.GetMany(ctx, keys) })
+	return call(c, ctx, mGetMany, func(ctx context.Context, b backend) (map[string][]byte, error) { return b.GetMany(ctx, keys) })
 }
 
 // Set stores value under key. A ttl <= 0 means the entry never expires.
 // The value is copied.
 func (c *Cache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	_, err := call(c, ctx, true, func(b backend) (struct{}, error) { return struct{}{}, b.Set(ctx, key, value, ttl) })
+	_, err := call(c, ctx, mSet, func(ctx context.Context, b backend) (struct{}, error) { return struct{}{}, b.Set(ctx, key, value, ttl) })
 	return err
 }
 
@@ -323,45 +336,45 @@ type Entry struct {
 // SetMany stores all entries in one atomic batch: after a crash either all
 // of them are there or none. When a key appears twice, the last one wins.
 func (c *Cache) SetMany(ctx context.Context, entries []Entry) error {
-	_, err := call(c, ctx, true, func(b backend) (struct{}, error) { return struct{}{}, b.SetMany(ctx, entries) })
+	_, err := call(c, ctx, mSetMany, func(ctx context.Context, b backend) (struct{}, error) { return struct{}{}, b.SetMany(ctx, entries) })
 	return err
 }
 
 // SetManyIfAbsent stores all entries atomically if none of their keys holds
 // an entry (Redis MSETNX), and reports whether it did.
 func (c *Cache) SetManyIfAbsent(ctx context.Context, entries []Entry) (bool, error) {
-	return call(c, ctx, true, func(b backend) (bool, error) { return b.SetManyIfAbsent(ctx, entries) })
+	return call(c, ctx, mSetManyIfAbsent, func(ctx context.Context, b backend) (bool, error) { return b.SetManyIfAbsent(ctx, entries) })
 }
 
 // Delete removes key. Deleting a missing key is not an error.
 func (c *Cache) Delete(ctx context.Context, key string) error {
-	_, err := call(c, ctx, true, func(b backend) (struct{}, error) { return struct{}{}, b.Delete(ctx, key) })
+	_, err := call(c, ctx, mDelete, func(ctx context.Context, b backend) (struct{}, error) { return struct{}{}, b.Delete(ctx, key) })
 	return err
 }
 
 // DeleteMany deletes keys and returns how many of them held an entry that
 // had not expired.
 func (c *Cache) DeleteMany(ctx context.Context, keys ...string) (int, error) {
-	return call(c, ctx, true, func(b backend) (int, error) { return b.DeleteMany(ctx, keys...) })
+	return call(c, ctx, mDeleteMany, func(ctx context.Context, b backend) (int, error) { return b.DeleteMany(ctx, keys...) })
 }
 
 // Touch sets a new time to live on key without rewriting its value; ttl <= 0
 // makes it never expire. A missing or expired key gives ErrNotFound.
 func (c *Cache) Touch(ctx context.Context, key string, ttl time.Duration) error {
-	_, err := call(c, ctx, true, func(b backend) (struct{}, error) { return struct{}{}, b.Touch(ctx, key, ttl) })
+	_, err := call(c, ctx, mTouch, func(ctx context.Context, b backend) (struct{}, error) { return struct{}{}, b.Touch(ctx, key, ttl) })
 	return err
 }
 
 // Len returns the number of entries stored. Expired entries count until the
 // sweeper deletes them. It is O(1) and exact after a crash.
 func (c *Cache) Len(ctx context.Context) (int64, error) {
-	return call(c, ctx, true, func(b backend) (int64, error) { return b.Len(ctx) })
+	return call(c, ctx, mLen, func(ctx context.Context, b backend) (int64, error) { return b.Len(ctx) })
 }
 
 // Clear deletes every entry. It touches nothing but the cache's own keys;
 // the space comes back as Pebble drops the deleted files, in the background.
 func (c *Cache) Clear(ctx context.Context) error {
-	_, err := call(c, ctx, true, func(b backend) (struct{}, error) { return struct{}{}, b.Clear(ctx) })
+	_, err := call(c, ctx, mClear, func(ctx context.Context, b backend) (struct{}, error) { return struct{}{}, b.Clear(ctx) })
 	return err
 }
 
@@ -369,43 +382,40 @@ func (c *Cache) Clear(ctx context.Context) error {
 // is false when NX or XX stopped the write; Old is the value it replaced
 // when o.Get is set (nil if the key was missing).
 func (c *Cache) SetWithOptions(ctx context.Context, key string, value []byte, o SetOptions) (SetResult, error) {
-	return call(c, ctx, true, func(b backend) (SetResult, error) { return b.SetWithOptions(ctx, key, value, o) })
+	return call(c, ctx, mSetWithOptions, func(ctx context.Context, b backend) (SetResult, error) { return b.SetWithOptions(ctx, key, value, o) })
 }
 
-// GetDelete returns the value of key and deletes it, or ErrNotFound. It is
-// not repeated across a handoff: the value may already have been taken.
+// GetDelete returns the value of key and deletes it, or ErrNotFound.
 func (c *Cache) GetDelete(ctx context.Context, key string) ([]byte, error) {
-	return call(c, ctx, false, func(b backend) ([]byte, error) { return b.GetDelete(ctx, key) })
+	return call(c, ctx, mGetDelete, func(ctx context.Context, b backend) ([]byte, error) { return b.GetDelete(ctx, key) })
 }
 
 // GetExpire returns the value of key and changes its expiry as e says (a
 // zero Expiry changes nothing), or ErrNotFound. An expiry time that is not
 // in the future deletes the key after reading it.
 func (c *Cache) GetExpire(ctx context.Context, key string, e Expiry) ([]byte, error) {
-	return call(c, ctx, true, func(b backend) ([]byte, error) { return b.GetExpire(ctx, key, e) })
+	return call(c, ctx, mGetExpire, func(ctx context.Context, b backend) ([]byte, error) { return b.GetExpire(ctx, key, e) })
 }
 
 // Expire changes the expiry of key as e says and reports whether it did:
 // false for a missing key, and for Persist on a key without an expiry. An
 // expiry time that is not in the future deletes the key.
 func (c *Cache) Expire(ctx context.Context, key string, e Expiry) (bool, error) {
-	return call(c, ctx, true, func(b backend) (bool, error) { return b.Expire(ctx, key, e) })
+	return call(c, ctx, mExpire, func(ctx context.Context, b backend) (bool, error) { return b.Expire(ctx, key, e) })
 }
 
 // IncrBy adds delta to the decimal integer stored under key and returns
 // the result, keeping the entry's expiry. A missing key counts as 0 and is
 // created without an expiry. A value that is not a decimal int64 gives
-// ErrNotInteger; a result past the int64 range gives ErrOverflow. It is not
-// repeated across a handoff, where it may already have been applied.
+// ErrNotInteger; a result past the int64 range gives ErrOverflow.
 func (c *Cache) IncrBy(ctx context.Context, key string, delta int64) (int64, error) {
-	return call(c, ctx, false, func(b backend) (int64, error) { return b.IncrBy(ctx, key, delta) })
+	return call(c, ctx, mIncrBy, func(ctx context.Context, b backend) (int64, error) { return b.IncrBy(ctx, key, delta) })
 }
 
 // Append appends suffix to the value of key, creating it if it is missing,
-// keeps its expiry, and returns the new length. Like IncrBy it is not
-// repeated across a handoff.
+// keeps its expiry, and returns the new length.
 func (c *Cache) Append(ctx context.Context, key string, suffix []byte) (int, error) {
-	return call(c, ctx, false, func(b backend) (int, error) { return b.Append(ctx, key, suffix) })
+	return call(c, ctx, mAppend, func(ctx context.Context, b backend) (int, error) { return b.Append(ctx, key, suffix) })
 }
 
 // Scan returns up to about count keys from cursor on, in the store's order
@@ -419,7 +429,7 @@ func (c *Cache) Scan(ctx context.Context, cursor uint64, count int) ([]string, u
 		keys []string
 		next uint64
 	}
-	p, err := call(c, ctx, true, func(b backend) (page, error) {
+	p, err := call(c, ctx, mScan, func(ctx context.Context, b backend) (page, error) {
 		k, n, err := b.Scan(ctx, cursor, count)
 		return page{k, n}, err
 	})

@@ -382,12 +382,16 @@ func TestOpenErrors(t *testing.T) {
 // owner's socket) and sees its writes, and the other way round.
 func TestSecondOpenForwards(t *testing.T) {
 	dir := t.TempDir()
-	owner, err := Open(dir, nil)
+	// A small limit keeps the oversized value below small too: 64 MiB
+	// through the socket takes longer than the handoff window under the
+	// race detector on a loaded machine.
+	opts := &Options{SizeLimit: 64 << 20}
+	owner, err := Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer owner.Close()
-	fwd, err := Open(dir, nil)
+	fwd, err := Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

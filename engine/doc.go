@@ -15,7 +15,8 @@
 // Expiry: reads never return an expired entry; a sweeper deletes expired
 // entries every Options.SweepInterval and compacts their space away.
 //
-// The keyspace, the record format and the Pebble behaviours this package
-// relies on are described next to the code that keeps them: keys.go,
-// package codec, durability.go, pebble.go, keystate.go.
+// docs/ARCHITECTURE.md is the map: layers, keyspace, the owner/forwarder
+// contract, durability, the size limit and what each file is for. The
+// reasons are next to the code that keeps them: keys.go, contract.go,
+// calls.go, package codec, durability.go, pebble.go, keystate.go.
 package engine

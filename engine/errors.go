@@ -33,6 +33,16 @@ var (
 	// themselves once a flush succeeds. The error wraps the disk's, so
 	// errors.Is(err, syscall.ENOSPC) tells a full disk.
 	ErrWritesSuspended = errors.New("diskcache: writes suspended")
+	// ErrNotInteger is returned by IncrBy for a value that is not a
+	// decimal int64.
+	ErrNotInteger = errors.New("diskcache: value is not an integer or out of range")
+	// ErrOverflow is returned by IncrBy for a result past the int64 range.
+	ErrOverflow = errors.New("diskcache: increment or decrement would overflow")
+	// ErrIncompatible is returned by Open when the directory's owner runs a
+	// version of diskcache whose private protocol (contract.go) differs
+	// from this one's: every process sharing a directory must run the same
+	// version.
+	ErrIncompatible = errors.New("diskcache: the owner runs an incompatible version of diskcache")
 )
 
 type notFound struct{}

@@ -7,17 +7,15 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/rueidis"
 )
 
 // forwarder is the Cache of a process that does not own the directory: it
-// sends each call to the owner over the Unix socket, through rueidis, whose
-// automatic pipelining sends the calls of concurrent goroutines together
-// over a few connections.
+// sends each call to the owner over the Unix socket as the call's private
+// command (contract.go), through rueidis, whose automatic pipelining sends
+// the calls of concurrent goroutines together over a few connections.
 type forwarder struct {
 	dir    string
 	path   string
@@ -54,6 +52,10 @@ func dialOwner(dir string, o *Options) (*forwarder, error) {
 		return nil, err
 	}
 	f := &forwarder{dir: dir, path: path, pid: ownerPID(filepath.Join(dir, lockName)), client: client}
+	if err := f.hello(o.HandoffWindow); err != nil {
+		client.Close()
+		return nil, err
+	}
 	if o.LocalCacheSize > 0 {
 		// The owner created the table before it listened. Without it the
 		// forwarder asks the owner for every read, which is still correct.
@@ -81,32 +83,115 @@ func (f *forwarder) wroteEntries(entries []Entry) {
 	}
 }
 
+// hello checks that the owner speaks this binary's protocol version.
+func (f *forwarder) hello(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var w wbuf
+	w.uint(protocolVersion)
+	b, err := f.client.Do(ctx, f.client.B().Arbitrary(cmdHello, rueidis.BinaryString(w.b)).Build()).AsBytes()
+	var re *rueidis.RedisError
+	if errors.As(err, &re) {
+		return fmt.Errorf("%w: the owner of %s (pid %d) does not know the private protocol (%s); it runs an older diskcache",
+			ErrIncompatible, f.dir, f.pid, re.Error())
+	}
+	if err != nil {
+		return err
+	}
+	r, err := f.reply(b)
+	if err != nil {
+		return fmt.Errorf("diskcache: %s: %w", f.dir, err)
+	}
+	_, pid := r.uint(), r.int()
+	if err := r.done(); err != nil {
+		return fmt.Errorf("%w: the owner of %s answered hello with %d bytes that do not decode", ErrIncompatible, f.dir, len(b))
+	}
+	f.pid = int(pid)
+	return nil
+}
+
+// roundTrip sends one call of m, its arguments encoded by args, and returns
+// its results to decode. A tokened call sends its token (calls.go) first.
+func (f *forwarder) roundTrip(ctx context.Context, m *method, args func(w *wbuf)) (*rbuf, error) {
+	var w wbuf
+	if m.repeat == repeatToken {
+		if ci := callOf(ctx); ci != nil {
+			w.bytes(ci.token)
+			w.bool(ci.repeat)
+		} else {
+			w.bytes(nil)
+			w.bool(false)
+		}
+	}
+	if args != nil {
+		args(&w)
+	}
+	b, err := f.client.Do(ctx, f.client.B().Arbitrary(m.command(), rueidis.BinaryString(w.b)).Build()).AsBytes()
+	if err != nil {
+		return nil, f.fail(err)
+	}
+	return f.reply(b)
+}
+
+// reply decodes a reply's status and tally, and returns the results to
+// decode, or the error the status code stands for.
+func (f *forwarder) reply(b []byte) (*rbuf, error) {
+	if len(b) == 0 {
+		return nil, fmt.Errorf("diskcache: the owner (pid %d) sent an empty reply", f.pid)
+	}
+	code := b[0]
+	r := &rbuf{b: b[1:]}
+	hits, misses, sets, deletes := r.int(), r.int(), r.int(), r.int()
+	f.stats.hits.add(0, hits)
+	f.stats.misses.add(0, misses)
+	f.stats.sets.add(0, sets)
+	f.stats.deletes.add(0, deletes)
+	switch code {
+	case codeOK:
+		return r, nil
+	case codeNotFound:
+		return nil, ErrNotFound
+	}
+	msg := r.str()
+	if r.err != nil {
+		return nil, fmt.Errorf("diskcache: the owner (pid %d) sent a reply that does not decode", f.pid)
+	}
+	switch code {
+	case codeClosed:
+		return nil, fmt.Errorf("%w (pid %d): it is closing", errOwnerGone, f.pid)
+	case codeBadRequest:
+		return nil, fmt.Errorf("diskcache: the owner (pid %d) could not decode a call: %s", f.pid, msg)
+	}
+	if sentinel := errOfCode(code); sentinel != nil {
+		return nil, fmt.Errorf("%w (from the owner, pid %d: %s)", sentinel, f.pid, msg)
+	}
+	return nil, fmt.Errorf("diskcache: the owner (pid %d) answered: %s", f.pid, msg)
+}
+
+// results checks that r held exactly the results read from it.
+func (f *forwarder) results(r *rbuf) error {
+	if err := r.done(); err != nil {
+		return fmt.Errorf("diskcache: the owner (pid %d) sent results that do not decode", f.pid)
+	}
+	return nil
+}
+
 // fetch reads key from the owner with its expiry, through the local cache:
 // the value is cached with the stamp st, read before the request.
 func (f *forwarder) fetch(ctx context.Context, key string, st stamp) ([]byte, time.Duration, error) {
 	start := f.near.clock.Now()
-	rs := f.client.DoMulti(ctx, f.cmd("GET", key), f.cmd("PTTL", key))
-	v, err := f.bytes(rs[0])
+	v, left, err := f.getWithTTL(ctx, key)
 	if err != nil {
 		return nil, 0, err
 	}
-	n, err := f.int(rs[1])
-	if err != nil {
-		return nil, 0, err
+	// The owner measured left after start: start + left is never after
+	// the real expiry.
+	var expiry int64
+	if left > 0 {
+		expiry = start.Add(left).UnixNano()
 	}
-	switch {
-	case n == -1:
-		f.near.put(key, st, v, 0)
-		return v, 0, nil
-	case n > 1:
-		// PTTL is rounded to the nearest millisecond and was measured
-		// after start: start + n - 1 ms is never after the real expiry.
-		left := time.Duration(n-1) * time.Millisecond
-		f.near.put(key, st, v, start.Add(left).UnixNano())
-		return v, left, nil
-	}
-	// Expiring now, or gone between GET and PTTL: not worth caching.
-	return v, time.Millisecond, nil
+	f.near.put(key, st, v, expiry)
+	return v, left, nil
 }
 
 // nearGet answers key from the local cache, or fetches it; the value is
@@ -117,6 +202,7 @@ func (f *forwarder) nearGet(ctx context.Context, key string) ([]byte, time.Durat
 		return f.fetch(ctx, key, st)
 	}
 	f.nearHits.add(0, 1)
+	f.stats.hits.add(0, 1)
 	var left time.Duration
 	if e.expiry != 0 {
 		left = max(time.Duration(e.expiry-f.near.clock.Now().UnixNano()), time.Millisecond)
@@ -129,125 +215,47 @@ func (f *forwarder) Close() error {
 	return nil
 }
 
-// fail turns what the owner said, or the connection's failure, into this
-// package's errors. A broken connection, or an owner that is closing,
-// wraps errOwnerGone: the caller hands off.
+// fail turns the connection's failure into this package's errors: a broken
+// connection wraps errOwnerGone, and the caller hands off. A Redis error
+// reply to a private command means the owner does not serve the contract.
 func (f *forwarder) fail(err error) error {
-	if err == nil {
-		return nil
-	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	var re *rueidis.RedisError
-	if !errors.As(err, &re) {
-		return fmt.Errorf("%w (pid %d, %s): %w", errOwnerGone, f.pid, f.path, err)
+	if errors.As(err, &re) {
+		return fmt.Errorf("diskcache: the owner (pid %d, %s) refused a call: %s", f.pid, f.path, re.Error())
 	}
-	msg := strings.TrimPrefix(re.Error(), "ERR ")
-	for _, sentinel := range []error{ErrClosed, ErrValueTooLarge, ErrKeyTooLarge, ErrCorrupt, ErrNotInteger, ErrOverflow, ErrStoreFailed, ErrWritesSuspended} {
-		if strings.Contains(msg, sentinel.Error()) {
-			if sentinel == ErrClosed {
-				return fmt.Errorf("%w (pid %d): it is closing", errOwnerGone, f.pid)
-			}
-			return fmt.Errorf("%w (from the owner, pid %d: %s)", sentinel, f.pid, msg)
-		}
-	}
-	return fmt.Errorf("diskcache: the owner (pid %d) answered: %s", f.pid, msg)
-}
-
-func (f *forwarder) cmd(tokens ...string) rueidis.Completed {
-	return f.client.B().Arbitrary(tokens...).Build()
-}
-
-// do sends one command; a nil reply is ErrNotFound.
-func (f *forwarder) do(ctx context.Context, tokens ...string) rueidis.RedisResult {
-	return f.client.Do(ctx, f.cmd(tokens...))
-}
-
-func bin(b []byte) string { return rueidis.BinaryString(b) }
-
-// ms is a duration in whole milliseconds, rounded up: an entry never
-// expires before its time.
-func ms(d time.Duration) string {
-	return strconv.FormatInt(int64((d+time.Millisecond-1)/time.Millisecond), 10)
-}
-
-func msAt(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
-
-// expiryArgs are the SET/GETEX arguments for e.
-func expiryArgs(e Expiry) []string {
-	switch {
-	case e.Persist:
-		return []string{"PERSIST"}
-	case !e.At.IsZero():
-		return []string{"PXAT", msAt(e.At)}
-	case e.TTL > 0:
-		return []string{"PX", ms(e.TTL)}
-	}
-	return nil
-}
-
-// pttl turns a PTTL reply into a remaining time: ok false for -2 (missing),
-// 0 for -1 (no expiry).
-func pttl(n int64) (time.Duration, bool) {
-	switch {
-	case n == -2:
-		return 0, false
-	case n < 0:
-		return 0, true
-	}
-	return time.Duration(n) * time.Millisecond, true
-}
-
-func (f *forwarder) bytes(r rueidis.RedisResult) ([]byte, error) {
-	v, err := r.AsBytes()
-	if rueidis.IsRedisNil(err) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, f.fail(err)
-	}
-	if v == nil {
-		v = []byte{}
-	}
-	return v, nil
-}
-
-func (f *forwarder) int(r rueidis.RedisResult) (int64, error) {
-	n, err := r.AsInt64()
-	return n, f.fail(err)
+	return fmt.Errorf("%w (pid %d, %s): %w", errOwnerGone, f.pid, f.path, err)
 }
 
 func (f *forwarder) Get(ctx context.Context, key string) ([]byte, error) {
-	var v []byte
-	var err error
 	if f.near != nil {
-		v, _, err = f.nearGet(ctx, key)
-	} else {
-		v, err = f.bytes(f.do(ctx, "GET", key))
+		v, _, err := f.nearGet(ctx, key)
+		return v, err
 	}
-	f.stats.countRead(0, err)
-	return v, err
+	r, err := f.roundTrip(ctx, mGet, func(w *wbuf) { w.str(key) })
+	if err != nil {
+		return nil, err
+	}
+	v := nonNil(r.bytes())
+	return v, f.results(r)
+}
+
+func (f *forwarder) getWithTTL(ctx context.Context, key string) ([]byte, time.Duration, error) {
+	r, err := f.roundTrip(ctx, mGetWithTTL, func(w *wbuf) { w.str(key) })
+	if err != nil {
+		return nil, 0, err
+	}
+	v, left := nonNil(r.bytes()), time.Duration(r.int())
+	return v, left, f.results(r)
 }
 
 func (f *forwarder) GetWithTTL(ctx context.Context, key string) ([]byte, time.Duration, error) {
 	if f.near != nil {
-		v, left, err := f.nearGet(ctx, key)
-		f.stats.countRead(0, err)
-		return v, left, err
+		return f.nearGet(ctx, key)
 	}
-	rs := f.client.DoMulti(ctx, f.cmd("GET", key), f.cmd("PTTL", key))
-	v, err := f.bytes(rs[0])
-	f.stats.countRead(0, err)
-	if err != nil {
-		return nil, 0, err
-	}
-	n, err := f.int(rs[1])
-	if err != nil {
-		return nil, 0, err
-	}
-	left, _ := pttl(n)
-	return v, left, nil
+	return f.getWithTTL(ctx, key)
 }
 
 func (f *forwarder) Exists(ctx context.Context, key string) (bool, error) {
@@ -256,20 +264,21 @@ func (f *forwarder) Exists(ctx context.Context, key string) (bool, error) {
 			return true, nil
 		}
 	}
-	n, err := f.int(f.do(ctx, "EXISTS", key))
-	return n == 1, err
+	r, err := f.roundTrip(ctx, mExists, func(w *wbuf) { w.str(key) })
+	if err != nil {
+		return false, err
+	}
+	ok := r.bool()
+	return ok, f.results(r)
 }
 
 func (f *forwarder) TTL(ctx context.Context, key string) (time.Duration, error) {
-	n, err := f.int(f.do(ctx, "PTTL", key))
+	r, err := f.roundTrip(ctx, mTTL, func(w *wbuf) { w.str(key) })
 	if err != nil {
 		return 0, err
 	}
-	left, ok := pttl(n)
-	if !ok {
-		return 0, ErrNotFound
-	}
-	return left, nil
+	left := time.Duration(r.int())
+	return left, f.results(r)
 }
 
 func (f *forwarder) GetMany(ctx context.Context, keys []string) (map[string][]byte, error) {
@@ -290,109 +299,61 @@ func (f *forwarder) GetMany(ctx context.Context, keys []string) (map[string][]by
 	if len(keys) == 0 {
 		return out, nil
 	}
-	msgs, err := f.do(ctx, append([]string{"MGET"}, keys...)...).ToArray()
+	r, err := f.roundTrip(ctx, mGetMany, func(w *wbuf) { w.strs(keys) })
 	if err != nil {
-		return nil, f.fail(err)
+		return nil, err
 	}
-	for i, m := range msgs {
-		if i >= len(keys) || m.IsNil() {
-			f.stats.misses.add(uint64(i), 1)
-			continue
+	for _, k := range keys {
+		if v := r.bytes(); v != nil {
+			out[k] = v
 		}
-		v, err := m.AsBytes()
-		if err != nil {
-			return nil, f.fail(err)
-		}
-		if v == nil {
-			v = []byte{}
-		}
-		out[keys[i]] = v
-		f.stats.hits.add(uint64(i), 1)
 	}
-	return out, nil
+	return out, f.results(r)
+}
+
+// done finishes a call without results.
+func (f *forwarder) done(r *rbuf, err error) error {
+	if err != nil {
+		return err
+	}
+	return f.results(r)
 }
 
 func (f *forwarder) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	defer f.wrote(key)
-	args := []string{"SET", key, bin(value)}
-	if ttl > 0 {
-		args = append(args, "PX", ms(ttl))
-	}
-	err := f.fail(f.do(ctx, args...).Error())
-	if err == nil {
-		f.stats.sets.add(0, 1)
-	}
-	return err
+	return f.done(f.roundTrip(ctx, mSet, func(w *wbuf) {
+		w.str(key)
+		w.bytes(value)
+		w.int(int64(ttl))
+	}))
 }
 
-// SetMany sends MSET when no entry expires, which the owner applies as one
-// batch. Entries with a TTL go as a pipeline of SETs, which the owner
-// applies one by one (the protocol has no MSET with expiries).
+// SetMany is one call: the owner applies the entries, expiries included,
+// as one batch.
 func (f *forwarder) SetMany(ctx context.Context, entries []Entry) error {
 	defer f.wroteEntries(entries)
 	if len(entries) == 0 {
 		return nil
 	}
-	if !anyTTL(entries) {
-		args := []string{"MSET"}
-		for _, e := range entries {
-			args = append(args, e.Key, bin(e.Value))
-		}
-		return f.fail(f.do(ctx, args...).Error())
-	}
-	cmds := make(rueidis.Commands, len(entries))
-	for i, e := range entries {
-		args := []string{"SET", e.Key, bin(e.Value)}
-		if e.TTL > 0 {
-			args = append(args, "PX", ms(e.TTL))
-		}
-		cmds[i] = f.cmd(args...)
-	}
-	for _, r := range f.client.DoMulti(ctx, cmds...) {
-		if err := r.Error(); err != nil {
-			return f.fail(err)
-		}
-	}
-	return nil
+	return f.done(f.roundTrip(ctx, mSetMany, func(w *wbuf) { w.entries(entries) }))
 }
 
-// SetManyIfAbsent sends MSETNX, and then the expiries of the entries that
-// have one: from a forwarding process those are set just after the values.
 func (f *forwarder) SetManyIfAbsent(ctx context.Context, entries []Entry) (bool, error) {
 	defer f.wroteEntries(entries)
 	if len(entries) == 0 {
 		return true, nil
 	}
-	args := []string{"MSETNX"}
-	for _, e := range entries {
-		args = append(args, e.Key, bin(e.Value))
-	}
-	n, err := f.int(f.do(ctx, args...))
-	if err != nil || n == 0 {
+	r, err := f.roundTrip(ctx, mSetManyIfAbsent, func(w *wbuf) { w.entries(entries) })
+	if err != nil {
 		return false, err
 	}
-	for _, e := range entries {
-		if e.TTL > 0 {
-			if err := f.fail(f.do(ctx, "PEXPIRE", e.Key, ms(e.TTL)).Error()); err != nil {
-				return true, err
-			}
-		}
-	}
-	return true, nil
-}
-
-func anyTTL(entries []Entry) bool {
-	for _, e := range entries {
-		if e.TTL > 0 {
-			return true
-		}
-	}
-	return false
+	ok := r.bool()
+	return ok, f.results(r)
 }
 
 func (f *forwarder) Delete(ctx context.Context, key string) error {
-	_, err := f.DeleteMany(ctx, key)
-	return err
+	defer f.wrote(key)
+	return f.done(f.roundTrip(ctx, mDelete, func(w *wbuf) { w.str(key) }))
 }
 
 func (f *forwarder) DeleteMany(ctx context.Context, keys ...string) (int, error) {
@@ -400,129 +361,129 @@ func (f *forwarder) DeleteMany(ctx context.Context, keys ...string) (int, error)
 	if len(keys) == 0 {
 		return 0, nil
 	}
-	n, err := f.int(f.do(ctx, append([]string{"DEL"}, keys...)...))
-	f.stats.deletes.add(0, n)
-	return int(n), err
+	r, err := f.roundTrip(ctx, mDeleteMany, func(w *wbuf) { w.strs(keys) })
+	if err != nil {
+		return 0, err
+	}
+	n := r.int()
+	return int(n), f.results(r)
 }
 
 func (f *forwarder) Touch(ctx context.Context, key string, ttl time.Duration) error {
 	defer f.wrote(key)
-	if ttl > 0 {
-		n, err := f.int(f.do(ctx, "PEXPIRE", key, ms(ttl)))
-		if err == nil && n == 0 {
-			err = ErrNotFound
-		}
-		return err
-	}
-	rs := f.client.DoMulti(ctx, f.cmd("EXISTS", key), f.cmd("PERSIST", key))
-	n, err := f.int(rs[0])
-	if err == nil && n == 0 {
-		err = ErrNotFound
-	}
-	if err == nil {
-		err = f.fail(rs[1].Error())
-	}
-	return err
+	return f.done(f.roundTrip(ctx, mTouch, func(w *wbuf) {
+		w.str(key)
+		w.int(int64(ttl))
+	}))
 }
 
 func (f *forwarder) Len(ctx context.Context) (int64, error) {
-	return f.int(f.do(ctx, "DBSIZE"))
+	r, err := f.roundTrip(ctx, mLen, nil)
+	if err != nil {
+		return 0, err
+	}
+	n := r.int()
+	return n, f.results(r)
 }
 
 func (f *forwarder) Clear(ctx context.Context) error {
 	if f.near != nil {
 		defer f.near.clear()
 	}
-	return f.fail(f.do(ctx, "FLUSHDB").Error())
+	return f.done(f.roundTrip(ctx, mClear, nil))
 }
 
 func (f *forwarder) SetWithOptions(ctx context.Context, key string, value []byte, o SetOptions) (SetResult, error) {
 	defer f.wrote(key)
-	args := append([]string{"SET", key, bin(value)}, expiryArgs(o.Expiry)...)
-	if o.Expiry.Persist {
-		args = args[:3] // SET has no PERSIST: no expiry is its default
-	}
-	if o.NX {
-		args = append(args, "NX")
-	}
-	if o.XX {
-		args = append(args, "XX")
-	}
-	if o.KeepTTL {
-		args = append(args, "KEEPTTL")
-	}
-	if !o.Get {
-		err := f.do(ctx, args...).Error()
-		if rueidis.IsRedisNil(err) { // NX or XX stopped it
-			return SetResult{HadOld: o.NX}, nil
-		}
-		if err != nil {
-			return SetResult{}, f.fail(err)
-		}
-		f.stats.sets.add(0, 1)
-		return SetResult{Written: true, HadOld: o.XX}, nil
-	}
-	old, err := f.bytes(f.do(ctx, append(args, "GET")...))
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	r, err := f.roundTrip(ctx, mSetWithOptions, func(w *wbuf) {
+		w.str(key)
+		w.bytes(value)
+		w.setOptions(o)
+	})
+	if err != nil {
 		return SetResult{}, err
 	}
-	r := SetResult{Old: old, HadOld: old != nil}
-	r.Written = !(o.NX && r.HadOld) && !(o.XX && !r.HadOld)
-	if r.Written {
-		f.stats.sets.add(0, 1)
-	}
-	return r, nil
+	res := SetResult{Written: r.bool(), HadOld: r.bool(), Old: r.bytes()}
+	return res, f.results(r)
 }
 
 func (f *forwarder) GetDelete(ctx context.Context, key string) ([]byte, error) {
 	defer f.wrote(key)
-	return f.bytes(f.do(ctx, "GETDEL", key))
+	r, err := f.roundTrip(ctx, mGetDelete, func(w *wbuf) { w.str(key) })
+	if err != nil {
+		return nil, err
+	}
+	v := nonNil(r.bytes())
+	return v, f.results(r)
 }
 
 func (f *forwarder) GetExpire(ctx context.Context, key string, e Expiry) ([]byte, error) {
 	defer f.wrote(key)
-	return f.bytes(f.do(ctx, append([]string{"GETEX", key}, expiryArgs(e)...)...))
+	r, err := f.roundTrip(ctx, mGetExpire, func(w *wbuf) {
+		w.str(key)
+		w.expiry(e)
+	})
+	if err != nil {
+		return nil, err
+	}
+	v := nonNil(r.bytes())
+	return v, f.results(r)
 }
 
 func (f *forwarder) Expire(ctx context.Context, key string, e Expiry) (bool, error) {
 	defer f.wrote(key)
-	var n int64
-	var err error
-	switch {
-	case e.Persist:
-		n, err = f.int(f.do(ctx, "PERSIST", key))
-	case !e.At.IsZero():
-		n, err = f.int(f.do(ctx, "PEXPIREAT", key, msAt(e.At)))
-	case e.TTL > 0:
-		n, err = f.int(f.do(ctx, "PEXPIRE", key, ms(e.TTL)))
+	r, err := f.roundTrip(ctx, mExpire, func(w *wbuf) {
+		w.str(key)
+		w.expiry(e)
+	})
+	if err != nil {
+		return false, err
 	}
-	return n == 1, err
+	ok := r.bool()
+	return ok, f.results(r)
 }
 
 func (f *forwarder) IncrBy(ctx context.Context, key string, delta int64) (int64, error) {
 	defer f.wrote(key)
-	return f.int(f.do(ctx, "INCRBY", key, strconv.FormatInt(delta, 10)))
+	r, err := f.roundTrip(ctx, mIncrBy, func(w *wbuf) {
+		w.str(key)
+		w.int(delta)
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := r.int()
+	return n, f.results(r)
 }
 
 func (f *forwarder) Append(ctx context.Context, key string, suffix []byte) (int, error) {
 	defer f.wrote(key)
-	n, err := f.int(f.do(ctx, "APPEND", key, bin(suffix)))
-	return int(n), err
+	r, err := f.roundTrip(ctx, mAppend, func(w *wbuf) {
+		w.str(key)
+		w.bytes(suffix)
+	})
+	if err != nil {
+		return 0, err
+	}
+	n := r.int()
+	return int(n), f.results(r)
 }
 
 func (f *forwarder) Scan(ctx context.Context, cursor uint64, count int) ([]string, uint64, error) {
-	if count <= 0 {
-		count = 10
-	}
-	e, err := f.do(ctx, "SCAN", strconv.FormatUint(cursor, 10), "COUNT", strconv.Itoa(count)).AsScanEntry()
+	r, err := f.roundTrip(ctx, mScan, func(w *wbuf) {
+		w.uint(cursor)
+		w.int(int64(count))
+	})
 	if err != nil {
-		return nil, 0, f.fail(err)
+		return nil, 0, err
 	}
-	return e.Elements, e.Cursor, nil
+	keys, next := r.strs(), r.uint()
+	return keys, next, f.results(r)
 }
 
-// Stats counts this process's reads and writes, and asks the owner for the
-// rest (with a short timeout: Stats has no context).
+// Stats counts this process's calls as the owner counted them (each reply
+// carries what the call added to the owner's counters), and asks the owner
+// for the rest, with a short timeout: Stats has no context.
 func (f *forwarder) Stats() Stats {
 	s := Stats{
 		Hits:      f.stats.hits.load(),
@@ -533,30 +494,18 @@ func (f *forwarder) Stats() Stats {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	info, err := f.do(ctx, "INFO").ToString()
+	r, err := f.roundTrip(ctx, mStats, nil)
 	if err != nil {
 		return s
 	}
-	for _, line := range strings.Split(info, "\r\n") {
-		name, value, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		n, _ := strconv.ParseInt(strings.TrimPrefix(value, "keys="), 10, 64)
-		switch name {
-		case "db0":
-			s.Entries = n
-		case "expired_keys":
-			s.Expirations = n
-		case "evicted_keys":
-			s.Evictions = n
-		case "diskcache_evicted_bytes":
-			s.EvictedBytes = n
-		case "diskcache_stored_bytes":
-			s.Bytes = n
-		case "diskcache_disk_bytes":
-			s.DiskBytes = n
-		}
+	var o [11]int64
+	for i := range o {
+		o[i] = r.int()
 	}
+	if f.results(r) != nil {
+		return s
+	}
+	s.Expirations, s.Evictions, s.EvictedBytes, s.Entries, s.Bytes, s.DiskBytes = o[5], o[6], o[7], o[8], o[9], o[10]
+	// roundTrip added the Stats call's tally, which is zero.
 	return s
 }

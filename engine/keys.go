@@ -6,7 +6,8 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
-// The keyspace inside Pebble (DESIGN.md):
+// The keyspace inside Pebble (docs/ARCHITECTURE.md; calls.go adds the call
+// tokens under 'c'):
 //
 //	'd' hash64(key) key       -> record (codec): the entries
 //	'x' expiry hash64(key) key -> empty: the expiry index (package ttl)

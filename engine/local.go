@@ -35,7 +35,7 @@ func (c *store) GetWithTTL(ctx context.Context, key string) ([]byte, time.Durati
 		return nil, 0, err
 	}
 	v, left, err := c.read(key, true)
-	c.stats.countRead(sh, err)
+	c.countRead(ctx, sh, err)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -88,7 +88,7 @@ func (c *store) GetMany(ctx context.Context, keys []string) (map[string][]byte, 
 			return nil, err
 		}
 		v, _, err := c.read(k, true)
-		c.stats.countRead(sh, err)
+		c.countRead(ctx, sh, err)
 		switch {
 		case err == nil:
 			out[k] = v
@@ -190,7 +190,7 @@ func (c *store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err := c.commit(b, d); err != nil {
 		return fmt.Errorf("diskcache: set %q: %w", key, err)
 	}
-	c.stats.sets.add(sh, 1)
+	c.countSets(ctx, sh, 1)
 	return nil
 }
 
@@ -229,6 +229,11 @@ func (c *store) setMany(ctx context.Context, entries []Entry, ifAbsent bool) (bo
 	}
 	unlock := c.lockStripes(keys)
 	defer unlock()
+	ci := callOf(ctx)
+	var res callResult
+	if done, err := c.replay(ci, &res); done || err != nil {
+		return res.written, err
+	}
 	olds := make([]oldRecord, len(keys))
 	found := make([]bool, len(keys))
 	for i, dk := range keys {
@@ -260,10 +265,14 @@ func (c *store) setMany(ctx context.Context, entries []Entry, ifAbsent bool) (bo
 		total.entries += d.entries
 		total.bytes += d.bytes
 	}
+	res.written = true
+	if err := c.stageCall(b, ci, &res); err != nil {
+		return false, err
+	}
 	if err := c.commit(b, total); err != nil {
 		return false, fmt.Errorf("diskcache: set %d entries: %w", len(keys), err)
 	}
-	c.stats.sets.add(sh, int64(len(keys)))
+	c.countSets(ctx, sh, int64(len(keys)))
 	return true, nil
 }
 
@@ -298,7 +307,7 @@ func (c *store) delete(ctx context.Context, key string) (bool, error) {
 	if _, err := c.deleteRecord(dk, old); err != nil {
 		return false, fmt.Errorf("diskcache: delete %q: %w", key, err)
 	}
-	c.stats.deletes.add(sh, 1)
+	c.countDeletes(ctx, sh, 1)
 	return !old.header.Expired(c.now()), nil
 }
 

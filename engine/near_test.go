@@ -80,6 +80,28 @@ func TestLocalCacheIsCoherent(t *testing.T) {
 		{"Append", func(c *Cache) error { _, err := c.Append(ctx, "k", []byte("+")); return err }, "v1+"},
 		{"GetDelete", func(c *Cache) error { _, err := c.GetDelete(ctx, "k"); return err }, ""},
 		{"Clear", func(c *Cache) error { return c.Clear(ctx) }, ""},
+		{"GetExpire", func(c *Cache) error { _, err := c.GetExpire(ctx, "k", Expiry{At: time.Unix(0, 1)}); return err }, ""},
+		{"Touch", func(c *Cache) error { return c.Touch(ctx, "k", time.Hour) }, "v1"},
+		{"SetManyIfAbsent", func(c *Cache) error {
+			if err := c.Delete(ctx, "k"); err != nil {
+				return err
+			}
+			_, err := c.SetManyIfAbsent(ctx, []Entry{{Key: "k", Value: []byte("abs")}})
+			return err
+		}, "abs"},
+	}
+	// Every write of the contract is here or in a subtest below; reads
+	// cannot make a cached value stale.
+	covered := map[string]bool{"IncrBy": true, "Expire": true}
+	for _, w := range writes {
+		covered[w.name] = true
+	}
+	reads := map[string]bool{"Get": true, "GetWithTTL": true, "Exists": true, "TTL": true, "GetMany": true,
+		"Len": true, "Scan": true, "Stats": true}
+	for _, m := range methods {
+		if !covered[m.name] && !reads[m.name] {
+			t.Errorf("%s is not among the writes this test checks", m.name)
+		}
 	}
 	for _, w := range writes {
 		for _, writer := range []struct {

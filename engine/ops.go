@@ -7,31 +7,40 @@ import (
 	"time"
 
 	"github.com/diskcache-go/diskcache/codec"
-	"github.com/diskcache-go/diskcache/resp"
 )
 
 // The operations in this file read a key and write it back in one step, as
 // Redis's string commands do: each runs under its key's stripe lock, so no
-// other write to the key comes between the read and the write. The Redis
-// protocol server and the forwarding processes map them one to one, which
-// is why their options are the protocol package's types.
+// other write to the key comes between the read and the write. Their types
+// are this package's own; the Redis-protocol adapter (serve.go) converts
+// them to package resp's.
 
-// SetOptions are the options of SetWithOptions: an expiry, KeepTTL, NX
-// (only if missing), XX (only if present) and Get (return the old value).
-type SetOptions = resp.SetOptions
+// SetOptions are the options of SetWithOptions, those of Redis SET.
+type SetOptions struct {
+	Expiry  Expiry // when the entry expires; zero: never (unless KeepTTL)
+	KeepTTL bool   // keep the old entry's expiry
+	NX      bool   // write only if key is missing
+	XX      bool   // write only if key is present
+	Get     bool   // return the old value in SetResult.Old
+}
 
 // SetResult is what SetWithOptions did.
-type SetResult = resp.SetResult
+type SetResult struct {
+	Written bool   // false when NX or XX stopped the write
+	Old     []byte // the old value, when SetOptions.Get (nil if missing)
+	HadOld  bool   // the key held an entry before
+}
 
 // Expiry is a change of expiry: a TTL from now, an absolute time, or
 // Persist. The zero value changes nothing.
-type Expiry = resp.Expiry
+type Expiry struct {
+	TTL     time.Duration // > 0: expire this long from now
+	At      time.Time     // non-zero: expire at this time
+	Persist bool          // remove the expiry
+}
 
-// ErrNotInteger and ErrOverflow are IncrBy's errors.
-var (
-	ErrNotInteger = resp.ErrNotInteger
-	ErrOverflow   = resp.ErrOverflow
-)
+// IsZero reports whether e changes nothing.
+func (e Expiry) IsZero() bool { return e.TTL == 0 && e.At.IsZero() && !e.Persist }
 
 // entry is a key's state as an update sees it.
 type entry struct {
@@ -52,8 +61,11 @@ type outcome struct {
 
 // update runs fn on the current state of key and applies what it returns,
 // atomically with respect to every other write of key. An expired record
-// reads as missing. With withValue, fn sees the decoded value.
-func (c *store) update(key string, withValue bool, fn func(cur entry, now int64) (outcome, error)) error {
+// reads as missing. With withValue, fn sees the decoded value. fn leaves
+// the call's results in res; a call that carries a token (calls.go) stores
+// them with its write, and a repeat of a call already applied gets them
+// back without running fn (res.replayed).
+func (c *store) update(ctx context.Context, key string, withValue bool, res *callResult, fn func(cur entry, now int64) (outcome, error)) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
@@ -62,6 +74,10 @@ func (c *store) update(key string, withValue bool, fn func(cur entry, now int64)
 	mu := c.stripe(dk)
 	mu.Lock()
 	defer mu.Unlock()
+	ci := callOf(ctx)
+	if done, err := c.replay(ci, res); done || err != nil {
+		return err
+	}
 	var old oldRecord
 	present := false
 	if c.mayExist(dataKeyHash(dk)) {
@@ -112,6 +128,9 @@ func (c *store) update(key string, withValue bool, fn func(cur entry, now int64)
 	default:
 		return nil
 	}
+	if err := c.stageCall(b, ci, res); err != nil {
+		return err
+	}
 	if err := c.commit(b, d); err != nil {
 		return fmt.Errorf("diskcache: write %q: %w", truncKey(key), err)
 	}
@@ -147,10 +166,10 @@ func (c *store) SetWithOptions(ctx context.Context, key string, value []byte, o 
 	if err := c.backpressure(ctx, entryBound(key, len(value))); err != nil {
 		return SetResult{}, err
 	}
-	var r SetResult
-	err = c.update(key, o.Get, func(cur entry, now int64) (outcome, error) {
-		r.HadOld = cur.found
-		r.Old = cur.value
+	var res callResult
+	err = c.update(ctx, key, o.Get, &res, func(cur entry, now int64) (outcome, error) {
+		res.hadOld = cur.found
+		res.v = cur.value
 		if (o.NX && cur.found) || (o.XX && !cur.found) {
 			return outcome{}, nil
 		}
@@ -158,16 +177,16 @@ func (c *store) SetWithOptions(ctx context.Context, key string, value []byte, o 
 		if o.KeepTTL && cur.found {
 			expiry = cur.expiry
 		}
-		r.Written = true
+		res.written = true
 		return outcome{write: true, value: value, expiry: expiry}, nil
 	})
 	if err != nil {
 		return SetResult{}, err
 	}
-	if r.Written {
-		c.stats.sets.add(sh, 1)
+	if res.written && !res.replayed {
+		c.countSets(ctx, sh, 1)
 	}
-	return r, nil
+	return SetResult{Written: res.written, HadOld: res.hadOld, Old: res.v}, nil
 }
 
 // GetDelete returns the value of key and deletes it, or ErrNotFound.
@@ -177,19 +196,22 @@ func (c *store) GetDelete(ctx context.Context, key string) ([]byte, error) {
 		return nil, err
 	}
 	defer c.leave(sh)
-	var v []byte
-	err = c.update(key, true, func(cur entry, _ int64) (outcome, error) {
+	var res callResult
+	err = c.update(ctx, key, true, &res, func(cur entry, _ int64) (outcome, error) {
 		if !cur.found {
 			return outcome{remove: true}, ErrNotFound
 		}
-		v = cur.value
+		res.v = cur.value
 		return outcome{remove: true}, nil
 	})
-	c.stats.countRead(sh, err)
-	if err == nil {
-		c.stats.deletes.add(sh, 1)
+	if res.replayed {
+		return res.v, nil
 	}
-	return v, err
+	c.countRead(ctx, sh, err)
+	if err == nil {
+		c.countDeletes(ctx, sh, 1)
+	}
+	return res.v, err
 }
 
 // GetExpire returns the value of key and changes its expiry as e says (a
@@ -201,16 +223,18 @@ func (c *store) GetExpire(ctx context.Context, key string, e Expiry) ([]byte, er
 		return nil, err
 	}
 	defer c.leave(sh)
-	var v []byte
-	err = c.update(key, true, func(cur entry, now int64) (outcome, error) {
+	var res callResult
+	err = c.update(ctx, key, true, &res, func(cur entry, now int64) (outcome, error) {
 		if !cur.found {
 			return outcome{}, ErrNotFound
 		}
-		v = cur.value
+		res.v = cur.value
 		return c.reexpire(cur, e, now)
 	})
-	c.stats.countRead(sh, err)
-	return v, err
+	if !res.replayed {
+		c.countRead(ctx, sh, err)
+	}
+	return res.v, err
 }
 
 // Expire changes the expiry of key as e says and reports whether it did:
@@ -222,15 +246,15 @@ func (c *store) Expire(ctx context.Context, key string, e Expiry) (bool, error) 
 		return false, err
 	}
 	defer c.leave(sh)
-	changed := false
-	err = c.update(key, false, func(cur entry, now int64) (outcome, error) {
+	var res callResult
+	err = c.update(ctx, key, false, &res, func(cur entry, now int64) (outcome, error) {
 		if !cur.found || (e.Persist && cur.expiry == 0) || e.IsZero() {
 			return outcome{}, nil
 		}
-		changed = true
+		res.written = true
 		return c.reexpire(cur, e, now)
 	})
-	return changed, err
+	return res.written, err
 }
 
 // Touch sets a new time to live on key without rewriting its value; ttl <= 0
@@ -245,7 +269,8 @@ func (c *store) Touch(ctx context.Context, key string, ttl time.Duration) error 
 		return err
 	}
 	defer c.leave(sh)
-	return c.update(key, false, func(cur entry, now int64) (outcome, error) {
+	var res callResult
+	return c.update(ctx, key, false, &res, func(cur entry, now int64) (outcome, error) {
 		if !cur.found {
 			return outcome{}, ErrNotFound
 		}
@@ -281,27 +306,31 @@ func (c *store) IncrBy(ctx context.Context, key string, delta int64) (int64, err
 		return 0, err
 	}
 	defer c.leave(sh)
-	var n int64
 	if err := c.backpressure(ctx, 0); err != nil {
 		return 0, err
 	}
-	err = c.update(key, true, func(cur entry, _ int64) (outcome, error) {
+	var res callResult
+	err = c.update(ctx, key, true, &res, func(cur entry, _ int64) (outcome, error) {
+		var n int64
 		if cur.found {
 			var err error
 			if n, err = parseInt(cur.value); err != nil {
-				return outcome{}, err
+				return outcome{}, fmt.Errorf("%w: key %q", err, truncKey(key))
 			}
 		}
 		if (delta > 0 && n > maxInt64-delta) || (delta < 0 && n < minInt64-delta) {
-			return outcome{}, ErrOverflow
+			return outcome{}, fmt.Errorf("%w: key %q holds %d, the increment is %d", ErrOverflow, truncKey(key), n, delta)
 		}
-		n += delta
-		return outcome{write: true, value: strconv.AppendInt(nil, n, 10), expiry: cur.expiry}, nil
+		res.n = n + delta
+		return outcome{write: true, value: strconv.AppendInt(nil, res.n, 10), expiry: cur.expiry}, nil
 	})
-	if err == nil {
-		c.stats.sets.add(sh, 1)
+	if err != nil {
+		return 0, err
 	}
-	return n, err
+	if !res.replayed {
+		c.countSets(ctx, sh, 1)
+	}
+	return res.n, nil
 }
 
 const (
@@ -331,35 +360,85 @@ func (c *store) Append(ctx context.Context, key string, suffix []byte) (int, err
 		return 0, err
 	}
 	defer c.leave(sh)
-	var n int
 	if err := c.backpressure(ctx, int64(len(suffix))); err != nil {
 		return 0, err
 	}
-	err = c.update(key, true, func(cur entry, _ int64) (outcome, error) {
+	var res callResult
+	err = c.update(ctx, key, true, &res, func(cur entry, _ int64) (outcome, error) {
 		v := append(cur.value, suffix...)
-		n = len(v)
+		res.n = int64(len(v))
 		return outcome{write: true, value: v, expiry: cur.expiry}, nil
 	})
-	if err == nil {
-		c.stats.sets.add(sh, 1)
+	if err != nil {
+		return 0, err
 	}
-	return n, err
+	if !res.replayed {
+		c.countSets(ctx, sh, 1)
+	}
+	return int(res.n), nil
 }
 
-// DeleteMany deletes keys and returns how many of them held an entry that
-// had not expired.
+// DeleteMany deletes keys in one atomic batch and returns how many of them
+// held an entry that had not expired.
 func (c *store) DeleteMany(ctx context.Context, keys ...string) (int, error) {
-	n := 0
+	sh, err := c.enter(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer c.leave(sh)
+	dks := make([][]byte, 0, len(keys))
+	seen := make(map[string]bool, len(keys))
 	for _, k := range keys {
-		ok, err := c.delete(ctx, k)
-		if err != nil {
-			return n, err
+		if err := checkKey(k); err != nil {
+			return 0, err
 		}
-		if ok {
-			n++
+		if !seen[k] {
+			seen[k] = true
+			dks = append(dks, appendDataKey(nil, k))
 		}
 	}
-	return n, nil
+	unlock := c.lockStripes(dks)
+	defer unlock()
+	ci := callOf(ctx)
+	var res callResult
+	if done, err := c.replay(ci, &res); done || err != nil {
+		return int(res.n), err
+	}
+	now := c.now()
+	b := c.db.NewBatch()
+	defer b.Close()
+	var total counts
+	deleted := int64(0)
+	for _, dk := range dks {
+		if !c.mayExist(dataKeyHash(dk)) {
+			continue
+		}
+		old, found, err := c.lookup(dk, false)
+		if err != nil {
+			return 0, err
+		}
+		if !found {
+			continue
+		}
+		d := c.stageDelete(b, dk, old)
+		total.entries += d.entries
+		total.bytes += d.bytes
+		deleted++
+		if !old.header.Expired(now) {
+			res.n++
+		}
+	}
+	if deleted == 0 {
+		return 0, nil
+	}
+	if err := c.stageCall(b, ci, &res); err != nil {
+		return 0, err
+	}
+	if err := c.commit(b, total); err != nil {
+		return 0, fmt.Errorf("diskcache: delete %d keys: %w", len(dks), err)
+	}
+	c.countDeletes(ctx, sh, deleted)
+	return int(res.n), nil
 }
 
 // SetManyIfAbsent stores all entries atomically if none of their keys holds

@@ -40,11 +40,12 @@ type ownerServer struct {
 	done   chan struct{}
 }
 
-// serveOwner listens on the directory's socket and serves s over the Redis
-// protocol, under lock (the Cache's, which its Serve shares, so that
-// transactions of `diskcache serve` are atomic against other processes).
-// The caller holds the owner lock, so a socket file left by a dead owner is
-// stale and is removed first.
+// serveOwner listens on the directory's socket and serves s to the
+// forwarders in the private command set (contract.go), and over the Redis
+// protocol to any other client of this user, under lock (the Cache's,
+// which its Serve shares, so that transactions of `diskcache serve` are
+// atomic against other processes). The caller holds the owner lock, so a
+// socket file left by a dead owner is stale and is removed first.
 func serveOwner(s *store, lock *sync.RWMutex) (*ownerServer, error) {
 	path := socketPath(s.dir)
 	if path[0] != '@' {
@@ -69,6 +70,8 @@ func serveOwner(s *store, lock *sync.RWMutex) (*ownerServer, error) {
 	srv := resp.NewServer(respStore{c: s, dir: s.dir, opts: s.opts, started: time.Now()}, resp.Config{
 		Logger:     s.log,
 		ServerName: "diskcache-owner",
+		// The forwarders' calls, beside Redis's commands (contract.go).
+		Extension: protocol{s: s},
 		// The owner serves every process of the machine that shares the
 		// directory; its clients are pools of a few connections each.
 		MaxClients: 4096,

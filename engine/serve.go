@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"time"
@@ -60,7 +61,24 @@ func (s respStore) Exists(ctx context.Context, key string) (bool, error) {
 }
 
 func (s respStore) Set(ctx context.Context, key string, value []byte, o resp.SetOptions) (resp.SetResult, error) {
-	return s.c.SetWithOptions(ctx, key, value, o)
+	r, err := s.c.SetWithOptions(ctx, key, value, SetOptions{
+		Expiry: expiryOfResp(o.Expiry), KeepTTL: o.KeepTTL, NX: o.NX, XX: o.XX, Get: o.Get,
+	})
+	return resp.SetResult{Written: r.Written, Old: r.Old, HadOld: r.HadOld}, err
+}
+
+func expiryOfResp(e resp.Expiry) Expiry { return Expiry{TTL: e.TTL, At: e.At, Persist: e.Persist} }
+
+// respErr gives IncrBy's errors the protocol's sentinels, which the handler
+// answers with Redis's wording; the engine's error stays in the chain.
+func respErr(err error) error {
+	switch {
+	case errors.Is(err, ErrNotInteger):
+		return fmt.Errorf("%w: %w", resp.ErrNotInteger, err)
+	case errors.Is(err, ErrOverflow):
+		return fmt.Errorf("%w: %w", resp.ErrOverflow, err)
+	}
+	return err
 }
 
 func (s respStore) SetMany(ctx context.Context, entries []resp.Entry, onlyIfNoneExist bool) (bool, error) {
@@ -85,17 +103,18 @@ func (s respStore) GetDelete(ctx context.Context, key string) ([]byte, bool, err
 }
 
 func (s respStore) GetExpire(ctx context.Context, key string, e resp.Expiry) ([]byte, bool, error) {
-	v, err := s.c.GetExpire(ctx, key, e)
+	v, err := s.c.GetExpire(ctx, key, expiryOfResp(e))
 	ok, err := found(err)
 	return v, ok, err
 }
 
 func (s respStore) Expire(ctx context.Context, key string, e resp.Expiry) (bool, error) {
-	return s.c.Expire(ctx, key, e)
+	return s.c.Expire(ctx, key, expiryOfResp(e))
 }
 
 func (s respStore) IncrBy(ctx context.Context, key string, delta int64) (int64, error) {
-	return s.c.IncrBy(ctx, key, delta)
+	n, err := s.c.IncrBy(ctx, key, delta)
+	return n, respErr(err)
 }
 
 func (s respStore) Append(ctx context.Context, key string, suffix []byte) (int, error) {

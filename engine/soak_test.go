@@ -636,7 +636,7 @@ func TestSoak(t *testing.T) {
 		}
 		msg := fmt.Sprintf("the directory passed %.2fx of its limit in %d of %d samples (peak %.2fx); first: %s",
 			soakMaxOverrun, over.Load(), samples.Load(), ratio, strings.Join(first, "; "))
-		// The target is 1.10x at every sample (DESIGN.md), and the full soak
+		// The target is 1.10x at every sample (README, Guarantees), and the full soak
 		// fails past it. Runs of 1 to 3 minutes here peak at 1.02-1.13x
 		// (a compaction's inputs and output on disk together, on top of
 		// the garbage); the short soak in CI, which shares two cores with

@@ -18,11 +18,15 @@ import (
 //
 //	offset  size  field
 //	0       1     type: typeBytes ... typeCBOR
-//	1       1     flags: flagCompressed, flagStamped; other bits must be 0
+//	1       1     flags: flagStored, flagStamped, flagCompressed; other
+//	              bits must be 0
 //	2       ...   stamps, when flagStamped: uvarint n, then n times
 //	              (uvarint length, tag, 16-byte tag version)
 //	...     4     for typeCBOR: FNV-1a of the Go type's name, little-endian
-//	...     ...   payload; when flagCompressed, a codec record of it
+//	...     ...   payload; when flagStored, its compressed form: one byte
+//	              of codec algorithm, then codec's stored form of the payload
+//	              (Codec.AppendStored); when flagCompressed (written before
+//	              flagStored, still read), an engine record of it
 //
 // []byte and strings are stored as they are and numbers in binary, so they
 // cost two bytes over their size and no encoding work. Other values go
@@ -41,9 +45,10 @@ const (
 	typeFloat64s byte = 0x09
 	typeCBOR     byte = 0x10
 
-	flagCompressed byte = 0x01
+	flagCompressed byte = 0x01 // read only: older values
 	flagStamped    byte = 0x02
-	knownFlags          = flagCompressed | flagStamped
+	flagStored     byte = 0x04
+	knownFlags          = flagCompressed | flagStamped | flagStored
 
 	envelopeHeader = 2
 	fingerprintLen = 4
@@ -182,11 +187,14 @@ func appendValue[T any](dst []byte, v T, stamps []stamp, cd *codec.Codec, minSiz
 		dst = append(dst, enc...)
 	}
 	dst[start] = typ
+	// Compressed values carry codec's value encoding, not the engine's
+	// record: a value kept in Redis owes nothing to the disk format.
 	if cd != nil && len(dst)-off >= minSize {
-		rec := cd.AppendRecord(nil, 0, 0, dst[off:])
-		if h, err := codec.DecodeHeader(rec); err == nil && h.Algo != codec.AlgoNone {
-			dst = append(dst[:off], rec...)
-			dst[start+1] |= flagCompressed
+		stored, algo := cd.AppendStored([]byte{0}, dst[off:])
+		if algo != codec.AlgoNone {
+			stored[0] = algo
+			dst = append(dst[:off], stored...)
+			dst[start+1] |= flagStored
 		}
 	}
 	return dst, nil
@@ -197,7 +205,17 @@ func appendValue[T any](dst []byte, v T, stamps []stamp, cd *codec.Codec, minSiz
 func decodeValue[T any](e envelope, cd *codec.Codec) (T, error) {
 	var out T
 	p := e.payload
-	if e.flags&flagCompressed != 0 {
+	switch {
+	case e.flags&flagStored != 0:
+		if len(p) == 0 {
+			return out, fmt.Errorf("%w: no compression byte", ErrCorrupt)
+		}
+		v, err := cd.DecodeStored(nil, p[0], p[1:])
+		if err != nil {
+			return out, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		p = v
+	case e.flags&flagCompressed != 0:
 		_, v, err := cd.Decode(nil, p)
 		if err != nil {
 			return out, fmt.Errorf("%w: %w", ErrCorrupt, err)

@@ -252,7 +252,7 @@ func TestCompression(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := e.flags&flagCompressed != 0; got != tc.compressed {
+		if got := e.flags&flagStored != 0; got != tc.compressed {
 			t.Errorf("%s: compressed %v, want %v (%d bytes for %d)", tc.name, got, tc.compressed, len(enc), len(tc.value))
 		}
 		if tc.compressed && len(enc) >= len(tc.value) {
@@ -261,6 +261,29 @@ func TestCompression(t *testing.T) {
 		if got, err := decodeValue[[]byte](e, cd); err != nil || !bytes.Equal(got, tc.value) {
 			t.Errorf("%s: decoded %d bytes, %v", tc.name, len(got), err)
 		}
+	}
+}
+
+// TestReadsEngineRecordValues: values compressed before flagStored carry
+// an engine record (flagCompressed); they still decode.
+func TestReadsEngineRecordValues(t *testing.T) {
+	cd := mustCodec(t)
+	value := bytes.Repeat([]byte("cache me "), 200)
+	rec := cd.AppendRecord(nil, 0, 0, value)
+	old := append([]byte{typeBytes, flagCompressed}, rec...)
+	e, err := parseEnvelope(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := decodeValue[[]byte](e, cd); err != nil || !bytes.Equal(got, value) {
+		t.Fatalf("old compressed value decoded to %d bytes, %v", len(got), err)
+	}
+	enc, err := appendValue(nil, value, nil, cd, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(enc, rec[:8]) || enc[1]&flagCompressed != 0 {
+		t.Fatal("a new value still carries an engine record")
 	}
 }
 
@@ -303,6 +326,9 @@ func TestCorrupt(t *testing.T) {
 		{"float of 3 bytes", []byte{typeFloat64, 0, 1, 2, 3}},
 		{"packed floats of 5 bytes", []byte{typeFloat32s, 0, 1, 2, 3, 4, 5}},
 		{"compressed garbage", []byte{typeBytes, flagCompressed, 1, 2, 3}},
+		{"stored garbage", []byte{typeBytes, flagStored, 1, 2, 3}},
+		{"stored, unknown algorithm", []byte{typeBytes, flagStored, 9, 2, 3}},
+		{"stored, no algorithm", []byte{typeBytes, flagStored}},
 	} {
 		e, err := parseEnvelope(tc.b)
 		if err == nil {

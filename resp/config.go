@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"time"
@@ -59,10 +60,24 @@ type Config struct {
 	// Observer, when set, is told about every command (for metrics).
 	Observer Observer
 
+	// Extension, when set, serves commands of its own beside Redis's (the
+	// engine's private protocol on its owner socket). It sees every command
+	// of an authenticated client before the Redis command table does.
+	Extension Extension
+
 	// ServerName is what HELLO and INFO call the server; "" means
 	// "diskcache". Version is its version; "" means "dev".
 	ServerName string
 	Version    string
+}
+
+// Extension serves commands that are not Redis's. ServeCommand is called
+// from many connections at once. If args (the command's name first) is one
+// of its commands, it appends the whole reply, RESP-encoded, to out and
+// returns it with true; otherwise it returns out and false and the Redis
+// command table runs the command.
+type Extension interface {
+	ServeCommand(ctx context.Context, args [][]byte, out []byte) ([]byte, bool)
 }
 
 // Observer is told about each command a Server runs. It is called from many

@@ -251,6 +251,18 @@ func (c *conn) runEach(cmds []redcon.Command) int {
 func (c *conn) run(args [][]byte) {
 	c.s.commands.Add(1)
 	c.lastCmd.Store(time.Now().UnixNano())
+	if ext := c.s.cfg.Extension; ext != nil && c.authed {
+		// Under the lock in shared mode like every command, so that an
+		// EXEC or a script (exclusive) is atomic against the extension's
+		// calls too: the forwarders of the engine's owner socket.
+		c.s.xmu.RLock()
+		b, ok := ext.ServeCommand(c.ctx, args, c.w.b)
+		c.s.xmu.RUnlock()
+		if ok {
+			c.w.b = b
+			return
+		}
+	}
 	cmd := lookup(args[0])
 	obs := c.s.cfg.Observer
 	var start time.Time
