@@ -17,7 +17,7 @@ import (
 )
 
 // genName is the file, shared through mmap by every process of a directory,
-// that keeps forwarders' local caches coherent (DESIGN.md, handoff).
+// that keeps forwarders' local caches coherent (docs/ARCHITECTURE.md).
 //
 // It holds a generation counter per slot of the key hash space and one
 // epoch. The owner bumps the slot of every key it writes or deletes after

@@ -21,7 +21,7 @@ import (
 	"github.com/diskcache-go/diskcache/lru"
 )
 
-// The size limit (DESIGN.md, "Size limit"). What a cache keeps on disk is
+// The size limit (docs/ARCHITECTURE.md, "Size limit"). What a cache keeps on disk is
 // its live entries plus Pebble's overheads: the WAL (recycled log files stay
 // on disk), deleted entries that no compaction has dropped yet, and the
 // output of compactions in flight. Disk usage lags deletions, so it cannot
@@ -103,12 +103,12 @@ const (
 	accessMagic = "dcclock1"
 )
 
-// Limits derived from SizeLimit. fixedOverhead is what Pebble keeps on disk
-// whatever the cache holds: recycled WAL files (1.1 x MemTableSize x
-// (MemTableStopWritesThreshold + 2), measured) and two target files of
-// compaction output. Of the rest, liveShare may be live data; the remainder
-// is room for deleted data waiting for compaction and for the output of
-// compactions in flight (sharesFor).
+// Limits derived from SizeLimit (newLimiter). The fixed overhead is what
+// Pebble keeps on disk whatever the cache holds: recycled WAL files (1.1 x
+// MemTableSize x (MemTableStopWritesThreshold + 2), measured) and two target
+// files of compaction output. Of the rest, the live share (shares.live) may
+// be live data; the remainder is room for deleted data waiting for
+// compaction and for the output of compactions in flight (sharesFor).
 const (
 	lowWaterShare = 0.95 // a round of eviction stops at 95% of the budget
 	hardShare     = 1.05 // writers evict inline past 105%

@@ -14,7 +14,7 @@ const formatMajorVersion = pebble.FormatTableFormatV6
 
 // pebbleOptions derives Pebble's options from ours. Pebble's own overheads
 // (WAL, memtables, compaction output) live in the same directory and count
-// against SizeLimit, so their sizes scale with it (DESIGN.md, "Size limit"):
+// against SizeLimit, so their sizes scale with it (docs/ARCHITECTURE.md):
 // the WAL keeps about 1.1 x MemTableSize x (MemTableStopWritesThreshold + 2)
 // of recycled log files, which at Pebble's defaults would swamp a 64 MiB
 // cache.
