@@ -156,12 +156,16 @@ func (c *Cache) takeRole(ctx context.Context) (*role, error) {
 			return nil, err // waiting does not change the owner's version
 		}
 		lastErr = err
+		// An owner that is starting or closing takes a few milliseconds
+		// (Open and Close write nothing that grows with the cache): a
+		// millisecond between tries keeps the wait close to that. A try is
+		// a flock and a connect.
 		select {
 		case <-ctx.Done():
 			pid := ownerPID(filepath.Join(c.dir, lockName))
 			return nil, fmt.Errorf("%w: %s is owned by pid %d, and its socket did not answer within %v: %w",
 				ErrOwned, c.dir, pid, c.opts.HandoffWindow, lastErr)
-		case <-time.After(5 * time.Millisecond):
+		case <-time.After(time.Millisecond):
 		}
 	}
 }
