@@ -148,6 +148,15 @@ func TestRecountWriteAfterBarrier(t *testing.T) {
 // crash leaves it: the next Open recounts.
 func uncleanStore(t *testing.T, n int) string {
 	t.Helper()
+	return storeOf(t, n, func(c *Cache) {
+		c.local().keys.exact.Store(false) // Close then skips saving the state
+	})
+}
+
+// storeOf returns the directory of a store holding the keys "0" to n-1
+// (value "value"), closed after beforeClose ran.
+func storeOf(t *testing.T, n int, beforeClose func(*Cache)) string {
+	t.Helper()
 	dir := t.TempDir()
 	c, err := Open(dir, nil)
 	if err != nil {
@@ -158,7 +167,7 @@ func uncleanStore(t *testing.T, n int) string {
 			t.Fatal(err)
 		}
 	}
-	c.local().keys.exact.Store(false) // Close then skips saving the state
+	beforeClose(c)
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}

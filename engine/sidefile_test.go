@@ -14,24 +14,10 @@ import (
 )
 
 // cleanStore returns the directory of a store holding the keys "0" to n-1
-// (value "value"), read once each, closed cleanly.
+// (value "value"), "0" read once, closed cleanly.
 func cleanStore(t *testing.T, n int) string {
 	t.Helper()
-	dir := t.TempDir()
-	c, err := Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < n; i++ {
-		if err := c.Set(ctx, fmt.Sprint(i), []byte("value"), 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	mustGet(t, c, "0", []byte("value"))
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return storeOf(t, n, func(c *Cache) { mustGet(t, c, "0", []byte("value")) })
 }
 
 // TestSideFilesDamaged: a presence filter or clock snapshot that is torn,
