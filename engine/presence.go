@@ -46,10 +46,15 @@ type presenceBlock [8]atomic.Uint64
 // newPresence returns an empty filter for capacity keys (at least one).
 func newPresence(capacity int64) *presence {
 	capacity = max(capacity, 1)
-	n := (capacity*presenceBitsPerKey + 511) / 512
+	n := presenceBlocks(capacity)
 	p := &presence{capacity: capacity}
 	p.blocks = offheap.Make[presenceBlock](p, int(n))
 	return p
+}
+
+// presenceBlocks is the number of blocks of a filter for capacity keys.
+func presenceBlocks(capacity int64) int64 {
+	return (capacity*presenceBitsPerKey + 511) / 512
 }
 
 // probes yields the block and the bit positions of hash h. The block comes
@@ -128,16 +133,18 @@ func (p *presence) writeTo(w io.Writer) error {
 	return err
 }
 
-// readPresence reads a filter written by writeTo.
-func readPresence(r io.Reader) (*presence, error) {
+// readPresence reads a filter written by writeTo from r, which holds at
+// most size bytes: a damaged header cannot make it allocate more than the
+// file could fill.
+func readPresence(r io.Reader, size int64) (*presence, error) {
 	buf := make([]byte, 64<<10)
 	if _, err := io.ReadFull(r, buf[:16]); err != nil {
 		return nil, err
 	}
 	capacity := binary.LittleEndian.Uint64(buf)
 	added := binary.LittleEndian.Uint64(buf[8:])
-	if capacity == 0 || capacity > 1<<40 || added > 1<<62 {
-		return nil, fmt.Errorf("%w: presence filter for %d keys, %d added", ErrCorrupt, capacity, added)
+	if capacity == 0 || capacity > 1<<40 || added > 1<<62 || 16+presenceBlocks(int64(capacity))*64 > size {
+		return nil, fmt.Errorf("%w: presence filter for %d keys, %d added, in %d bytes", ErrCorrupt, capacity, added, size)
 	}
 	p := newPresence(int64(capacity))
 	if nativeLittleEndian {
@@ -166,7 +173,7 @@ func readPresence(r io.Reader) (*presence, error) {
 // decodePresence decodes a filter that an earlier version kept in the store
 // under metaPresence, in writeTo's layout.
 func decodePresence(b []byte) (*presence, error) {
-	p, err := readPresence(bytes.NewReader(b))
+	p, err := readPresence(bytes.NewReader(b), int64(len(b)))
 	if err == nil && len(b) != 16+len(p.blocks)*64 {
 		err = fmt.Errorf("%w: presence filter of %d bytes for %d keys", ErrCorrupt, len(b), p.capacity)
 	}

@@ -193,7 +193,7 @@ func TestPresenceLayoutPortable(t *testing.T) {
 	if portable := encodePresence(p); !bytes.Equal(raw, portable) {
 		t.Fatal("the portable encoding differs from the raw one")
 	}
-	q, err := readPresence(bytes.NewReader(raw))
+	q, err := readPresence(bytes.NewReader(raw), int64(len(raw)))
 	if err != nil {
 		t.Fatal(err)
 	}

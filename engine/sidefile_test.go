@@ -1,8 +1,11 @@
 package engine
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -263,4 +266,40 @@ func TestLargeClockLoadsInBackground(t *testing.T) {
 		}
 	}
 	mustLen(t, c, n)
+}
+
+// FuzzPresenceFile: a presence filter side file may be damaged in any way.
+// Any bytes either read as a filter (a well-formed file whose id matches)
+// or give an error; nothing panics or allocates past what the file holds.
+func FuzzPresenceFile(f *testing.F) {
+	id := []byte{1, 2, 3, 4, 5, 6, 7, 8}
+	good := func(capacity int64) []byte {
+		p := newPresence(capacity)
+		p.add(42)
+		var body bytes.Buffer
+		body.Write(id)
+		p.writeTo(&body)
+		sum := crc32.Checksum(body.Bytes(), castagnoli)
+		return binary.LittleEndian.AppendUint32(append([]byte(presenceMagic), body.Bytes()...), sum)
+	}
+	f.Add(good(1))
+	f.Add(good(5000))
+	f.Add([]byte(presenceMagic))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(dir, storeDir), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, storeDir, presenceFile), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		p, err := readPresenceFile(vfs.Default, dir, id)
+		if err == nil && (p == nil || int64(len(p.blocks))*64 > int64(len(b))) {
+			t.Fatalf("a %d-byte file read as a filter of %d blocks", len(b), len(p.blocks))
+		}
+		if err == nil && !p.mayContain(42) && bytes.Equal(b, good(5000)) {
+			t.Fatal("the filter lost its key")
+		}
+	})
 }
