@@ -129,11 +129,7 @@ func readPresenceFile(fs vfs.FS, dir string, id []byte) (*presence, error) {
 	}
 	var p *presence
 	path := filepath.Join(dir, storeDir, presenceFile)
-	fi, err := fs.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	err = readSideFile(fs, path, presenceMagic, func(r io.Reader) error {
+	err := readSideFile(fs, path, presenceMagic, func(r io.Reader, n int64) error {
 		var got [8]byte
 		if _, err := io.ReadFull(r, got[:]); err != nil {
 			return err
@@ -142,7 +138,7 @@ func readPresenceFile(fs vfs.FS, dir string, id []byte) (*presence, error) {
 			return fmt.Errorf("saved with state %x, the store's is %x", got, id)
 		}
 		var err error
-		p, err = readPresence(r, fi.Size())
+		p, err = readPresence(r, n-int64(len(got)))
 		return err
 	})
 	return p, err

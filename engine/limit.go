@@ -305,7 +305,7 @@ func (c *store) loadAccess() *lru.AccessClock {
 		go func() {
 			defer c.bg.Done()
 			// Checked whole before a slot is merged: the clock is in use.
-			err := readSideFile(fs, path, accessMagic, func(r io.Reader) error {
+			err := readSideFile(fs, path, accessMagic, func(r io.Reader, _ int64) error {
 				_, err := io.Copy(io.Discard, r)
 				return err
 			})
@@ -335,7 +335,7 @@ func (c *store) loadAccess() *lru.AccessClock {
 // readAccess merges the snapshot at path into clock.
 func (c *store) readAccess(clock *lru.AccessClock, fs vfs.FS, path string) error {
 	var slots int64
-	err := readSideFile(fs, path, accessMagic, func(r io.Reader) error {
+	err := readSideFile(fs, path, accessMagic, func(r io.Reader, _ int64) error {
 		n, err := clock.ReadFrom(r)
 		slots = (n - 8) / 4
 		return err

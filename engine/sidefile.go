@@ -3,7 +3,6 @@ package engine
 import (
 	"encoding/binary"
 	"fmt"
-	"hash"
 	"hash/crc32"
 	"io"
 
@@ -64,10 +63,10 @@ func writeSideFile(fs vfs.FS, path, magic string, body func(io.Writer) error) (e
 }
 
 // readSideFile reads path, written by writeSideFile with the same magic,
-// handing its body to body. It fails if the file is missing, of another
-// kind, or damaged; body's result counts only when the checksum matches,
-// which readSideFile checks once body has read the whole body.
-func readSideFile(fs vfs.FS, path, magic string, body func(io.Reader) error) error {
+// handing its body, of n bytes, to body. It fails if the file is missing,
+// of another kind, or damaged; body's result counts only when the checksum
+// matches, which readSideFile checks once body has read the whole body.
+func readSideFile(fs vfs.FS, path, magic string, body func(r io.Reader, n int64) error) error {
 	f, err := fs.Open(path)
 	if err != nil {
 		return err
@@ -86,17 +85,13 @@ func readSideFile(fs vfs.FS, path, magic string, body func(io.Reader) error) err
 		return fmt.Errorf("%s: %w: not a %q file", path, errBadSideFile, magic)
 	}
 	sum := crc32.New(castagnoli)
-	r := &countingReader{r: io.TeeReader(io.LimitReader(f, n), sum)}
-	if err := body(r); err != nil {
+	lr := &io.LimitedReader{R: f, N: n}
+	if err := body(io.TeeReader(lr, sum), n); err != nil {
 		return fmt.Errorf("%s: %w: %w", path, errBadSideFile, err)
 	}
-	if r.n != n {
-		return fmt.Errorf("%s: %w: %d bytes of body, read %d", path, errBadSideFile, n, r.n)
+	if lr.N != 0 {
+		return fmt.Errorf("%s: %w: %d bytes of body, %d left unread", path, errBadSideFile, n, lr.N)
 	}
-	return checkTrailer(f, sum, path)
-}
-
-func checkTrailer(f io.Reader, sum hash.Hash32, path string) error {
 	var t [sideTrailer]byte
 	if _, err := io.ReadFull(f, t[:]); err != nil {
 		return fmt.Errorf("%s: %w: %w", path, errBadSideFile, err)
@@ -110,14 +105,3 @@ func checkTrailer(f io.Reader, sum hash.Hash32, path string) error {
 // errBadSideFile marks a side file that cannot be used: the state it held
 // is rebuilt (the filter) or done without (the clock).
 var errBadSideFile = fmt.Errorf("%w: damaged side file", ErrCorrupt)
-
-type countingReader struct {
-	r io.Reader
-	n int64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
-}

@@ -138,14 +138,14 @@ func TestLegacyStateOpens(t *testing.T) {
 	dir := cleanStore(t, n)
 	store := filepath.Join(dir, storeDir)
 	var filter, clock []byte
-	readSideFile(vfs.Default, filepath.Join(store, presenceFile), presenceMagic, func(r io.Reader) error {
+	readSideFile(vfs.Default, filepath.Join(store, presenceFile), presenceMagic, func(r io.Reader, _ int64) error {
 		b, err := io.ReadAll(r)
 		if len(b) > 8 {
 			filter = b[8:] // past the state id
 		}
 		return err
 	})
-	readSideFile(vfs.Default, filepath.Join(store, accessFile), accessMagic, func(r io.Reader) error {
+	readSideFile(vfs.Default, filepath.Join(store, accessFile), accessMagic, func(r io.Reader, _ int64) error {
 		var err error
 		clock, err = io.ReadAll(r)
 		return err
