@@ -76,7 +76,7 @@ func TestParityWithRedis(t *testing.T) {
 		{"INCR", "n"}, {"INCRBY", "n", "10"}, {"DECR", "n"}, {"DECRBY", "n", "5"}, {"INCRBY", "n", "x"},
 		{"INCR", "k"}, {"SET", "big", "9223372036854775807"}, {"INCR", "big"}, {"DECRBY", "big", "-9223372036854775808"},
 		{"SET", "neg", "-9223372036854775808"}, {"DECR", "neg"}, {"SET", "sp", " 1"}, {"INCR", "sp"},
-		{"SET", "z", "01"}, {"INCR", "z"}, {"SET", "e", ""}, {"INCR", "e"},
+		{"SET", "z", "01"}, {"INCR", "z"}, {"SET", "z", "-0"}, {"INCR", "z"}, {"SET", "e", ""}, {"INCR", "e"},
 		{"APPEND", "s", "ab"}, {"APPEND", "s", "cd"}, {"GET", "s"}, {"STRLEN", "s"}, {"STRLEN", "nope"},
 		{"EXISTS", "a", "a", "nope"}, {"TYPE", "a"}, {"TYPE", "nope"}, {"DEL", "a", "a", "nope"}, {"UNLINK", "b"},
 		{"EXPIRE", "c", "100"}, {"TTL", "c"}, {"PTTL", "nope"}, {"TTL", "nope"}, {"TTL", "d"},

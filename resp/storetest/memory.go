@@ -235,9 +235,9 @@ func (s *Memory) IncrBy(_ context.Context, key string, delta int64) (int64, erro
 }
 
 // parseInt parses a value as Redis's string2ll does: a decimal int64 with
-// no spaces or leading '+'.
+// no spaces, leading '+' or leading zero ("-0" is not an integer either).
 func parseInt(b []byte) (int64, error) {
-	if len(b) == 0 || len(b) > 20 || b[0] == '+' || (len(b) > 1 && b[0] == '0') || (len(b) > 2 && b[0] == '-' && b[1] == '0') {
+	if len(b) == 0 || len(b) > 20 || b[0] == '+' || (len(b) > 1 && b[0] == '0') || (len(b) > 1 && b[0] == '-' && b[1] == '0') {
 		return 0, resp.ErrNotInteger
 	}
 	n, err := strconv.ParseInt(string(b), 10, 64)
