@@ -3,7 +3,6 @@ package resp_test
 import (
 	"context"
 	"errors"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,11 +15,9 @@ import (
 	"github.com/diskcache-go/diskcache/resp"
 )
 
-// TestExecIsAtomic runs transactions that keep two keys equal against
+// execIsAtomic runs transactions that keep two keys equal against
 // readers of both: no reader may see one incremented without the other.
-func TestExecIsAtomic(t *testing.T) {
-	ts := startServer(t, resp.Config{})
-	ctx := context.Background()
+func execIsAtomic(t *testing.T, ctx context.Context, ts *testServer, _ *redis.Client) {
 	const writers, rounds = 4, 200
 	var wg sync.WaitGroup
 	for range writers {
@@ -73,11 +70,9 @@ func TestExecIsAtomic(t *testing.T) {
 	}
 }
 
-// TestWatch checks that EXEC aborts when another client, or this one,
+// watch checks that EXEC aborts when another client, or this one,
 // writes a watched key, even with the same value, and not otherwise.
-func TestWatch(t *testing.T) {
-	ts := startServer(t, resp.Config{})
-	ctx := context.Background()
+func watch(t *testing.T, ctx context.Context, ts *testServer, _ *redis.Client) {
 	c, other := ts.client(t, 2), ts.client(t, 3)
 	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
 		t.Fatal(err)
@@ -106,15 +101,13 @@ func TestWatch(t *testing.T) {
 	}
 	// A write straight to the Store, as another process of the directory
 	// makes, is seen by comparison.
-	ts.store.Set(ctx, "k", []byte("elsewhere"), resp.SetOptions{})
-	if err := run(func() { ts.store.Set(ctx, "k", []byte("changed"), resp.SetOptions{}) }); !errors.Is(err, redis.TxFailedErr) {
+	must(t, ts.elsewhere(ctx, "k", []byte("elsewhere")))
+	if err := run(func() { must(t, ts.elsewhere(ctx, "k", []byte("changed"))) }); !errors.Is(err, redis.TxFailedErr) {
 		t.Fatalf("write by another process: %v, want %v", err, redis.TxFailedErr)
 	}
 }
 
-func TestScripts(t *testing.T) {
-	ts := startServer(t, resp.Config{ScriptTimeout: 200 * time.Millisecond})
-	ctx := context.Background()
+func scripts(t *testing.T, ctx context.Context, ts *testServer, _ *redis.Client) {
 	c := ts.client(t, 2)
 	rc := ts.raw(t)
 
@@ -158,8 +151,7 @@ func TestScripts(t *testing.T) {
 	}
 }
 
-func TestKeyspaceExtras(t *testing.T) {
-	ts := startServer(t, resp.Config{})
+func keyspaceExtras(t *testing.T, ctx context.Context, ts *testServer, _ *redis.Client) {
 	rc := ts.raw(t)
 	for _, tc := range []struct {
 		cmd  []string
@@ -195,28 +187,17 @@ func TestExecAtomicAcrossProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer owner.Close()
+	t.Cleanup(func() { owner.Close() })
 	other, err := engine.Open(dir, &engine.Options{SizeLimit: 64 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer other.Close()
+	t.Cleanup(func() { other.Close() })
 	if !owner.IsOwner() || other.IsOwner() {
 		t.Fatalf("want the first Cache to own %s and the second to forward (owner %v, other %v)", dir, owner.IsOwner(), other.IsOwner())
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- owner.Serve(ctx, ln, resp.Config{}) }()
-	defer func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	}()
+	ts := serveCache(t, owner, resp.Config{})
+	ctx := context.Background()
 
 	stop := make(chan struct{})
 	wrote := make(chan error, 1)
@@ -235,8 +216,7 @@ func TestExecAtomicAcrossProcesses(t *testing.T) {
 			}
 		}
 	}()
-	c := redis.NewClient(&redis.Options{Addr: ln.Addr().String()})
-	defer c.Close()
+	c := ts.client(t, 2)
 	for range 300 {
 		var a, b *redis.StringCmd
 		if _, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {

@@ -1,6 +1,7 @@
 package resp_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/diskcache-go/diskcache/resp"
 )
@@ -46,12 +49,11 @@ func startRedis(t *testing.T) string {
 	}
 }
 
-// TestParityWithRedis sends the same commands to a real Redis and to the
+// parityWithRedis sends the same commands to a real Redis and to the
 // handler and wants the same bytes back: values, integers, nulls and the
 // exact wording of errors.
-func TestParityWithRedis(t *testing.T) {
+func parityWithRedis(t *testing.T, ctx context.Context, ts *testServer, _ *redis.Client) {
 	redisAddr := startRedis(t)
-	ts := startServer(t, resp.Config{})
 	script := [][]string{
 		{"PING"}, {"PING", "x"}, {"PING", "a", "b"}, {"ECHO", "hello"}, {"ECHO"},
 		{"SELECT", "0"}, {"SELECT", "x"}, {"NOSUCH", "a", "b"}, {"nosuch"},

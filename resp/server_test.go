@@ -18,11 +18,17 @@ import (
 	"github.com/diskcache-go/diskcache/resp/storetest"
 )
 
-// testServer is a Server of a Memory store on a loopback port.
+// testServer is a Server of a store on a loopback port: a Memory store
+// (startServer), or any of storeKinds (serveStore).
 type testServer struct {
-	addr  string
-	store *storetest.Memory
-	stop  func() error // cancels Serve and returns what it returned
+	addr string
+	kind storeKind
+	stop func() error // cancels Serve and returns what it returned
+
+	// Set by serveStore only: the clock the store reads for expiry, and
+	// a write by another process of the store, bypassing this server.
+	clock     *testClock
+	elsewhere func(ctx context.Context, key string, value []byte) error
 }
 
 func startServer(t testing.TB, cfg resp.Config) *testServer {
@@ -57,7 +63,7 @@ func startServerOn(t testing.TB, st *storetest.Memory, cfg resp.Config) *testSer
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return &testServer{addr: ln.Addr().String(), store: st, stop: stop}
+	return &testServer{addr: ln.Addr().String(), kind: memoryStore, stop: stop}
 }
 
 // client returns a go-redis client of the server speaking protocol proto.
