@@ -152,7 +152,7 @@ func (s respStore) Info(ctx context.Context) (map[string][][2]string, error) {
 	case s.opts.FlushInterval > 0:
 		mode = "flush-every-" + s.opts.FlushInterval.String()
 	}
-	return map[string][][2]string{
+	info := map[string][][2]string{
 		"server": {
 			{"diskcache_dir", s.dir},
 			{"process_id", strconv.Itoa(os.Getpid())},
@@ -167,14 +167,17 @@ func (s respStore) Info(ctx context.Context) (map[string][][2]string, error) {
 			{"diskcache_sets", itoa(st.Sets)},
 			{"diskcache_deletes", itoa(st.Deletes)},
 		},
-		"keyspace": {
-			{"db0", "keys=" + itoa(n)},
-		},
 		"persistence": {
 			{"diskcache_durability", mode},
 			{"diskcache_disk_bytes", itoa(st.DiskBytes)},
 			{"diskcache_stored_bytes", itoa(st.Bytes)},
 			{"diskcache_size_limit", itoa(s.opts.SizeLimit)},
 		},
-	}, nil
+	}
+	// Redis leaves an empty database out of the keyspace section. The
+	// expiry index is not counted, so the line has no expires or avg_ttl.
+	if n > 0 {
+		info["keyspace"] = [][2]string{{"db0", "keys=" + itoa(n)}}
+	}
+	return info, nil
 }

@@ -100,6 +100,7 @@ func parityWithRedis(t *testing.T, ctx context.Context, ts *testServer, _ *redis
 		{"CONFIG", "SET", "foo", "1"}, {"CONFIG", "SET", "timeout", "0"}, {"CONFIG", "SET", "databases", "2"},
 		{"CONFIG", "SET", "timeout"}, {"INFO", "nosuch"},
 		{"FLUSHDB", "foo"}, {"FLUSHALL", "SYNC"}, {"DBSIZE"}, {"SET", "x", "1"}, {"DBSIZE"}, {"FLUSHDB"}, {"DBSIZE"},
+		{"INFO", "keyspace"},
 	}
 	want, got := rawTo(t, redisAddr), ts.raw(t)
 	want.do("FLUSHALL")
