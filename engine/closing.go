@@ -1,0 +1,71 @@
+package engine
+
+import (
+	"fmt"
+	"time"
+)
+
+// Closing the store's Pebble side, in the order store.Close (open.go)
+// runs them: save what the next Open reads, flush the memtable so that
+// Open has no log to replay, and close Pebble, which a failed store may
+// not let finish. A failed store skips the first two (health.go).
+
+// saveState writes what Close keeps for the next Open (the access clock,
+// the counts and the clean mark). A failed store writes nothing: the next
+// Open then finds no clean mark and recounts.
+func (c *store) saveState() error {
+	if c.health.failure() != nil {
+		return nil
+	}
+	err := c.guard(c.saveAccess)
+	if serr := c.guard(c.saveKeyState); err == nil {
+		err = serr
+	}
+	return err
+}
+
+// flushAtClose flushes the memtable if this session wrote to Pebble. The
+// flush costs Close what it saves the next Open, which otherwise replays
+// the log and flushes it before it returns (Pebble's Open does), and the
+// next owner's Open is on the path of every process that waits to take
+// over. After the flush nothing of the store is left to replay: a reopen
+// at a 64 GiB limit does not start with a 64 MiB memtable to read through.
+func (c *store) flushAtClose() error {
+	if !c.unflushed.Load() || c.health.failure() != nil {
+		return nil
+	}
+	return c.guard(c.db.Flush)
+}
+
+// pebbleCloseWait bounds how long Close waits for Pebble in a failed store.
+const pebbleCloseWait = 10 * time.Second
+
+// closePebble closes Pebble. In a store that failed, a panic may have left
+// Pebble's commit pipeline locked, and its Close would wait for ever; then
+// Close gives up after pebbleCloseWait and says so. The process keeps
+// Pebble's lock on the store until it exits.
+func (c *store) closePebble() error {
+	if c.health.failure() == nil {
+		return c.db.Close()
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("pebble: %v", r)
+			}
+		}()
+		done <- c.db.Close()
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			// The error is the log failure the store already reported.
+			c.log.Info("diskcache: closing the failed store", "err", err)
+		}
+		return nil
+	case <-time.After(pebbleCloseWait):
+		return fmt.Errorf("%w: %s: Pebble did not close within %v after the failure; restart the process to release the store",
+			ErrStoreFailed, c.dir, pebbleCloseWait)
+	}
+}
