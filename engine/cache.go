@@ -131,18 +131,26 @@ func (c *Cache) takeRole(ctx context.Context) (*role, error) {
 	for {
 		lock, err := lockDir(c.dir)
 		if err == nil {
+			// The socket listens while the store opens: processes that
+			// arrive meanwhile queue on it (listenOwner).
+			ln, err := listenOwner(c.dir)
+			if err != nil {
+				lock.release()
+				return nil, err
+			}
+			if testHookListening != nil {
+				testHookListening(ln)
+			}
 			s, err := openStore(c.dir, c.opts, lock)
 			if err != nil {
+				ln.Close()
 				lock.release()
 				return nil, err
 			}
 			r := &role{local: s}
 			reopen := func() { go c.recoverStore(r) }
 			s.health.onFail.Store(&reopen)
-			if r.srv, err = serveOwner(s, &c.cmdLock); err != nil {
-				s.Close()
-				return nil, err
-			}
+			r.srv = serveOwner(s, ln, &c.cmdLock)
 			return r, nil
 		}
 		if !errors.Is(err, ErrOwned) {
@@ -260,6 +268,7 @@ func (c *Cache) Close() error {
 	if r.fwd != nil {
 		return r.fwd.Close()
 	}
+	r.srv.linger()
 	r.srv.shutdown()
 	return r.local.Close()
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -30,16 +31,34 @@ type forwarder struct {
 // dialOwner connects to the owner of dir.
 func dialOwner(dir string, o *Options) (*forwarder, error) {
 	path := socketPath(dir)
-	// A cheap probe first: a starting owner holds the lock before it
-	// listens, and the caller retries until it does.
-	probe, err := net.DialTimeout("unix", path, 100*time.Millisecond)
+	// A cheap connect first: with no owner listening (one closing, or none)
+	// the caller tries the lock again, without building a client. The
+	// connection is the client's first: closed and dialled again, it would
+	// leave a closing owner a moment with nobody connected, and it would
+	// stop lingering for this process (ownerServer.linger).
+	first, err := net.DialTimeout("unix", path, 100*time.Millisecond)
 	if err != nil {
 		return nil, err
 	}
-	probe.Close()
+	var firstMu sync.Mutex
+	takeFirst := func() net.Conn {
+		firstMu.Lock()
+		defer firstMu.Unlock()
+		c := first
+		first = nil
+		return c
+	}
+	defer func() {
+		if c := takeFirst(); c != nil {
+			c.Close() // the client was not built
+		}
+	}()
 	client, err := rueidis.NewClient(rueidis.ClientOption{
 		InitAddress: []string{path},
 		DialCtxFn: func(ctx context.Context, _ string, d *net.Dialer, _ *tls.Config) (net.Conn, error) {
+			if c := takeFirst(); c != nil {
+				return c, nil
+			}
 			return d.DialContext(ctx, "unix", path)
 		},
 		ForceSingleClient: true,

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -36,18 +37,19 @@ func socketPath(dir string) string {
 // ownerServer serves the owner's store to the other processes.
 type ownerServer struct {
 	ln     net.Listener
+	srv    *resp.Server
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-// serveOwner listens on the directory's socket and serves s to the
-// forwarders in the private command set (contract.go), and over the Redis
-// protocol to any other client of this user, under lock (the Cache's,
-// which its Serve shares, so that transactions of `diskcache serve` are
-// atomic against other processes). The caller holds the owner lock, so a
-// socket file left by a dead owner is stale and is removed first.
-func serveOwner(s *store, lock *sync.RWMutex) (*ownerServer, error) {
-	path := socketPath(s.dir)
+// listenOwner listens on the directory's socket. The caller holds the owner
+// lock, so a socket file left by a dead owner is stale and is removed
+// first. It listens before the store opens: a process that arrives
+// meanwhile connects and waits in the socket's backlog until serveOwner
+// answers, instead of polling the lock, and the owner's Close sees it
+// (linger).
+func listenOwner(dir string) (net.Listener, error) {
+	path := socketPath(dir)
 	if path[0] != '@' {
 		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("diskcache: remove stale socket %s: %w", path, err)
@@ -65,9 +67,18 @@ func serveOwner(s *store, lock *sync.RWMutex) (*ownerServer, error) {
 			return nil, fmt.Errorf("diskcache: chmod socket %s: %w", path, err)
 		}
 	}
+	return ln, nil
+}
+
+// serveOwner serves s on ln (listenOwner) to the forwarders in the private
+// command set (contract.go), and over the Redis protocol to any other
+// client of this user, under lock (the Cache's, which its Serve shares, so
+// that transactions of `diskcache serve` are atomic against other
+// processes).
+func serveOwner(s *store, ln net.Listener, lock *sync.RWMutex) *ownerServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	o := &ownerServer{ln: sameUser{Listener: ln, accepted: s.gens.watch}, cancel: cancel, done: make(chan struct{})}
-	srv := resp.NewServer(respStore{c: s, dir: s.dir, opts: s.opts, started: time.Now()}, resp.Config{
+	o.srv = resp.NewServer(respStore{c: s, dir: s.dir, opts: s.opts, started: time.Now()}, resp.Config{
 		Logger:     s.log,
 		ServerName: "diskcache-owner",
 		// The forwarders' calls, beside Redis's commands (contract.go).
@@ -79,11 +90,80 @@ func serveOwner(s *store, lock *sync.RWMutex) (*ownerServer, error) {
 	})
 	go func() {
 		defer close(o.done)
-		if err := srv.Serve(ctx, o.ln); err != nil {
+		if err := o.srv.Serve(ctx, o.ln); err != nil {
 			s.log.Error("diskcache: owner socket failed", "err", err)
 		}
 	}()
-	return o, nil
+	return o
+}
+
+// How long a closing owner keeps serving the processes connected to it
+// (linger): until none is connected, or none has sent anything for
+// lingerIdle, and at most lingerMax.
+// Variables so that a test can make them long.
+var (
+	lingerIdle = 10 * time.Millisecond
+	lingerMax  = 100 * time.Millisecond
+)
+
+const lingerPoll = 500 * time.Microsecond
+
+// testHookListening, when set by a test, runs once the socket of a new
+// owner listens, before its store opens.
+var testHookListening func(ln net.Listener)
+
+// linger runs at the start of the owner's Close: while other processes are
+// connected and busy, it keeps serving them. Short-lived processes that
+// start together (the model's example, pre-fork workers, a burst of cron
+// jobs) then all use the store the first of them opened, instead of
+// queueing for the lock to open and close it one after the other: each
+// owner's Open and Close would be on the path of all the processes behind
+// it. An owner nobody is connected to closes at once; one whose other
+// processes are idle waits lingerIdle; one whose other processes stay busy
+// hands them off after lingerMax, as before.
+func (o *ownerServer) linger() {
+	clients, last := o.srv.Activity()
+	if clients == 0 && !o.pending() {
+		return
+	}
+	start := time.Now()
+	quiet := start
+	for {
+		time.Sleep(lingerPoll)
+		now := time.Now()
+		var events int64
+		clients, events = o.srv.Activity()
+		if events != last {
+			last, quiet = events, now
+		}
+		if clients == 0 && !o.pending() || now.Sub(quiet) >= lingerIdle || now.Sub(start) >= lingerMax {
+			return
+		}
+	}
+}
+
+// pending reports whether a connection waits in the socket's backlog: a
+// process that connected while the store was opening, which the accept
+// loop has not taken yet.
+func (o *ownerServer) pending() bool { return backlogged(o.ln.(sameUser).Listener) }
+
+// backlogged reports whether a connection to ln waits to be accepted.
+func backlogged(ln net.Listener) bool {
+	sc, ok := ln.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ready := false
+	raw.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 0)
+		ready = err == nil && n > 0 && fds[0].Revents&unix.POLLIN != 0
+	})
+	return ready
 }
 
 // shutdown stops accepting, finishes the calls in flight and closes the
