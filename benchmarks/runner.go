@@ -354,12 +354,13 @@ func (res *result) summary() string {
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 // notFor says why a workload does not run on a peer: W8 sets diskcache's
-// Open and Close beside python-diskcache's, W9 diskcache's scale beside
+// Open and Close beside python-diskcache's (and raw Pebble's one-process
+// loop: the floor of a cache built on Pebble), W9 diskcache's scale beside
 // raw Pebble's with the same Pebble options.
 func notFor(peer, workload string) string {
 	switch {
-	case workload == "W8" && peer != diskcachePeer.name && peer != pythonPeer.name:
-		return "n/a: W8 sets diskcache's lifecycle beside python-diskcache's"
+	case workload == "W8" && peer != diskcachePeer.name && peer != pythonPeer.name && peer != pebblePeer.name:
+		return "n/a: W8 sets diskcache's lifecycle beside python-diskcache's (and raw Pebble's, in one process)"
 	case workload == "W9" && peer != diskcachePeer.name && peer != pebblePeer.name:
 		return "n/a: W9 sets diskcache beside raw Pebble with the same options"
 	}
@@ -379,11 +380,14 @@ func (r *runner) runW8(peer, dir string) *result {
 	}
 	value := func(k int) string { return fmt.Sprint("process ", k) }
 	var vs []variant
-	if peer == pythonPeer.name {
+	switch peer {
+	case pebblePeer.name:
+		// One process per directory: raw Pebble runs only the loop.
+	case pythonPeer.name:
 		vs = []variant{{"pyopensetclose.py", "", func(d string, k int) (*exec.Cmd, error) {
 			return exec.Command(r.cfg.python, r.pyLifecycle, d, keyW8, value(k), fmt.Sprint(ttlW8.Seconds())), nil
 		}}}
-	} else {
+	default:
 		tiny, err := r.buildOpenSetClose()
 		if err != nil {
 			return &result{Error: err.Error()}
