@@ -2,7 +2,6 @@ package resp_test
 
 import (
 	"bufio"
-	"context"
 	"crypto/sha1"
 	"encoding/hex"
 	"fmt"
@@ -15,40 +14,8 @@ import (
 	"time"
 
 	"github.com/diskcache-go/diskcache/engine"
-	"github.com/diskcache-go/diskcache/resp"
+	"github.com/diskcache-go/diskcache/internal/redistest"
 )
-
-// startEngineServer serves a fresh engine cache as `diskcache serve` does
-// (Cache.Serve on TCP) and returns its address.
-func startEngineServer(t testing.TB) string {
-	t.Helper()
-	c, err := engine.Open(t.TempDir(), &engine.Options{SizeLimit: 256 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Serve(ctx, ln, resp.Config{}) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("Serve did not return within 30s of cancel")
-		}
-		if err := c.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return ln.Addr().String()
-}
 
 // diffGen makes random command sequences over a small keyspace, so that
 // commands meet each other's keys, with values that stress the protocol:
@@ -397,8 +364,8 @@ func equivalent(cmd []string, want, got string) bool {
 // serve` serves it, and wants every reply equal byte for byte (after
 // normalize). Seeded: a failure names its seed and the commands.
 func TestDifferentialWithRedis(t *testing.T) {
-	redisAddr := startRedis(t)
-	ours := startEngineServer(t)
+	redisAddr := redistest.Redis(t)
+	ours := redistest.Serve(t, &engine.Options{SizeLimit: 256 << 20})
 	seeds := 16
 	if testing.Short() {
 		seeds = 3

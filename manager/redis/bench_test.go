@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/rueidis"
 
+	"github.com/diskcache-go/diskcache/internal/redistest"
 	"github.com/diskcache-go/diskcache/manager"
 	"github.com/diskcache-go/diskcache/manager/redis"
 )
@@ -32,7 +33,7 @@ func BenchmarkDeployments(b *testing.B) {
 		open func(b *testing.B) *redis.Cache
 	}{
 		{"serve", func(b *testing.B) *redis.Cache {
-			c, err := redis.Dial(serveCache(b), nil)
+			c, err := redis.Dial(redistest.Serve(b, nil), nil)
 			if err != nil {
 				b.Fatal(err)
 			}
