@@ -322,9 +322,10 @@ func (r *runner) w10Section(separate bool) string {
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("%s## Past one machine: the manager on each deployment (W10)\n\n", w10Begin)
 	if separate {
-		w("From a separate run, `go run -C benchmarks . -only W10`, on %s at scale %g in %s (load average %s when it\n",
-			r.w10At.UTC().Format("2006-01-02 15:04 MST"), r.cfg.scale, r.elapsed.Round(time.Second), r.loadStart)
-		w("started, %s when it ended; diskcache %s): the rest of this file comes from the run above.\n", loadAvg(), repoVersion())
+		w("From a separate run, `go run -C benchmarks . -only W10`, on %s at scale %g in %s\n",
+			r.w10At.UTC().Format("2006-01-02 15:04 MST"), r.cfg.scale, r.elapsed.Round(time.Second))
+		w("(load average %s when it started, %s when it ended; diskcache %s):\n", r.loadStart, loadAvg(), repoVersion())
+		w("the rest of this file comes from the run above.\n")
 	} else {
 		w("From the same run.\n")
 	}
@@ -336,7 +337,8 @@ func (r *runner) w10Section(separate bool) string {
 	if r.cfg.scale < smokeScale {
 		runs = "One run each (a smoke run)"
 	}
-	w("miss). %s; in parentheses, the ratio to one redis-server in the same run.\n\n", runs)
+	w("miss). %s; in parentheses, the ratio to one redis-server\n", runs)
+	w("in the same run. All of it shares this machine's %d cores: the calls, the servers and their replicas.\n\n", runtime.NumCPU())
 	names := map[string]string{
 		"embedded":     "embedded",
 		"serve":        "`diskcache serve`",
