@@ -170,7 +170,8 @@ func (r *runner) buildDiskcache() (string, error) {
 	if _, err := os.Stat(filepath.Join(root, "cmd", "diskcache")); !ok || err != nil {
 		return "", fmt.Errorf("cmd/diskcache: its source is not beside the harness's (built with -trimpath?): %v", err)
 	}
-	exe := filepath.Join(r.work, "diskcache")
+	// Not the work directory's "diskcache": the peer's stores live there.
+	exe := filepath.Join(r.work, "bin", "diskcache")
 	r.logf("building diskcache for W10")
 	cmd := exec.Command("go", "build", "-o", exe, "./cmd/diskcache")
 	cmd.Dir = root
