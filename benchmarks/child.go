@@ -31,7 +31,11 @@ type job struct {
 	Workload string
 	Dir      string
 	Scale    float64
-	Part     int // W7, W8proc: which of the processes this is
+	Part     int // W7, W8proc: which of the processes this is; W10: the run
+
+	// W10: the deployment, and the address of its server.
+	Deployment string `json:",omitempty"`
+	Addr       string `json:",omitempty"`
 
 	// W9: the store's key count and size limit; GetsBefore: the fill
 	// also runs the Gets before its Close; Crash: the fill waits to be
@@ -98,6 +102,8 @@ func runChild(j job, in io.Reader, out io.Writer) error {
 		run = c.w9fill
 	case "W9reopen":
 		run = c.w9reopen
+	case "W10":
+		run = c.w10
 	default:
 		return fmt.Errorf("unknown workload %q", j.Workload)
 	}

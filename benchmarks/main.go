@@ -4,6 +4,12 @@
 //
 //	cd benchmarks && go run .              # the full run: about 20 minutes on 2 cores
 //	cd benchmarks && go run . -scale 0.05 -out "$(mktemp -d)/RESULTS.md"   # the smoke run
+//	cd benchmarks && go run . -only W10    # W10 alone: replaces only its section of RESULTS.md
+//
+// W10 is not a peer comparison: it runs the manager against diskcache
+// embedded, diskcache serve, one redis-server and a Redis Cluster, starting
+// and stopping the servers itself (redis-server and redis-cli must be on
+// PATH; without them those columns say n/a).
 //
 // See RESULTS.md for what each workload does and how each peer is set up.
 package main
@@ -23,7 +29,7 @@ import (
 const smokeScale = 0.25
 
 // workloads in the order they run; W2, W3 and W7 read what W1 filled.
-var workloads = []string{"W1", "W2", "W3", "W7", "W4", "W5", "W6", "W8", "W9"}
+var workloads = []string{"W1", "W2", "W3", "W7", "W4", "W5", "W6", "W8", "W9", "W10"}
 
 func main() {
 	if len(os.Args) == 3 && os.Args[1] == "-child" {
@@ -33,7 +39,7 @@ func main() {
 	var (
 		scale  = flag.Float64("scale", 1, "multiplies every operation count (and W6's size limit); 0.05 is the smoke run")
 		out    = flag.String("out", "RESULTS.md", "where to write the report; the chart goes beside it as results.svg")
-		only   = flag.String("only", "", "comma-separated workloads to run (W1..W9); empty: all")
+		only   = flag.String("only", "", "comma-separated workloads to run (W1..W10); empty: all; -only W10 updates only its section of an existing report")
 		peerF  = flag.String("peers", "", "comma-separated peers to run ("+strings.Join(peerNames(), ",")+"); empty: all")
 		python = flag.String("python", "/usr/bin/python3", "the Python interpreter that has python3-diskcache")
 		work   = flag.String("work", "", "directory for the stores (default: a new temporary directory, removed afterwards)")
@@ -145,6 +151,14 @@ func run(cfg config) error {
 		}
 	}
 	for _, w := range cfg.workloads {
+		if w == "W10" {
+			// W10 runs the manager on diskcache and on Redis servers, not
+			// on the peers: it runs when diskcache is among them.
+			if slices.Contains(ps, diskcachePeer.name) {
+				r.runW10()
+			}
+			continue
+		}
 		r.runWorkload(w, ps)
 	}
 	r.elapsed = time.Since(start)

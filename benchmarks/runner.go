@@ -42,6 +42,12 @@ type runner struct {
 	pyVersion        string
 	// tinyExe is opensetclose, built for W8 when it first runs.
 	tinyExe string
+
+	// w10 are W10's results by deployment, w10At when it ended;
+	// redisVersion is the redis-server it ran against.
+	w10          map[string]*result
+	w10At        time.Time
+	redisVersion string
 }
 
 // proc is one running child, Go or Python, speaking the child protocol.
@@ -326,6 +332,11 @@ func combine(runs []*result) *result {
 
 func (r *runner) failures() int {
 	n := 0
+	for _, res := range r.w10 {
+		if res.Error != "" {
+			n++
+		}
+	}
 	for _, byW := range r.results {
 		for _, res := range byW {
 			if res.Error != "" {

@@ -78,6 +78,7 @@ type params struct {
 	N9      int // W9 keys of the large store
 	N9Small int // W9 keys of the store reopened at two size limits
 	N9Gets  int // W9 Gets after each reopen
+	N10     int // W10 calls of each phase
 }
 
 func newParams(scale float64) params {
@@ -99,6 +100,7 @@ func newParams(scale float64) params {
 		N9:      n(5_000_000, 1000),
 		N9Small: n(250_000, 1000),
 		N9Gets:  n(500_000, 1000),
+		N10:     n(100_000, 1000),
 	}
 	// W6 keeps its 64 MiB limit at every scale: below that Pebble's fixed
 	// overheads (WAL, memtables) leave a cache no room. The scale applies

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/diskcache-go/diskcache/internal/redistest"
 	"github.com/diskcache-go/diskcache/resp"
 )
 
@@ -365,7 +366,7 @@ func equivalent(cmd []string, want, got string) bool {
 // byte for byte (after normalize). Seeded: a failure names its store, its
 // seed and the commands.
 func TestDifferentialWithRedis(t *testing.T) {
-	redisAddr := startRedis(t)
+	redisAddr := redistest.Redis(t)
 	for _, kind := range storeKinds {
 		t.Run(string(kind), func(t *testing.T) {
 			differential(t, redisAddr, serveStore(t, kind, resp.Config{}).addr)

@@ -3,57 +3,25 @@ package resp_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/diskcache-go/diskcache/internal/redistest"
 	"github.com/diskcache-go/diskcache/resp"
 )
-
-// startRedis starts a real redis-server for comparisons, or skips.
-func startRedis(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server is not on PATH; skipping the comparison with Redis (apt-get install redis-server)")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		if nc, err := net.Dial("tcp", addr); err == nil {
-			nc.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("redis-server did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // parityWithRedis sends the same commands to a real Redis and to the
 // handler and wants the same bytes back: values, integers, nulls and the
 // exact wording of errors.
 func parityWithRedis(t *testing.T, ctx context.Context, ts *testServer, _ *redis.Client) {
-	redisAddr := startRedis(t)
+	redisAddr := redistest.Redis(t)
 	script := [][]string{
 		{"PING"}, {"PING", "x"}, {"PING", "a", "b"}, {"ECHO", "hello"}, {"ECHO"},
 		{"SELECT", "0"}, {"SELECT", "x"}, {"NOSUCH", "a", "b"}, {"nosuch"},
@@ -115,7 +83,7 @@ func parityWithRedis(t *testing.T, ctx context.Context, ts *testServer, _ *redis
 // TestMatchParityWithRedis checks Match against Redis's KEYS on random
 // keys and patterns made of the glob's special characters.
 func TestMatchParityWithRedis(t *testing.T) {
-	redisAddr := startRedis(t)
+	redisAddr := redistest.Redis(t)
 	rc := rawTo(t, redisAddr)
 	rng := rand.New(rand.NewPCG(1, 2))
 	const alphabet = "ab-^]\\[*?"
@@ -166,7 +134,7 @@ func (rc *rawConn) reply2(args ...string) map[string]bool {
 // the handler and wants the same bytes back, then the connection closed.
 // The README lists the malformed inputs Redis accepts that are refused here.
 func TestProtocolErrorParity(t *testing.T) {
-	redisAddr := startRedis(t)
+	redisAddr := redistest.Redis(t)
 	ts := startServer(t, resp.Config{})
 	for _, in := range []string{
 		"*abc\r\n", "*1\r\n$abc\r\n", "*1\r\nfoo\r\n", "*1\r\n$-5\r\n", "SET \"a\r\n", "SET 'a\r\n",
