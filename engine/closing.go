@@ -7,7 +7,7 @@ import (
 
 // Closing the store's Pebble side, in the order store.Close (open.go)
 // runs them: save what the next Open reads, flush the memtable so that
-// Open has no log to replay, and close Pebble, which a failed store may
+// Open has no long log to replay, and close Pebble, which a failed store may
 // not let finish. A failed store skips the first two (health.go).
 
 // saveState writes what Close keeps for the next Open (the access clock,
@@ -24,18 +24,36 @@ func (c *store) saveState() error {
 	return err
 }
 
-// flushAtClose flushes the memtable if this session wrote to Pebble. The
-// flush costs Close what it saves the next Open, which otherwise replays
-// the log and flushes it before it returns (Pebble's Open does), and the
-// next owner's Open is on the path of every process that waits to take
-// over. After the flush nothing of the store is left to replay: a reopen
-// at a 64 GiB limit does not start with a 64 MiB memtable to read through.
+// flushAtClose flushes the memtable if this session wrote at least
+// flushAtCloseMin to Pebble's log. The flush costs Close what it saves the
+// next Open, which otherwise replays the log and flushes it before it
+// returns (Pebble's Open does), and the next owner's Open is on the path
+// of every process that waits to take over: after a session that wrote
+// much, nothing is left to replay, and a reopen at a 64 GiB limit does not
+// start with a 64 MiB memtable to read through.
+//
+// A session that wrote little leaves its log: a flush of its own costs
+// more than the replay's. Pebble's Open writes a new manifest whatever it
+// finds, and the table of a small replayed log is one more record in it;
+// a flush at Close rotates the log, writes the table and a manifest record,
+// each synced, and the compaction it starts (every second flush, with
+// L0CompactionThreshold 2) holds Pebble's Close. Measured in the same run
+// (benchmarks W8, Open + Set + Close of a 1,000-key cache, under load):
+// Close 11.3 ms with the flush, raw Pebble's 0.4 ms without one, with
+// raw Pebble's Open, replay included, at 5.6 ms against our 6.6 ms.
 func (c *store) flushAtClose() error {
 	if !c.unflushed.Load() || c.health.failure() != nil {
 		return nil
 	}
+	if c.db.Metrics().WAL.Size < flushAtCloseMin {
+		return nil
+	}
 	return c.guard(c.db.Flush)
 }
+
+// flushAtCloseMin: below this much of Pebble's log written in a session
+// (about 2,000 entries of 128 B), Close leaves the log to the next Open.
+const flushAtCloseMin = 256 << 10
 
 // pebbleCloseWait bounds how long Close waits for Pebble in a failed store.
 const pebbleCloseWait = 10 * time.Second
