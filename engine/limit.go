@@ -306,12 +306,15 @@ func (c *store) loadAccess() *lru.AccessClock {
 		go func() {
 			defer c.bg.Done()
 			// Checked whole before a slot is merged: the clock is in use.
+			// A Close stops the load (ctxReader): it would otherwise wait
+			// for a snapshot of up to 16 MiB read twice, and a clock that
+			// is not loaded is not saved either.
 			err := readSideFile(fs, path, accessMagic, func(r io.Reader, _ int64) error {
-				_, err := io.Copy(io.Discard, r)
+				_, err := io.Copy(io.Discard, ctxReader{c.bgCtx, r})
 				return err
 			})
 			if err == nil && c.bgCtx.Err() == nil {
-				err = c.readAccess(clock, fs, path)
+				err = c.readAccess(clock, fs, path, c.bgCtx)
 			}
 			if err != nil && c.bgCtx.Err() == nil {
 				c.log.Warn("diskcache: access clock snapshot not used", "err", err)
@@ -322,7 +325,7 @@ func (c *store) loadAccess() *lru.AccessClock {
 		}()
 		return clock
 	case err == nil:
-		if err := c.readAccess(clock, fs, path); err != nil {
+		if err := c.readAccess(clock, fs, path, context.Background()); err != nil {
 			c.log.Warn("diskcache: access clock snapshot not used", "err", err)
 			clock = lru.NewAccessClock(c.clockSlots())
 		}
@@ -333,11 +336,11 @@ func (c *store) loadAccess() *lru.AccessClock {
 	return clock
 }
 
-// readAccess merges the snapshot at path into clock.
-func (c *store) readAccess(clock *lru.AccessClock, fs vfs.FS, path string) error {
+// readAccess merges the snapshot at path into clock, until ctx is done.
+func (c *store) readAccess(clock *lru.AccessClock, fs vfs.FS, path string, ctx context.Context) error {
 	var slots int64
 	err := readSideFile(fs, path, accessMagic, func(r io.Reader, _ int64) error {
-		n, err := clock.ReadFrom(r)
+		n, err := clock.ReadFrom(ctxReader{ctx, r})
 		slots = (n - 8) / 4
 		return err
 	})
@@ -595,4 +598,17 @@ func (s *evictSource) close() error {
 	err := s.it.Close()
 	s.it = nil
 	return err
+}
+
+// ctxReader reads from r until ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }
