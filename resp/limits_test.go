@@ -71,28 +71,7 @@ func (s *batchStore) Get(ctx context.Context, key string) ([]byte, bool, error) 
 
 func startStore(t testing.TB, st resp.Store, cfg resp.Config) (addr string, stop func() error) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- resp.NewServer(st, cfg).Serve(ctx, ln) }()
-	var once sync.Once
-	var serr error
-	stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case serr = <-done:
-			case <-time.After(10 * time.Second):
-				serr = errors.New("Serve did not return")
-			}
-		})
-		return serr
-	}
-	t.Cleanup(func() { stop() })
-	return ln.Addr().String(), stop
+	return serveTCP(t, resp.NewServer(st, cfg).Serve)
 }
 
 func rawTo(t testing.TB, addr string) *rawConn {

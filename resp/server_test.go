@@ -38,22 +38,31 @@ func startServer(t testing.TB, cfg resp.Config) *testServer {
 
 func startServerOn(t testing.TB, st *storetest.Memory, cfg resp.Config) *testServer {
 	t.Helper()
+	addr, stop := serveTCP(t, resp.NewServer(st, cfg).Serve)
+	return &testServer{addr: addr, kind: memoryStore, stop: stop}
+}
+
+// serveTCP runs serve on a new loopback listener until the test ends, and
+// returns its address and stop, which cancels serve and returns what it
+// returned (once; the test's cleanup reports an error).
+func serveTCP(t testing.TB, serve func(context.Context, net.Listener) error) (addr string, stop func() error) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- resp.NewServer(st, cfg).Serve(ctx, ln) }()
+	go func() { done <- serve(ctx, ln) }()
 	var once sync.Once
 	var serveErr error
-	stop := func() error {
+	stop = func() error {
 		once.Do(func() {
 			cancel()
 			select {
 			case serveErr = <-done:
-			case <-time.After(10 * time.Second):
-				serveErr = errors.New("Serve did not return within 10s of cancel")
+			case <-time.After(30 * time.Second):
+				serveErr = errors.New("Serve did not return within 30s of cancel")
 			}
 		})
 		return serveErr
@@ -63,7 +72,7 @@ func startServerOn(t testing.TB, st *storetest.Memory, cfg resp.Config) *testSer
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return &testServer{addr: ln.Addr().String(), kind: memoryStore, stop: stop}
+	return ln.Addr().String(), stop
 }
 
 // client returns a go-redis client of the server speaking protocol proto.

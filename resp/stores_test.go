@@ -2,7 +2,6 @@ package resp_test
 
 import (
 	"context"
-	"errors"
 	"net"
 	"path/filepath"
 	"sync"
@@ -115,30 +114,6 @@ func serveStore(t testing.TB, kind storeKind, cfg resp.Config) *testServer {
 // ends, as `diskcache serve` does.
 func serveCache(t testing.TB, c *engine.Cache, cfg resp.Config) *testServer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Serve(ctx, ln, cfg) }()
-	var once sync.Once
-	var serveErr error
-	stop := func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case serveErr = <-done:
-			case <-time.After(30 * time.Second):
-				serveErr = errors.New("Serve did not return within 30s of cancel")
-			}
-		})
-		return serveErr
-	}
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return &testServer{addr: ln.Addr().String(), stop: stop}
+	addr, stop := serveTCP(t, func(ctx context.Context, ln net.Listener) error { return c.Serve(ctx, ln, cfg) })
+	return &testServer{addr: addr, stop: stop}
 }
