@@ -233,19 +233,35 @@ func (c *store) mayExist(h uint64) bool {
 // noteKey records that the key with hash h is now in the store. The caller
 // holds the key's stripe. A key the filter already shows is not added
 // again, so overwrites do not wear the filter out.
+//
+// It reads next before cur. A scan swaps its filter into cur and then
+// clears next, so a writer that finds next cleared finds the new filter in
+// cur. Read the other way round, a writer could add its key to the old
+// filter, then find next cleared, and the key, committed after the scan's
+// snapshot, was in neither: a Get of it answered "not found" from the
+// filter (TestNoteKeyRacesSwap).
 func (c *store) noteKey(h uint64) {
-	if p := c.keys.cur.Load(); p != nil && !p.mayContain(h) {
-		p.add(h)
+	next := c.keys.next.Load()
+	if testHookNoteKey != nil {
+		testHookNoteKey()
+	}
+	cur := c.keys.cur.Load()
+	if cur != nil && !cur.mayContain(h) {
+		cur.add(h)
 		// Summing the shards of added costs a little: look at one add
 		// in 256, which at a million keys of capacity is soon enough.
-		if h&0xff == 0 && p.full() {
+		if h&0xff == 0 && cur.full() {
 			c.rebuildKeys()
 		}
 	}
-	if p := c.keys.next.Load(); p != nil {
-		p.add(h)
+	if next != nil && next != cur {
+		next.add(h)
 	}
 }
+
+// testHookNoteKey, when set by a test, runs in noteKey between its reads
+// of next and cur.
+var testHookNoteKey func()
 
 // rebuildKeys starts a scan that rebuilds the filter (and the counts, if
 // they are not exact), unless one runs already.

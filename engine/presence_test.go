@@ -201,3 +201,33 @@ func TestPresenceLayoutPortable(t *testing.T) {
 		t.Fatal("the portable decoding lost bits")
 	}
 }
+
+// TestNoteKeyRacesSwap: a new key whose write reads the filters while a
+// rebuild swaps its filter in is in the filter that is left: a Get finds it.
+func TestNoteKeyRacesSwap(t *testing.T) {
+	c, _ := openTest(t, nil)
+	s := c.local()
+	reached, resume := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	testHookNoteKey = func() {
+		once.Do(func() {
+			close(reached)
+			<-resume
+		})
+	}
+	setDone := make(chan error, 1)
+	testHookAfterBarrier = func() {
+		go func() { setDone <- c.Set(ctx, "racer", []byte("v"), 0) }()
+		<-reached // the writer read its first filter mid-scan
+	}
+	t.Cleanup(func() { testHookNoteKey, testHookAfterBarrier = nil, nil })
+	s.rebuildKeys()
+	for s.keys.building.Load() { // the scan swaps its filter in and clears next
+		time.Sleep(time.Millisecond)
+	}
+	close(resume)
+	if err := <-setDone; err != nil {
+		t.Fatal(err)
+	}
+	mustGet(t, c, "racer", []byte("v"))
+}
