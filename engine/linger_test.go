@@ -63,12 +63,6 @@ func TestBurstSharesOneOwner(t *testing.T) {
 	if !a.c.IsOwner() {
 		t.Fatal("the first Open is not the owner")
 	}
-	if err := a.c.Set(ctx, "first", []byte("1"), time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	closed := make(chan error, 1)
-	go func() { closed <- a.c.Close() }()
-
 	b := <-second
 	if b.err != nil {
 		t.Fatal(b.err)
@@ -76,6 +70,12 @@ func TestBurstSharesOneOwner(t *testing.T) {
 	if b.c.IsOwner() {
 		t.Fatal("the second Open took the directory over instead of using the owner's store")
 	}
+	if err := a.c.Set(ctx, "first", []byte("1"), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- a.c.Close() }()
+
 	if err := b.c.Set(ctx, "second", []byte("2"), time.Minute); err != nil {
 		t.Fatal(err)
 	}

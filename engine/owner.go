@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -40,6 +41,11 @@ type ownerServer struct {
 	srv    *resp.Server
 	cancel context.CancelFunc
 	done   chan struct{}
+	// conns counts the connections accepted and not yet closed, from the
+	// moment Accept returns them: the server counts a connection only
+	// once it has admitted it, and a linger that looked in between saw
+	// nobody (linger).
+	conns atomic.Int64
 }
 
 // listenOwner listens on the directory's socket. The caller holds the owner
@@ -77,7 +83,8 @@ func listenOwner(dir string) (net.Listener, error) {
 // processes).
 func serveOwner(s *store, ln net.Listener, lock *sync.RWMutex) *ownerServer {
 	ctx, cancel := context.WithCancel(context.Background())
-	o := &ownerServer{ln: sameUser{Listener: ln, accepted: s.gens.watch}, cancel: cancel, done: make(chan struct{})}
+	o := &ownerServer{cancel: cancel, done: make(chan struct{})}
+	o.ln = sameUser{Listener: ln, accepted: s.gens.watch, conns: &o.conns}
 	o.srv = resp.NewServer(respStore{c: s, dir: s.dir, opts: s.opts, started: time.Now()}, resp.Config{
 		Logger:     s.log,
 		ServerName: "diskcache-owner",
@@ -122,24 +129,29 @@ var testHookListening func(ln net.Listener)
 // processes are idle waits lingerIdle; one whose other processes stay busy
 // hands them off after lingerMax, as before.
 func (o *ownerServer) linger() {
-	clients, last := o.srv.Activity()
-	if clients == 0 && !o.pending() {
+	if !o.connected() {
 		return
 	}
+	_, last := o.srv.Activity()
 	start := time.Now()
 	quiet := start
 	for {
 		time.Sleep(lingerPoll)
 		now := time.Now()
-		var events int64
-		clients, events = o.srv.Activity()
-		if events != last {
+		if _, events := o.srv.Activity(); events != last {
 			last, quiet = events, now
 		}
-		if clients == 0 && !o.pending() || now.Sub(quiet) >= lingerIdle || now.Sub(start) >= lingerMax {
+		if !o.connected() || now.Sub(quiet) >= lingerIdle || now.Sub(start) >= lingerMax {
 			return
 		}
 	}
+}
+
+// connected reports whether another process is connected to the owner or
+// waits in the socket's backlog. The count is read before the backlog: a
+// connection moves from the backlog to the count, never the other way.
+func (o *ownerServer) connected() bool {
+	return o.conns.Load() > 0 || o.pending()
 }
 
 // pending reports whether a connection waits in the socket's backlog: a
@@ -181,6 +193,7 @@ func (o *ownerServer) shutdown() {
 type sameUser struct {
 	net.Listener
 	accepted func()
+	conns    *atomic.Int64 // connections returned and not closed
 }
 
 func (l sameUser) Accept() (net.Conn, error) {
@@ -191,10 +204,26 @@ func (l sameUser) Accept() (net.Conn, error) {
 		}
 		if peerUID(c) == os.Getuid() {
 			l.accepted()
-			return c, nil
+			l.conns.Add(1)
+			return &countedConn{Conn: c, conns: l.conns}, nil
 		}
 		c.Close()
 	}
+}
+
+// countedConn takes itself off the count of open connections when it is
+// first closed.
+type countedConn struct {
+	net.Conn
+	conns  *atomic.Int64
+	closed atomic.Bool
+}
+
+func (c *countedConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) {
+		c.conns.Add(-1)
+	}
+	return c.Conn.Close()
 }
 
 // peerUID returns the user id of the process at the other end of a Unix
