@@ -13,20 +13,25 @@ import (
 	"github.com/diskcache-go/diskcache/lru"
 )
 
+// fillRandom fills v with incompressible bytes from rng, 8 at a time (a
+// tail shorter than 8 bytes is left as it was).
+func fillRandom(rng *rand.Rand, v []byte) {
+	for j := 0; j+8 <= len(v); j += 8 {
+		x := rng.Uint64()
+		for k := 0; k < 8; k++ {
+			v[j+k] = byte(x >> (8 * k))
+		}
+	}
+}
+
 // churn writes total bytes of incompressible valueSize values under fresh
 // keys while re-reading a hot set of hot keys between writes (re-setting
-// any that went missing). It returns the hot-set hits and reads.
+// any that went missing); with hot 0 it only writes. It returns the
+// hot-set hits and reads.
 func churn(t testing.TB, c *Cache, prefix string, total, valueSize, hot int) (hits, reads int) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	v := make([]byte, valueSize)
-	fill := func() {
-		for j := 0; j+8 <= len(v); j += 8 {
-			x := rng.Uint64()
-			for k := 0; k < 8; k++ {
-				v[j+k] = byte(x >> (8 * k))
-			}
-		}
-	}
+	fill := func() { fillRandom(rng, v) }
 	for i := 0; i < hot; i++ {
 		fill()
 		if err := c.Set(ctx, fmt.Sprintf("hot-%d", i), v, 0); err != nil {
@@ -37,6 +42,9 @@ func churn(t testing.TB, c *Cache, prefix string, total, valueSize, hot int) (hi
 		fill()
 		if err := c.Set(ctx, fmt.Sprintf("%s-%d", prefix, i), v, 0); err != nil {
 			t.Fatal(err)
+		}
+		if hot == 0 {
+			continue
 		}
 		k := fmt.Sprintf("hot-%d", i%hot)
 		reads++
@@ -378,7 +386,7 @@ func waitTick(t *testing.T, s *store) {
 
 // waitRounds wakes the monitor and waits until it has refreshed the disk
 // usage n times: each round but the last has then run to its end.
-func waitRounds(t *testing.T, s *store, n int) {
+func waitRounds(t testing.TB, s *store, n int) {
 	t.Helper()
 	for range n {
 		ch := s.lim.refreshed()
