@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/redis/rueidis"
@@ -40,13 +39,15 @@ func dialOwner(dir string, o *Options) (*forwarder, error) {
 	if err != nil {
 		return nil, err
 	}
-	var firstMu sync.Mutex
+	firstc := make(chan net.Conn, 1)
+	firstc <- first
 	takeFirst := func() net.Conn {
-		firstMu.Lock()
-		defer firstMu.Unlock()
-		c := first
-		first = nil
-		return c
+		select {
+		case c := <-firstc:
+			return c
+		default:
+			return nil
+		}
 	}
 	defer func() {
 		if c := takeFirst(); c != nil {

@@ -314,7 +314,7 @@ func (c *store) loadAccess() *lru.AccessClock {
 				return err
 			})
 			if err == nil && c.bgCtx.Err() == nil {
-				err = c.readAccess(clock, fs, path, c.bgCtx)
+				err = c.readAccess(c.bgCtx, clock, fs, path)
 			}
 			if err != nil && c.bgCtx.Err() == nil {
 				c.log.Warn("diskcache: access clock snapshot not used", "err", err)
@@ -325,7 +325,7 @@ func (c *store) loadAccess() *lru.AccessClock {
 		}()
 		return clock
 	case err == nil:
-		if err := c.readAccess(clock, fs, path, context.Background()); err != nil {
+		if err := c.readAccess(context.Background(), clock, fs, path); err != nil {
 			c.log.Warn("diskcache: access clock snapshot not used", "err", err)
 			clock = lru.NewAccessClock(c.clockSlots())
 		}
@@ -337,7 +337,7 @@ func (c *store) loadAccess() *lru.AccessClock {
 }
 
 // readAccess merges the snapshot at path into clock, until ctx is done.
-func (c *store) readAccess(clock *lru.AccessClock, fs vfs.FS, path string, ctx context.Context) error {
+func (c *store) readAccess(ctx context.Context, clock *lru.AccessClock, fs vfs.FS, path string) error {
 	var slots int64
 	err := readSideFile(fs, path, accessMagic, func(r io.Reader, _ int64) error {
 		n, err := clock.ReadFrom(ctxReader{ctx, r})

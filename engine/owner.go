@@ -132,13 +132,13 @@ func (o *ownerServer) linger() {
 	if !o.connected() {
 		return
 	}
-	_, last := o.srv.Activity()
+	last := o.srv.Activity()
 	start := time.Now()
 	quiet := start
 	for {
 		time.Sleep(lingerPoll)
 		now := time.Now()
-		if _, events := o.srv.Activity(); events != last {
+		if events := o.srv.Activity(); events != last {
 			last, quiet = events, now
 		}
 		if !o.connected() || now.Sub(quiet) >= lingerIdle || now.Sub(start) >= lingerMax {

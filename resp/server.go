@@ -181,11 +181,11 @@ func (s *Server) numClients() int {
 	return len(s.conns)
 }
 
-// Activity reports the connections being served and a count that grows with
-// every connection accepted and every command run: a server about to shut
-// down can tell whether its clients are still busy with it.
-func (s *Server) Activity() (clients int, events int64) {
-	return s.numClients(), s.received.Load() + s.commands.Load()
+// Activity returns a count that grows with every connection accepted and
+// every command run: a server about to shut down can tell whether its
+// clients are still busy with it.
+func (s *Server) Activity() int64 {
+	return s.received.Load() + s.commands.Load()
 }
 
 // reject tells a connection past MaxClients why it is closed, as Redis does.
