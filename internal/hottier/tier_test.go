@@ -1,0 +1,418 @@
+package hottier
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// valueOf is a value that says which key and version it is, of a length
+// that varies with both: a reader can tell a torn or misplaced value.
+func valueOf(key string, version uint64) []byte {
+	n := 8 + int(version*7+uint64(len(key))*13)%300
+	v := make([]byte, n)
+	binary.LittleEndian.PutUint64(v, version)
+	r := rand.New(rand.NewPCG(version, Hash(key)))
+	for i := 8; i < n; i++ {
+		v[i] = byte(r.Uint32())
+	}
+	return v
+}
+
+// versionOf checks that v is a value valueOf made for key and returns its
+// version.
+func versionOf(key string, v []byte) (uint64, error) {
+	if len(v) < 8 {
+		return 0, fmt.Errorf("%q: a value of %d bytes", key, len(v))
+	}
+	ver := binary.LittleEndian.Uint64(v)
+	if want := valueOf(key, ver); !bytes.Equal(v, want) {
+		return 0, fmt.Errorf("%q: a torn or foreign value (version %d, %d bytes)", key, ver, len(v))
+	}
+	return ver, nil
+}
+
+func newTier(t testing.TB, size int64) (*Tier, *Writer, *os.File) {
+	t.Helper()
+	tr, f, err := Create(size, 42)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Unmap(); f.Close() })
+	return tr, NewWriter(tr), f
+}
+
+func TestPutGetInvalidateClear(t *testing.T) {
+	tr, w, _ := newTier(t, MinSize)
+	k := "alpha"
+	h := Hash(k)
+	if _, _, ok := tr.Get(k, h); ok {
+		t.Fatal("hit in an empty tier")
+	}
+	if !w.Put(k, h, []byte("one"), 77, w.Gen(h)) {
+		t.Fatal("Put refused a small value")
+	}
+	v, exp, ok := tr.Get(k, h)
+	if !ok || string(v) != "one" || exp != 77 {
+		t.Fatalf("Get = %q, %d, %v; want one, 77, true", v, exp, ok)
+	}
+	if _, _, ok := tr.Get("other", h); ok {
+		t.Fatal("a key of another length hit under the same hash")
+	}
+	w.Invalidate(h)
+	if _, _, ok := tr.Get(k, h); ok {
+		t.Fatal("hit after Invalidate")
+	}
+	g := w.Gen(h)
+	w.Invalidate(h)
+	if w.Put(k, h, []byte("stale"), 0, g) {
+		t.Fatal("Put with a generation from before a write stored its value")
+	}
+	w.Put(k, h, []byte("two"), 0, w.Gen(h))
+	g = w.Gen(h)
+	w.Clear()
+	if _, _, ok := tr.Get(k, h); ok {
+		t.Fatal("hit after Clear")
+	}
+	if w.Put(k, h, []byte("stale"), 0, g) {
+		t.Fatal("Put with a generation from before Clear stored its value")
+	}
+	if w.Put(k, h, make([]byte, MinSize), 0, w.Gen(h)) {
+		t.Fatal("Put stored a value larger than the tier")
+	}
+}
+
+// TestMatchesModel runs random operations against a map: a hit must give
+// the value the model holds (a miss is always allowed), and with the tier
+// larger than the data, every key put and not invalidated since must hit.
+func TestMatchesModel(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3} {
+		r := rand.New(rand.NewPCG(seed, 0))
+		checkModel(t, r, 20000, 200, 8<<20, true)
+		checkModel(t, r, 20000, 5000, MinSize, false)
+	}
+}
+
+func FuzzTier(f *testing.F) {
+	f.Add(uint64(1), uint16(50))
+	f.Add(uint64(7), uint16(3000))
+	f.Fuzz(func(t *testing.T, seed uint64, keys uint16) {
+		r := rand.New(rand.NewPCG(seed, 1))
+		checkModel(t, r, 3000, int(keys)%5000+1, MinSize, false)
+	})
+}
+
+func checkModel(t testing.TB, r *rand.Rand, ops, keys int, size int64, fits bool) {
+	t.Helper()
+	tr, w, _ := newTier(t, size)
+	model := map[string]uint64{}
+	version := uint64(0)
+	for i := range ops {
+		k := "k" + strconv.Itoa(r.IntN(keys))
+		h := Hash(k)
+		switch op := r.IntN(10); {
+		case op < 5:
+			v, _, ok := tr.Get(k, h)
+			want, present := model[k]
+			if ok {
+				ver, err := versionOf(k, v)
+				if err != nil || !present || ver != want {
+					t.Fatalf("op %d: Get(%s) = version %d (%v), model has %d (present %v)", i, k, ver, err, want, present)
+				}
+			} else if fits && present {
+				t.Fatalf("op %d: Get(%s) missed in a tier that holds everything", i, k)
+			}
+		case op < 8:
+			version++
+			if w.Put(k, h, valueOf(k, version), 0, w.Gen(h)) {
+				model[k] = version
+			} else {
+				delete(model, k)
+			}
+		case op < 9:
+			w.Invalidate(h)
+			delete(model, k)
+		default:
+			if r.IntN(50) == 0 {
+				w.Clear()
+				clear(model)
+			}
+		}
+	}
+}
+
+// TestConcurrentReadsAreCoherent plays the owner: writers store a new
+// version in a "store", invalidate and acknowledge it; fillers read the
+// store and Put what they read; readers check every hit against the
+// version acknowledged before their Get began. The tier is small, so the
+// rings wrap and records move all the time.
+func TestConcurrentReadsAreCoherent(t *testing.T) {
+	tr, w, _ := newTier(t, MinSize)
+	const keys = 3000
+	var mu sync.Mutex
+	store := make([]uint64, keys)
+	acked := make([]atomic.Uint64, keys)
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var hits, reads atomic.Int64
+	fail := make(chan error, 1)
+	report := func(err error) {
+		select {
+		case fail <- err:
+		default:
+		}
+		stop.Store(true)
+	}
+	name := func(i int) string { return "key-" + strconv.Itoa(i) }
+	wg.Add(1)
+	go func() { // writer
+		defer wg.Done()
+		r := rand.New(rand.NewPCG(1, 1))
+		for !stop.Load() {
+			i := r.IntN(keys)
+			mu.Lock()
+			store[i]++
+			v := store[i]
+			mu.Unlock()
+			w.Invalidate(Hash(name(i)))
+			acked[i].Store(v)
+			if r.IntN(5000) == 0 {
+				w.Clear()
+			}
+		}
+	}()
+	for g := range 2 { // fillers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(2, uint64(g)))
+			for !stop.Load() {
+				i := r.IntN(keys)
+				k := name(i)
+				h := Hash(k)
+				gen := w.Gen(h)
+				mu.Lock()
+				v := store[i]
+				mu.Unlock()
+				w.Put(k, h, valueOf(k, v), 0, gen)
+			}
+		}()
+	}
+	for g := range 3 { // readers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(3, uint64(g)))
+			for !stop.Load() {
+				i := r.IntN(keys)
+				k := name(i)
+				before := acked[i].Load()
+				v, _, ok := tr.Get(k, Hash(k))
+				reads.Add(1)
+				if !ok {
+					continue
+				}
+				hits.Add(1)
+				ver, err := versionOf(k, v)
+				if err != nil {
+					report(err)
+					return
+				}
+				if ver < before {
+					report(fmt.Errorf("%s: read version %d after version %d was acknowledged", k, ver, before))
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(time.Second)
+	stop.Store(true)
+	wg.Wait()
+	select {
+	case err := <-fail:
+		t.Fatal(err)
+	default:
+	}
+	if hits.Load() == 0 {
+		t.Fatalf("no hits in %d reads", reads.Load())
+	}
+	t.Logf("%d reads, %d hits", reads.Load(), hits.Load())
+}
+
+// TestDamageReadsAsMiss: a way left mid-write (odd sequence number, as a
+// writer killed there leaves it) and a record whose bytes changed both
+// read as a miss, at once.
+func TestDamageReadsAsMiss(t *testing.T) {
+	tr, w, _ := newTier(t, MinSize)
+	k := "victim"
+	h := Hash(k)
+	w.Put(k, h, valueOf(k, 1), 0, w.Gen(h))
+	off, ok := w.live(h, small, 0)
+	if !ok {
+		t.Fatal("no way points to the record just written")
+	}
+	tr.mem[tr.ringOff[small]+recHeader+3] ^= 0xff // a byte of the key's value
+	if _, _, ok := tr.Get(k, h); ok {
+		t.Fatal("a record with a changed byte hit")
+	}
+	w.Put(k, h, valueOf(k, 2), 0, w.Gen(h))
+	if _, _, ok := tr.Get(k, h); !ok {
+		t.Fatal("the rewritten record missed")
+	}
+	seq := tr.word32(off + wSeq)
+	*seq |= 1
+	done := make(chan bool)
+	go func() { _, _, ok := tr.Get(k, h); done <- ok }()
+	select {
+	case ok := <-done:
+		if ok {
+			t.Fatal("a way with an odd sequence number hit")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Get waited on a way left mid-write")
+	}
+}
+
+// TestScanKeepsHotSet: keys read over and over stay while a scan of once
+// read keys ten times the tier's size goes through.
+func TestScanKeepsHotSet(t *testing.T) {
+	tr, w, _ := newTier(t, 4<<20)
+	get := func(k string) bool {
+		h := Hash(k)
+		if _, _, ok := tr.Get(k, h); ok {
+			return true
+		}
+		w.Put(k, h, make([]byte, 100), 0, w.Gen(h))
+		return false
+	}
+	hot := make([]string, 2000) // about 250 KB of records
+	for i := range hot {
+		hot[i] = "hot-" + strconv.Itoa(i)
+	}
+	for range 3 {
+		for _, k := range hot {
+			get(k)
+		}
+	}
+	misses := 0
+	for i := range 300000 { // some 40 MB of records
+		get("scan-" + strconv.Itoa(i))
+		if i%100 == 0 {
+			for _, k := range hot[i/100%20*100 : i/100%20*100+100] {
+				if !get(k) {
+					misses++
+				}
+			}
+		}
+	}
+	if misses > 300000/100*100/20 {
+		t.Fatalf("%d misses of hot keys in %d reads during the scan", misses, 300000)
+	}
+	t.Logf("hot misses during the scan: %d of %d", misses, 300000)
+}
+
+// TestMapRefusesDamage: a header that does not describe its memory is
+// refused, not trusted.
+func TestMapRefusesDamage(t *testing.T) {
+	tr, _, f := newTier(t, MinSize)
+	for _, c := range []struct {
+		off uint64
+		val uint64
+	}{{hSize, 12345}, {hBuckets, 63}, {hRingSize, 1 << 40}, {hRingOff + 8, 7}} {
+		old := *tr.word(c.off)
+		*tr.word(c.off) = c.val
+		if _, err := Map(f); err == nil {
+			t.Errorf("Map accepted a header with word %d = %d", c.off, c.val)
+		}
+		*tr.word(c.off) = old
+	}
+	if m, err := Map(f); err != nil {
+		t.Fatal(err)
+	} else {
+		m.Unmap()
+	}
+}
+
+// TestKilledWriterLeavesNoTornValue: a writer in another process is
+// SIGKILLed while it writes; a reader in this process checks every value
+// it reads, during the writes and after the kill.
+func TestKilledWriterLeavesNoTornValue(t *testing.T) {
+	if os.Getenv("HOTTIER_WRITER") != "" {
+		return
+	}
+	for round := range 4 {
+		tr, f, err := Create(MinSize, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^TestWriterChild$")
+		cmd.Env = append(os.Environ(), "HOTTIER_WRITER=1")
+		cmd.ExtraFiles = []*os.File{f}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		r := rand.New(rand.NewPCG(uint64(round), 9))
+		hits := 0
+		check := func() {
+			for i := range 500 {
+				k := "key-" + strconv.Itoa(i)
+				if v, _, ok := tr.Get(k, Hash(k)); ok {
+					hits++
+					if _, err := versionOf(k, v); err != nil {
+						cmd.Process.Kill()
+						t.Fatalf("round %d: %v", round, err)
+					}
+				}
+			}
+		}
+		// The writer starts (slowly under -race); then it is killed at
+		// a random moment.
+		for start := time.Now(); hits == 0 && time.Since(start) < 20*time.Second; {
+			check()
+		}
+		for deadline := time.Now().Add(time.Duration(20+r.IntN(200)) * time.Millisecond); time.Now().Before(deadline); {
+			check()
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+		check()
+		if hits == 0 {
+			t.Errorf("round %d: no hits", round)
+		}
+		tr.Unmap()
+		f.Close()
+	}
+}
+
+// TestWriterChild is the killed writer of TestKilledWriterLeavesNoTornValue.
+func TestWriterChild(t *testing.T) {
+	if os.Getenv("HOTTIER_WRITER") == "" {
+		t.Skip("runs as a child of TestKilledWriterLeavesNoTornValue")
+	}
+	tr, err := Map(os.NewFile(3, "tier"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewWriter(tr)
+	r := rand.New(rand.NewPCG(5, 5))
+	for v := uint64(1); ; v++ {
+		k := "key-" + strconv.Itoa(r.IntN(500))
+		h := Hash(k)
+		if r.IntN(4) == 0 {
+			w.Invalidate(h)
+		} else {
+			w.Put(k, h, valueOf(k, v), 0, w.Gen(h))
+		}
+		if _, _, ok := tr.Get(k, h); ok && r.IntN(2) == 0 {
+			continue
+		}
+	}
+}

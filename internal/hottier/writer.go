@@ -1,0 +1,278 @@
+package hottier
+
+import (
+	"encoding/binary"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// maxMoves bounds the records one Put moves to the main ring's head, so
+// that a tier whose every record is hot still takes a write in bounded
+// time: past it, tail records leave whether read or not.
+const maxMoves = 8
+
+// Writer is the one writer of a tier, in the owner process. Its methods
+// are safe for concurrent use: they take one mutex, held for the time of
+// a copy of one value (and of the few records a Put may move).
+type Writer struct {
+	t  *Tier
+	mu sync.Mutex
+
+	// gens counts the writes to each bucket (and clears, in the top 32
+	// bits): a Put carries the count read before its value was read from
+	// the store, and is dropped if a write came in between, whose
+	// Invalidate may have run before the Put (Gen).
+	gens  []atomic.Uint32
+	clear atomic.Uint32
+
+	head    [2]uint64 // next free position of each ring; tails are in the header
+	ghost   []uint64  // hashes of keys that left the small ring unread
+	moves   int       // what the current Put may still move
+	scratch []byte
+	hand    uint64 // rotates the choice of a way to evict
+}
+
+// NewWriter returns the writer of t, which must be fresh from Create: a
+// tier has one writer in its life, and its positions live in the Writer.
+func NewWriter(t *Tier) *Writer {
+	buckets := t.mask + 1
+	return &Writer{
+		t:     t,
+		gens:  make([]atomic.Uint32, buckets),
+		ghost: make([]uint64, max(buckets, 1024)),
+	}
+}
+
+// Tier returns the tier w writes.
+func (w *Writer) Tier() *Tier { return w.t }
+
+// Gen returns what a Put of hash's key checks: read it before reading the
+// value from the store.
+func (w *Writer) Gen(hash uint64) uint64 {
+	return uint64(w.clear.Load())<<32 | uint64(w.gens[hash&w.t.mask].Load())
+}
+
+// Put stores key's value with its expiry (unix nanoseconds, 0 for none).
+// gen is Gen(hash) read before the value was read from the store: if a
+// write of a key in the bucket (or a Clear) came since, the value may be
+// older than that write, and Put drops it. It reports whether it stored
+// the value; one larger than an eighth of the main ring is not stored.
+func (w *Writer) Put(key string, hash uint64, value []byte, expiry int64, gen uint64) bool {
+	n := align8(recHeader + uint64(len(key)) + uint64(len(value)))
+	if n > w.t.ringSize[main]/8 || n > w.t.ringSize[small] {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.Gen(hash) != gen {
+		return false
+	}
+	ring := small
+	if w.ghost[hash%uint64(len(w.ghost))] == hash {
+		ring = main
+	}
+	w.moves = maxMoves
+	pos := w.reserve(ring, n)
+	rel := w.t.ringOff[ring] + pos%w.t.ringSize[ring]
+	rec := w.t.mem[rel : rel+n]
+	binary.LittleEndian.PutUint64(rec, hash)
+	binary.LittleEndian.PutUint32(rec[8:], uint32(len(key)))
+	binary.LittleEndian.PutUint32(rec[12:], uint32(len(value)))
+	copy(rec[recHeader:], key)
+	copy(rec[recHeader+len(key):], value)
+	d := xxhash.New()
+	d.WriteString(key)
+	d.Write(value)
+	off := w.wayFor(hash)
+	w.writeWay(off, hash, way{
+		pos: pos, expiry: uint64(expiry), sum: d.Sum64(), ring: uint64(ring),
+		epoch: atomic.LoadUint64(w.t.word(hEpoch)),
+		klen:  uint64(len(key)), vlen: uint64(len(value)),
+	})
+	return true
+}
+
+// Invalidate forgets hash's key. The owner calls it after a write of the
+// key reached the store and before the write returns.
+func (w *Writer) Invalidate(hash uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.gens[hash&w.t.mask].Add(1)
+	b := w.t.bucket(hash)
+	for i := range uint64(ways) {
+		off := b + i*waySize
+		if atomic.LoadUint64(w.t.word(off+wHash)) == hash {
+			w.emptyWay(off)
+		}
+	}
+}
+
+// Clear forgets every key: ways written before it belong to an older epoch.
+func (w *Writer) Clear() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.clear.Add(1)
+	atomic.AddUint64(w.t.word(hEpoch), 1)
+	clear(w.ghost)
+}
+
+// wayFor returns the way to write hash's key to: the one that holds it, an
+// empty or dead one, one not read since written, or the next in turn.
+func (w *Writer) wayFor(hash uint64) uint64 {
+	b := w.t.bucket(hash)
+	epoch := atomic.LoadUint64(w.t.word(hEpoch))
+	victim := uint64(1<<64 - 1)
+	for i := range uint64(ways) {
+		off := b + i*waySize
+		h := atomic.LoadUint64(w.t.word(off + wHash))
+		if h == hash {
+			return off
+		}
+		if victim != 1<<64-1 {
+			continue
+		}
+		r := atomic.LoadUint64(w.t.word(off + wRing))
+		if h == 0 || atomic.LoadUint64(w.t.word(off+wEpoch)) != epoch || r > main ||
+			atomic.LoadUint64(w.t.word(off+wPos)) < w.t.tail(int(r)) {
+			victim = off
+		}
+	}
+	if victim != 1<<64-1 {
+		return victim
+	}
+	w.hand++
+	for i := range uint64(ways) {
+		off := b + (w.hand+i)%ways*waySize
+		if atomic.LoadUint32(w.t.word32(off+wRef)) == 0 {
+			return off
+		}
+	}
+	return b + w.hand%ways*waySize
+}
+
+// writeWay writes way off under its sequence number; its ref starts unset.
+func (w *Writer) writeWay(off, hash uint64, v way) {
+	seq := w.t.word32(off + wSeq)
+	s := atomic.LoadUint32(seq)
+	atomic.StoreUint32(seq, s+1)
+	atomic.StoreUint64(w.t.word(off+wHash), hash)
+	atomic.StoreUint64(w.t.word(off+wPos), v.pos)
+	atomic.StoreUint64(w.t.word(off+wLens), v.klen|v.vlen<<32)
+	atomic.StoreUint64(w.t.word(off+wExpiry), v.expiry)
+	atomic.StoreUint64(w.t.word(off+wSum), v.sum)
+	atomic.StoreUint64(w.t.word(off+wEpoch), v.epoch)
+	atomic.StoreUint64(w.t.word(off+wRing), v.ring)
+	atomic.StoreUint32(w.t.word32(off+wRef), 0)
+	atomic.StoreUint32(seq, s+2)
+}
+
+func (w *Writer) emptyWay(off uint64) {
+	seq := w.t.word32(off + wSeq)
+	s := atomic.LoadUint32(seq)
+	atomic.StoreUint32(seq, s+1)
+	atomic.StoreUint64(w.t.word(off+wHash), 0)
+	atomic.StoreUint32(seq, s+2)
+}
+
+// reserve returns the position of n free bytes at ring r's head, moving
+// its tail (evict) until they fit. A record never wraps: the space left
+// at the end of the ring is skipped, marked by a zero hash.
+func (w *Writer) reserve(r int, n uint64) uint64 {
+	size := w.t.ringSize[r]
+	for {
+		head, tail := w.head[r], w.t.tail(r)
+		rel := head % size
+		need := n
+		if rel+n > size {
+			need = size - rel
+		}
+		if head+need-tail > size {
+			w.evict(r)
+			continue
+		}
+		if need != n { // skip to the start of the ring
+			binary.LittleEndian.PutUint64(w.t.mem[w.t.ringOff[r]+rel:], 0)
+			w.head[r] += need
+			continue
+		}
+		w.head[r] += n
+		return head
+	}
+}
+
+// evict frees the record at ring r's tail: it moves it to the main ring's
+// head if it was read since it was written there (and the Put may still
+// move), and lets it go otherwise.
+func (w *Writer) evict(r int) {
+	size := w.t.ringSize[r]
+	tail := w.t.tail(r)
+	rel := tail % size
+	at := w.t.ringOff[r] + rel
+	hash := binary.LittleEndian.Uint64(w.t.mem[at:])
+	if hash == 0 || rel+recHeader > size {
+		w.setTail(r, min(tail+size-rel, w.head[r]))
+		return
+	}
+	klen := uint64(binary.LittleEndian.Uint32(w.t.mem[at+8:]))
+	vlen := uint64(binary.LittleEndian.Uint32(w.t.mem[at+12:]))
+	n := align8(recHeader + klen + vlen)
+	if rel+n > size || tail+n > w.head[r] {
+		// Only a bug could get here: the ring's records do not add up.
+		// Dropping them all keeps the tier correct.
+		w.setTail(r, w.head[r])
+		return
+	}
+	off, live := w.live(hash, r, tail)
+	if live && atomic.LoadUint32(w.t.word32(off+wRef)) != 0 && w.moves > 0 {
+		w.moves--
+		// The move below may evict (and move) again: this record's copy
+		// must be its own.
+		rec := append(w.scratch[:0], w.t.mem[at:at+n]...)
+		w.scratch = nil
+		w.setTail(r, tail+n)
+		pos := w.reserve(main, n)
+		dst := w.t.ringOff[main] + pos%w.t.ringSize[main]
+		copy(w.t.mem[dst:dst+n], rec)
+		w.scratch = rec
+		// The record is the same bytes: only where it is changes.
+		v, _ := w.t.readWay(off, hash)
+		v.pos, v.ring = pos, main
+		w.writeWay(off, hash, v)
+		return
+	}
+	if live {
+		if r == small {
+			w.ghost[hash%uint64(len(w.ghost))] = hash
+		}
+		w.emptyWay(off)
+	}
+	w.setTail(r, tail+n)
+}
+
+// live finds the way that points to the record of hash at ring r's
+// position pos: a record whose way went elsewhere is garbage.
+func (w *Writer) live(hash uint64, r int, pos uint64) (uint64, bool) {
+	b := w.t.bucket(hash)
+	epoch := atomic.LoadUint64(w.t.word(hEpoch))
+	for i := range uint64(ways) {
+		off := b + i*waySize
+		if atomic.LoadUint64(w.t.word(off+wHash)) == hash &&
+			atomic.LoadUint64(w.t.word(off+wPos)) == pos &&
+			atomic.LoadUint64(w.t.word(off+wRing)) == uint64(r) &&
+			atomic.LoadUint64(w.t.word(off+wEpoch)) == epoch {
+			return off, true
+		}
+	}
+	return 0, false
+}
+
+// setTail publishes ring r's new tail before the space behind it is
+// reused, so that a reader that copied reused bytes sees the tail passed
+// its record (and the sum catches the rest).
+func (w *Writer) setTail(r int, tail uint64) {
+	atomic.StoreUint64(w.t.word(hTail+64*uint64(r)), tail)
+}
+
+func align8(n uint64) uint64 { return (n + 7) &^ 7 }
