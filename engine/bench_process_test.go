@@ -21,15 +21,13 @@ import (
 const benchProcessKeys = 10000
 
 func init() {
-	// getloop DIR N LOCAL G: open DIR (a forwarder: the benchmark owns
-	// it), say "ready", wait for a line, do N Gets of random keys from G
-	// goroutines, then say "done SECONDS P50NS P99NS". LOCAL is
-	// Options.LocalCacheSize.
+	// getloop DIR N G: open DIR (a forwarder: the benchmark owns it), say
+	// "ready", wait for a line, do N Gets of random keys from G
+	// goroutines, then say "done SECONDS P50NS P99NS".
 	childRoles["getloop"] = func(args []string) error {
 		n, _ := strconv.Atoi(args[1])
-		local, _ := strconv.ParseInt(args[2], 10, 64)
-		g, _ := strconv.Atoi(args[3])
-		c, err := Open(args[0], &Options{SizeLimit: 64 << 20, LocalCacheSize: local})
+		g, _ := strconv.Atoi(args[2])
+		c, err := Open(args[0], &Options{SizeLimit: 64 << 20})
 		if err != nil {
 			return err
 		}
@@ -76,46 +74,50 @@ func init() {
 // BenchmarkProcesses measures the owner serving forwarding processes: the
 // owner is this process, and 1 or 4 child processes each Get random keys
 // of 10,000 (128 B values) from one goroutine, without pipelining. With
-// local=off every Get is a round trip, which is what the owner must keep
-// up with; local=on is the default, where the keys end up in each
-// forwarder's local cache. Beside them, when redis-server and
+// tier=off (the owner's HotTierSize -1) every Get is a round trip, which
+// is what the owner must keep up with; tier=on is the default, where the
+// keys end up in the hot tier every process reads. Beside them, when redis-server and
 // redis-benchmark are installed, redis-benchmark's GET rate against a real
 // redis-server on a Unix socket with as many clients, in the same run.
 //
 //	go test ./engine -run XXX -bench Processes -benchtime 200000x
 func BenchmarkProcesses(b *testing.B) {
 	dir := b.TempDir()
-	owner, err := Open(dir, &Options{SizeLimit: 64 << 20})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer owner.Close()
 	kv := newBenchKV(benchProcessKeys)
-	for i := range kv.keys {
-		if err := owner.Set(context.Background(), kv.keys[i], kv.values[i], 0); err != nil {
+	for _, tier := range []struct {
+		name string
+		size int64
+	}{{"off", -1}, {"on", 0}} {
+		owner, err := Open(dir, &Options{SizeLimit: 64 << 20, HotTierSize: tier.size})
+		if err != nil {
 			b.Fatal(err)
 		}
-	}
-	// One process, its Gets from 16 goroutines that rueidis pipelines.
-	b.Run("diskcache/local=off/procs=1/goroutines=16", func(b *testing.B) {
-		runGetLoops(b, dir, 1, -1, 16)
-	})
-	for _, procs := range []int{1, 4} {
-		for _, local := range []struct {
-			name string
-			size int64
-		}{{"off", -1}, {"on", 0}} {
-			b.Run(fmt.Sprintf("diskcache/local=%s/procs=%d", local.name, procs), func(b *testing.B) {
-				runGetLoops(b, dir, procs, local.size, 1)
+		for i := range kv.keys {
+			if err := owner.Set(context.Background(), kv.keys[i], kv.values[i], 0); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if tier.name == "off" {
+			// One process, its Gets from 16 goroutines that rueidis pipelines.
+			b.Run("diskcache/tier=off/procs=1/goroutines=16", func(b *testing.B) {
+				runGetLoops(b, dir, 1, 16)
 			})
 		}
+		for _, procs := range []int{1, 4} {
+			b.Run(fmt.Sprintf("diskcache/tier=%s/procs=%d", tier.name, procs), func(b *testing.B) {
+				runGetLoops(b, dir, procs, 1)
+			})
+		}
+		owner.Close()
+	}
+	for _, procs := range []int{1, 4} {
 		b.Run(fmt.Sprintf("redis/clients=%d", procs), func(b *testing.B) {
 			redisBenchmarkGets(b, procs)
 		})
 	}
 }
 
-func runGetLoops(b *testing.B, dir string, procs int, local int64, goroutines int) {
+func runGetLoops(b *testing.B, dir string, procs int, goroutines int) {
 	n := max(b.N/procs, 100)
 	type loop struct {
 		in  io.WriteCloser
@@ -124,7 +126,7 @@ func runGetLoops(b *testing.B, dir string, procs int, local int64, goroutines in
 	}
 	loops := make([]loop, procs)
 	for i := range loops {
-		cmd := childCommand(b, "getloop", dir, strconv.Itoa(n), strconv.FormatInt(local, 10), strconv.Itoa(goroutines))
+		cmd := childCommand(b, "getloop", dir, strconv.Itoa(n), strconv.Itoa(goroutines))
 		in, _ := cmd.StdinPipe()
 		out, _ := cmd.StdoutPipe()
 		if err := cmd.Start(); err != nil {

@@ -227,13 +227,13 @@ func runWorkers(b *testing.B, workers, n int, op func(i int, rng *rand.Rand) err
 //	go test ./engine -run XXX -bench Forwarded -benchtime 100000x
 func BenchmarkForwarded(b *testing.B) {
 	dir := b.TempDir()
-	owner, err := Open(dir, nil)
+	// The hot tier off: this measures the round trips.
+	owner, err := Open(dir, &Options{HotTierSize: -1})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer owner.Close()
-	// The local cache off: this measures the round trips.
-	fwd, err := Open(dir, &Options{LocalCacheSize: -1})
+	fwd, err := Open(dir, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -194,7 +194,7 @@ func (r *CheckReport) inventory(fsys vfs.FS, dir, path string) {
 		sort.Strings(names)
 		for _, n := range names {
 			switch n {
-			case storeDir, lockName, sockName, genName, probeName:
+			case storeDir, lockName, sockName, epochName, oldGenName, probeName:
 			default:
 				r.note("%s is not the cache's: left alone", n)
 			}

@@ -33,7 +33,7 @@ import (
 // checks it with diskcache.hello when it connects: processes of two
 // versions of diskcache on one directory fail at Open with
 // ErrIncompatible instead of misreading each other.
-const protocolVersion = 1
+const protocolVersion = 2
 
 const cmdPrefix = "diskcache."
 
@@ -368,6 +368,9 @@ func (p protocol) hello(arg []byte) []byte {
 	var w wbuf
 	w.uint(protocolVersion)
 	w.int(int64(os.Getpid()))
+	fd, id := p.s.tier.handle()
+	w.int(fd)
+	w.uint(id)
 	if err := r.done(); err != nil || v != protocolVersion {
 		return encodeReply(fmt.Errorf("%w: the owner (pid %d) speaks protocol version %d, the caller %d",
 			ErrIncompatible, os.Getpid(), protocolVersion, v), nil, nil)

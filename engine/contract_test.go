@@ -92,7 +92,7 @@ func signature(ft reflect.Type) string {
 // forwarder (whose owner is another Cache in this process), and compares
 // results, errors (by sentinel) and Stats after every step.
 func TestConformance(t *testing.T) {
-	opts := &Options{SizeLimit: 64 << 20, LocalCacheSize: 1 << 20}
+	opts := &Options{SizeLimit: 64 << 20, HotTierSize: 1 << 20}
 	owner, err := Open(t.TempDir(), opts)
 	if err != nil {
 		t.Fatal(err)

@@ -5,11 +5,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"path/filepath"
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/diskcache-go/diskcache/ttl"
 )
 
 // forwarder is the Cache of a process that does not own the directory: it
@@ -22,9 +25,10 @@ type forwarder struct {
 	pid    int // the owner's, for error messages
 	client rueidis.Client
 	stats  statCounters
-	near   *nearCache // nil when the local cache is off or unavailable
-	// nearHits counts the Gets answered by near.
-	nearHits counter
+	tier   *readTier // the owner's hot tier; nil when it shares none
+	clock  ttl.Clock // tells the tier's entries' expiry
+	// tierHits counts the Gets answered from the tier.
+	tierHits counter
 }
 
 // dialOwner connects to the owner of dir.
@@ -71,40 +75,26 @@ func dialOwner(dir string, o *Options) (*forwarder, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &forwarder{dir: dir, path: path, pid: ownerPID(filepath.Join(dir, lockName)), client: client}
-	if err := f.hello(o.HandoffWindow); err != nil {
+	f := &forwarder{dir: dir, path: path, pid: ownerPID(filepath.Join(dir, lockName)), client: client, clock: o.Clock}
+	fd, id, err := f.hello(o.HandoffWindow)
+	if err != nil {
 		client.Close()
 		return nil, err
 	}
-	if o.LocalCacheSize > 0 {
-		// The owner created the table before it listened. Without it the
-		// forwarder asks the owner for every read, which is still correct.
-		if gens, err := openGenerations(dir); err == nil {
-			f.near = newNearCache(gens, o.Clock, o.LocalCacheSize)
-		} else {
-			o.Logger.Warn("diskcache: no local cache in this process", "cache", dir, "err", err)
+	if fd >= 0 {
+		// Without the tier the forwarder asks the owner for every read,
+		// which is still correct.
+		if f.tier, err = openReadTier(dir, f.pid, fd, id); err != nil {
+			o.Logger.Warn("diskcache: no hot tier in this process: every read asks the owner", "cache", dir, "err", err)
 		}
 	}
 	return f, nil
 }
 
-// wrote forgets what the local cache holds of keys this process has just
-// written. Coherence does not need it (the owner bumped their
-// generations); it frees the memory for keys that are still good.
-func (f *forwarder) wrote(keys ...string) {
-	if f.near != nil {
-		f.near.drop(keys...)
-	}
-}
-
-func (f *forwarder) wroteEntries(entries []Entry) {
-	for _, e := range entries {
-		f.wrote(e.Key)
-	}
-}
-
-// hello checks that the owner speaks this binary's protocol version.
-func (f *forwarder) hello(timeout time.Duration) error {
+// hello checks that the owner speaks this binary's protocol version, and
+// returns what it tells of its hot tier: its descriptor in the owner (-1
+// for none) and its id.
+func (f *forwarder) hello(timeout time.Duration) (int64, uint64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var w wbuf
@@ -112,22 +102,22 @@ func (f *forwarder) hello(timeout time.Duration) error {
 	b, err := f.client.Do(ctx, f.client.B().Arbitrary(cmdHello, rueidis.BinaryString(w.b)).Build()).AsBytes()
 	var re *rueidis.RedisError
 	if errors.As(err, &re) {
-		return fmt.Errorf("%w: the owner of %s (pid %d) does not know the private protocol (%s); it runs an older diskcache",
+		return -1, 0, fmt.Errorf("%w: the owner of %s (pid %d) does not know the private protocol (%s); it runs an older diskcache",
 			ErrIncompatible, f.dir, f.pid, re.Error())
 	}
 	if err != nil {
-		return err
+		return -1, 0, err
 	}
 	r, err := f.reply(b)
 	if err != nil {
-		return fmt.Errorf("diskcache: %s: %w", f.dir, err)
+		return -1, 0, fmt.Errorf("diskcache: %s: %w", f.dir, err)
 	}
-	_, pid := r.uint(), r.int()
+	_, pid, fd, id := r.uint(), r.int(), r.int(), r.uint()
 	if err := r.done(); err != nil {
-		return fmt.Errorf("%w: the owner of %s answered hello with %d bytes that do not decode", ErrIncompatible, f.dir, len(b))
+		return -1, 0, fmt.Errorf("%w: the owner of %s answered hello with %d bytes that do not decode", ErrIncompatible, f.dir, len(b))
 	}
 	f.pid = int(pid)
-	return nil
+	return fd, id, nil
 }
 
 // roundTrip sends one call of m, its arguments encoded by args, and returns
@@ -196,38 +186,32 @@ func (f *forwarder) results(r *rbuf) error {
 	return nil
 }
 
-// fetch reads key from the owner with its expiry, through the local cache:
-// the value is cached with the stamp st, read before the request.
-func (f *forwarder) fetch(ctx context.Context, key string, st stamp) ([]byte, time.Duration, error) {
-	start := f.near.clock.Now()
-	v, left, err := f.getWithTTL(ctx, key)
-	if err != nil {
-		return nil, 0, err
+// lookup answers key from the hot tier if it holds it and it has not
+// expired: its value (the caller's) and the time it has left (0 for
+// never). A Get counts the hit (hit); other reads count none, as in the
+// owner.
+func (f *forwarder) lookup(key string) ([]byte, time.Duration, bool) {
+	if f.tier == nil {
+		return nil, 0, false
 	}
-	// The owner measured left after start: start + left is never after
-	// the real expiry.
-	var expiry int64
-	if left > 0 {
-		expiry = start.Add(left).UnixNano()
+	v, expiry, ok := f.tier.get(key)
+	if !ok {
+		return nil, 0, false
 	}
-	f.near.put(key, st, v, expiry)
-	return v, left, nil
+	var left time.Duration
+	if expiry != 0 {
+		if left = time.Duration(expiry - f.clock.Now().UnixNano()); left <= 0 {
+			return nil, 0, false
+		}
+	}
+	return v, left, true
 }
 
-// nearGet answers key from the local cache, or fetches it; the value is
-// the caller's.
-func (f *forwarder) nearGet(ctx context.Context, key string) ([]byte, time.Duration, error) {
-	e, st, ok := f.near.lookup(key)
-	if !ok {
-		return f.fetch(ctx, key, st)
-	}
-	f.nearHits.add(0, 1)
-	f.stats.hits.add(0, 1)
-	var left time.Duration
-	if e.expiry != 0 {
-		left = max(time.Duration(e.expiry-f.near.clock.Now().UnixNano()), time.Millisecond)
-	}
-	return append([]byte{}, e.value...), left, nil
+// hit counts a Get answered from the tier.
+func (f *forwarder) hit() {
+	shard := rand.Uint64() % numShards
+	f.tierHits.add(shard, 1)
+	f.stats.hits.add(shard, 1)
 }
 
 func (f *forwarder) Close() error {
@@ -250,9 +234,9 @@ func (f *forwarder) fail(err error) error {
 }
 
 func (f *forwarder) Get(ctx context.Context, key string) ([]byte, error) {
-	if f.near != nil {
-		v, _, err := f.nearGet(ctx, key)
-		return v, err
+	if v, _, ok := f.lookup(key); ok {
+		f.hit()
+		return v, nil
 	}
 	r, err := f.roundTrip(ctx, mGet, func(w *wbuf) { w.str(key) })
 	if err != nil {
@@ -272,17 +256,16 @@ func (f *forwarder) getWithTTL(ctx context.Context, key string) ([]byte, time.Du
 }
 
 func (f *forwarder) GetWithTTL(ctx context.Context, key string) ([]byte, time.Duration, error) {
-	if f.near != nil {
-		return f.nearGet(ctx, key)
+	if v, left, ok := f.lookup(key); ok {
+		f.hit()
+		return v, left, nil
 	}
 	return f.getWithTTL(ctx, key)
 }
 
 func (f *forwarder) Exists(ctx context.Context, key string) (bool, error) {
-	if f.near != nil {
-		if _, _, ok := f.near.lookup(key); ok {
-			return true, nil
-		}
+	if _, _, ok := f.lookup(key); ok {
+		return true, nil
 	}
 	r, err := f.roundTrip(ctx, mExists, func(w *wbuf) { w.str(key) })
 	if err != nil {
@@ -303,13 +286,12 @@ func (f *forwarder) TTL(ctx context.Context, key string) (time.Duration, error) 
 
 func (f *forwarder) GetMany(ctx context.Context, keys []string) (map[string][]byte, error) {
 	out := make(map[string][]byte, len(keys))
-	if f.near != nil {
+	if f.tier != nil {
 		missing := keys[:0:0]
 		for _, k := range keys {
-			if e, _, ok := f.near.lookup(k); ok {
-				out[k] = append([]byte{}, e.value...)
-				f.stats.hits.add(0, 1)
-				f.nearHits.add(0, 1)
+			if v, _, ok := f.lookup(k); ok {
+				out[k] = v
+				f.hit()
 			} else {
 				missing = append(missing, k)
 			}
@@ -340,7 +322,6 @@ func (f *forwarder) done(r *rbuf, err error) error {
 }
 
 func (f *forwarder) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
-	defer f.wrote(key)
 	return f.done(f.roundTrip(ctx, mSet, func(w *wbuf) {
 		w.str(key)
 		w.bytes(value)
@@ -351,7 +332,6 @@ func (f *forwarder) Set(ctx context.Context, key string, value []byte, ttl time.
 // SetMany is one call: the owner applies the entries, expiries included,
 // as one batch.
 func (f *forwarder) SetMany(ctx context.Context, entries []Entry) error {
-	defer f.wroteEntries(entries)
 	if len(entries) == 0 {
 		return nil
 	}
@@ -359,7 +339,6 @@ func (f *forwarder) SetMany(ctx context.Context, entries []Entry) error {
 }
 
 func (f *forwarder) SetManyIfAbsent(ctx context.Context, entries []Entry) (bool, error) {
-	defer f.wroteEntries(entries)
 	if len(entries) == 0 {
 		return true, nil
 	}
@@ -372,12 +351,10 @@ func (f *forwarder) SetManyIfAbsent(ctx context.Context, entries []Entry) (bool,
 }
 
 func (f *forwarder) Delete(ctx context.Context, key string) error {
-	defer f.wrote(key)
 	return f.done(f.roundTrip(ctx, mDelete, func(w *wbuf) { w.str(key) }))
 }
 
 func (f *forwarder) DeleteMany(ctx context.Context, keys ...string) (int, error) {
-	defer f.wrote(keys...)
 	if len(keys) == 0 {
 		return 0, nil
 	}
@@ -390,7 +367,6 @@ func (f *forwarder) DeleteMany(ctx context.Context, keys ...string) (int, error)
 }
 
 func (f *forwarder) Touch(ctx context.Context, key string, ttl time.Duration) error {
-	defer f.wrote(key)
 	return f.done(f.roundTrip(ctx, mTouch, func(w *wbuf) {
 		w.str(key)
 		w.int(int64(ttl))
@@ -407,14 +383,10 @@ func (f *forwarder) Len(ctx context.Context) (int64, error) {
 }
 
 func (f *forwarder) Clear(ctx context.Context) error {
-	if f.near != nil {
-		defer f.near.clear()
-	}
 	return f.done(f.roundTrip(ctx, mClear, nil))
 }
 
 func (f *forwarder) SetWithOptions(ctx context.Context, key string, value []byte, o SetOptions) (SetResult, error) {
-	defer f.wrote(key)
 	r, err := f.roundTrip(ctx, mSetWithOptions, func(w *wbuf) {
 		w.str(key)
 		w.bytes(value)
@@ -428,7 +400,6 @@ func (f *forwarder) SetWithOptions(ctx context.Context, key string, value []byte
 }
 
 func (f *forwarder) GetDelete(ctx context.Context, key string) ([]byte, error) {
-	defer f.wrote(key)
 	r, err := f.roundTrip(ctx, mGetDelete, func(w *wbuf) { w.str(key) })
 	if err != nil {
 		return nil, err
@@ -438,7 +409,6 @@ func (f *forwarder) GetDelete(ctx context.Context, key string) ([]byte, error) {
 }
 
 func (f *forwarder) GetExpire(ctx context.Context, key string, e Expiry) ([]byte, error) {
-	defer f.wrote(key)
 	r, err := f.roundTrip(ctx, mGetExpire, func(w *wbuf) {
 		w.str(key)
 		w.expiry(e)
@@ -451,7 +421,6 @@ func (f *forwarder) GetExpire(ctx context.Context, key string, e Expiry) ([]byte
 }
 
 func (f *forwarder) Expire(ctx context.Context, key string, e Expiry) (bool, error) {
-	defer f.wrote(key)
 	r, err := f.roundTrip(ctx, mExpire, func(w *wbuf) {
 		w.str(key)
 		w.expiry(e)
@@ -464,7 +433,6 @@ func (f *forwarder) Expire(ctx context.Context, key string, e Expiry) (bool, err
 }
 
 func (f *forwarder) IncrBy(ctx context.Context, key string, delta int64) (int64, error) {
-	defer f.wrote(key)
 	r, err := f.roundTrip(ctx, mIncrBy, func(w *wbuf) {
 		w.str(key)
 		w.int(delta)
@@ -477,7 +445,6 @@ func (f *forwarder) IncrBy(ctx context.Context, key string, delta int64) (int64,
 }
 
 func (f *forwarder) Append(ctx context.Context, key string, suffix []byte) (int, error) {
-	defer f.wrote(key)
 	r, err := f.roundTrip(ctx, mAppend, func(w *wbuf) {
 		w.str(key)
 		w.bytes(suffix)
@@ -508,7 +475,7 @@ func (f *forwarder) Stats() Stats {
 	s := Stats{
 		Hits:      f.stats.hits.load(),
 		Misses:    f.stats.misses.load(),
-		LocalHits: f.nearHits.load(),
+		LocalHits: f.tierHits.load(),
 		Sets:      f.stats.sets.load(),
 		Deletes:   f.stats.deletes.load(),
 	}

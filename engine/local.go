@@ -12,6 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/diskcache-go/diskcache/codec"
+	"github.com/diskcache-go/diskcache/internal/hottier"
 	"github.com/diskcache-go/diskcache/ttl"
 	"github.com/diskcache-go/diskcache/vlog"
 )
@@ -106,19 +107,32 @@ func (c *store) read(key string, decode bool) ([]byte, time.Duration, error) {
 	var kb [64]byte
 	dk := appendDataKey(kb[:0], key)
 	h := dataKeyHash(dk)
+	th := hottier.Hash(key)
+	if v, expiry, ok := c.tier.get(key, th); ok {
+		left, live := c.left(expiry)
+		if live {
+			c.lim.touch(h)
+			if decode {
+				c.stats.tierHits.add(rand.Uint64()%numShards, 1)
+			}
+			return v, left, nil
+		}
+	}
 	c.lim.warm(h)
 	if !c.mayExist(h) {
 		return nil, 0, ErrNotFound
 	}
+	gen := c.tier.gen(th)
 	hdr, v, err := c.readRecord(dk, decode)
 	if err != nil {
 		return nil, 0, err
 	}
-	var left time.Duration
-	if hdr.Expiry != 0 { // the clock is read only for entries that expire
-		if left = time.Duration(hdr.Expiry - c.now()); left <= 0 {
-			return nil, 0, ErrNotFound
-		}
+	left, live := c.left(hdr.Expiry)
+	if !live {
+		return nil, 0, ErrNotFound
+	}
+	if decode {
+		c.tier.fill(key, th, v, hdr.Expiry, gen)
 	}
 	c.lim.touch(h)
 	return v, left, nil
@@ -349,7 +363,7 @@ func (c *store) Clear(ctx context.Context) error {
 		return err
 	}
 	err = c.apply(b)
-	c.gens.bumpEpoch()
+	c.tier.clear()
 	if err != nil {
 		return fmt.Errorf("diskcache: clear %s: %w", c.dir, err)
 	}
@@ -470,14 +484,11 @@ func (c *store) commit(b *pebble.Batch, d counts) error {
 	return nil
 }
 
-// invalidate bumps the generation of every key b writes or deletes, for
-// the forwarders' local caches (generations.go). It runs after the commit,
-// before the call returns, and after a failed commit too: a needless miss
-// costs a round trip, a missed bump a stale read.
+// invalidate drops every key b writes or deletes from the hot tier
+// (tier.go). It runs after the commit, before the call returns, and after
+// a failed commit too: a needless miss costs a read of the store, a missed
+// invalidation a stale read.
 func (c *store) invalidate(b *pebble.Batch) {
-	if !c.gens.watched.Load() {
-		return // no forwarder yet (generations.watched)
-	}
 	r := b.Reader()
 	for {
 		_, k, _, ok, err := r.Next()
@@ -485,7 +496,7 @@ func (c *store) invalidate(b *pebble.Batch) {
 			return
 		}
 		if len(k) >= dataHeader && k[0] == dataPrefix {
-			c.gens.bump(dataKeyHash(k))
+			c.tier.invalidate(userKey(k))
 		}
 	}
 }
@@ -529,6 +540,17 @@ func putRecord(p *[]byte) {
 }
 
 func (c *store) now() int64 { return c.clock.Now().UnixNano() }
+
+// left returns the time an entry with expiry has left to live (0 for
+// never), and whether it is still alive. The clock is read only for
+// entries that expire.
+func (c *store) left(expiry int64) (time.Duration, bool) {
+	if expiry == 0 {
+		return 0, true
+	}
+	left := time.Duration(expiry - c.now())
+	return left, left > 0
+}
 
 func (c *store) checkEntry(key string, value []byte) error {
 	if err := checkKey(key); err != nil {

@@ -222,7 +222,7 @@ func TestProcessesSeeEachOthersWrites(t *testing.T) {
 		}
 		mustGet(t, owner, k, []byte("b"+k))
 	}
-	// One key, cached in both forwarders all along: every read follows the
+	// One key, in the hot tier all along: every read follows the
 	// write before it, whichever process wrote.
 	for i := 0; i < 50; i++ {
 		owner.Set(ctx, "hot", []byte(fmt.Sprint("o", i)), 0)
@@ -239,7 +239,7 @@ func TestProcessesSeeEachOthersWrites(t *testing.T) {
 		}
 	}
 	if got := a.ask(t, "localhits"); got == "0" {
-		t.Fatal("forwarder a never answered from its local cache")
+		t.Fatal("forwarder a never answered from the hot tier")
 	}
 }
 

@@ -51,9 +51,9 @@ type store struct {
 
 	sweeper *ttl.Sweeper
 	reclaim reclaimer
-	slices  sliceCursor  // the next hash slice to compact
-	health  health       // Pebble's failures (health.go)
-	gens    *generations // forwarders' local caches look here (generations.go)
+	slices  sliceCursor // the next hash slice to compact
+	health  health      // Pebble's failures (health.go)
+	tier    *ownerTier  // hot values every process reads (tier.go)
 
 	// bg runs background work (the WAL flusher, compactions after Clear);
 	// Close cancels it and waits.
@@ -93,7 +93,7 @@ func openStore(abs string, o Options, lock *ownerLock) (*store, error) {
 		log:   o.Logger.With("cache", abs),
 		lim:   newLimiter(&o),
 	}
-	if c.gens, err = ownerGenerations(abs, c.keys.counts.entries.load, c.log); err != nil {
+	if c.tier, err = openOwnerTier(abs, o.HotTierSize, c.log); err != nil {
 		return nil, fmt.Errorf("diskcache: open %s: %w", abs, err)
 	}
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
@@ -206,6 +206,7 @@ func (c *store) Close() error {
 	c.closed = true
 	c.gate.unlockAll()
 	c.bg.Wait()
+	c.tier.close()
 	err := c.saveState()
 	if err == nil {
 		err = c.flushAtClose()

@@ -18,9 +18,10 @@ const (
 	defaultSizeLimit     = 1 << 30
 	defaultSweepInterval = time.Minute
 	defaultCacheSize     = 64 << 20
-	// defaultLocalCacheSize holds the hot set of a typical worker (some
-	// 100,000 small values) without weighing on a pool of them.
-	defaultLocalCacheSize = 32 << 20
+	// defaultHotTierSize holds the hot set of a typical pool of workers
+	// (some 250,000 small values) once for all of them; its pages are
+	// allocated as values fill them.
+	defaultHotTierSize = 64 << 20
 	// maxValueFraction: a value may take at most 1/16 of the size limit. A
 	// bigger value would evict a good part of the cache on its own, and
 	// Pebble's memtables are sized from the limit too.
@@ -65,12 +66,14 @@ type Options struct {
 	// the log stay readable there).
 	ValueThreshold int
 
-	// LocalCacheSize is how many bytes of the values a forwarding process
-	// (one that does not own the directory) read it keeps in memory, to
-	// answer reads of hot keys without a round trip to the owner. It is
-	// coherent: once a write has returned in any process, no process
-	// returns the value it replaced. 0 means 32 MiB; negative turns it off.
-	LocalCacheSize int64
+	// HotTierSize is the size in bytes of the hot tier: the values read
+	// last, in memory that every process of the directory maps, so that a
+	// hot key is read without the store and without a round trip to the
+	// owner. There is one per directory, made by the owner with its own
+	// setting (the others' is not used). It is coherent: once a write has
+	// returned in any process, no process returns the value it replaced.
+	// 0 means 64 MiB; negative turns it off.
+	HotTierSize int64
 
 	// HandoffWindow bounds how long a call waits while the directory
 	// changes owner (the owner closed or died, and a process takes over),
@@ -138,8 +141,8 @@ func (o *Options) withDefaults() Options {
 	if r.ValueThreshold == 0 {
 		r.ValueThreshold = defaultValueThreshold
 	}
-	if r.LocalCacheSize == 0 {
-		r.LocalCacheSize = defaultLocalCacheSize
+	if r.HotTierSize == 0 {
+		r.HotTierSize = defaultHotTierSize
 	}
 	if r.HandoffWindow <= 0 {
 		r.HandoffWindow = 5 * time.Second

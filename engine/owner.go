@@ -84,7 +84,7 @@ func listenOwner(dir string) (net.Listener, error) {
 func serveOwner(s *store, ln net.Listener, lock *sync.RWMutex) *ownerServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	o := &ownerServer{cancel: cancel, done: make(chan struct{})}
-	o.ln = sameUser{Listener: ln, accepted: s.gens.watch, conns: &o.conns}
+	o.ln = sameUser{Listener: ln, accepted: s.tier.share, conns: &o.conns}
 	o.srv = resp.NewServer(respStore{c: s, dir: s.dir, opts: s.opts, started: time.Now()}, resp.Config{
 		Logger:     s.log,
 		ServerName: "diskcache-owner",

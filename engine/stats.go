@@ -11,7 +11,7 @@ import (
 type Stats struct {
 	Hits         int64 // Gets that found a value
 	Misses       int64 // Gets of missing or expired keys
-	LocalHits    int64 // Hits a forwarding process answered from its local cache
+	LocalHits    int64 // Hits this process answered from the hot tier, in memory shared by the directory's processes
 	Sets         int64 // entries written
 	Deletes      int64 // entries deleted by Delete
 	Expirations  int64 // expired entries deleted by the sweeper
@@ -24,6 +24,7 @@ type Stats struct {
 
 type statCounters struct {
 	hits, misses, sets, deletes counter
+	tierHits                    counter // the hits answered from the hot tier
 	expirations                 atomic.Int64
 }
 
@@ -44,6 +45,7 @@ func (c *store) Stats() Stats {
 	s := Stats{
 		Hits:         c.stats.hits.load(),
 		Misses:       c.stats.misses.load(),
+		LocalHits:    c.stats.tierHits.load(),
 		Sets:         c.stats.sets.load(),
 		Deletes:      c.stats.deletes.load(),
 		Expirations:  c.stats.expirations.Load(),

@@ -236,6 +236,15 @@ func Hash(key string) uint64 {
 	return h
 }
 
+// HashBytes is Hash of a key held in a byte slice.
+func HashBytes(key []byte) uint64 {
+	h := xxhash.Sum64(key)
+	if h == 0 {
+		h = 1
+	}
+	return h
+}
+
 // way is what a reader read of a way, consistent under its sequence number.
 type way struct {
 	pos, expiry, sum, epoch, ring uint64

@@ -16,7 +16,7 @@ import (
 
 // openTrio opens one directory three times in this process: flock locks
 // are per open file, so the first Cache owns the directory and the other
-// two forward to it, each with a local cache, all on one manual clock.
+// two forward to it, all reading its hot tier, all on one manual clock.
 func openTrio(t *testing.T) (owner, a, b *Cache, clock *ttl.ManualClock) {
 	t.Helper()
 	clock = ttl.NewManualClock(time.Unix(1_700_000_000, 0))
@@ -38,9 +38,9 @@ func openTrio(t *testing.T) (owner, a, b *Cache, clock *ttl.ManualClock) {
 
 func localHits(c *Cache) int64 { return c.Stats().LocalHits }
 
-// A hot key read twice in a forwarder is answered the second time without
-// asking the owner.
-func TestLocalCacheAnswersHotKeys(t *testing.T) {
+// A hot key read twice in a forwarder is answered the second time from the
+// tier, without asking the owner.
+func TestHotTierAnswersHotKeys(t *testing.T) {
 	owner, a, _, _ := openTrio(t)
 	owner.Set(ctx, "k", []byte("v"), 0)
 	mustGet(t, a, "k", []byte("v"))
@@ -62,7 +62,7 @@ func TestLocalCacheAnswersHotKeys(t *testing.T) {
 
 // Once a write has returned in any process, no forwarder returns the value
 // it replaced, whatever the write.
-func TestLocalCacheIsCoherent(t *testing.T) {
+func TestHotTierIsCoherent(t *testing.T) {
 	owner, a, b, clock := openTrio(t)
 	writes := []struct {
 		name  string
@@ -113,7 +113,7 @@ func TestLocalCacheIsCoherent(t *testing.T) {
 					t.Fatal(err)
 				}
 				mustGet(t, a, "k", []byte("v1"))
-				mustGet(t, a, "k", []byte("v1")) // now from a's local cache
+				mustGet(t, a, "k", []byte("v1")) // now from the tier
 				if err := w.write(writer.c); err != nil {
 					t.Fatal(err)
 				}
@@ -151,16 +151,16 @@ func TestLocalCacheIsCoherent(t *testing.T) {
 	})
 }
 
-// A cached entry expires on time: the local cache never serves a value
-// past the expiry the owner has for it.
-func TestLocalCacheExpiresOnTime(t *testing.T) {
+// An entry expires on time: the tier never serves a value past the expiry
+// the owner has for it.
+func TestHotTierExpiresOnTime(t *testing.T) {
 	owner, a, _, clock := openTrio(t)
 	owner.Set(ctx, "k", []byte("v"), 10*time.Second)
 	mustGet(t, a, "k", []byte("v"))
 	clock.Advance(9 * time.Second)
 	mustGet(t, a, "k", []byte("v"))
 	if localHits(a) != 1 {
-		t.Fatalf("LocalHits = %d, want the second read from the local cache", localHits(a))
+		t.Fatalf("LocalHits = %d, want the second read from the tier", localHits(a))
 	}
 	_, left, err := a.GetWithTTL(ctx, "k")
 	if err != nil || left <= 0 || left > time.Second {
@@ -170,36 +170,40 @@ func TestLocalCacheExpiresOnTime(t *testing.T) {
 	mustMiss(t, a, "k")
 }
 
-// A new owner invalidates everything forwarders cached: the old owner may
-// have applied writes it never acknowledged.
-func TestLocalCacheDroppedOnNewOwner(t *testing.T) {
+// A new owner invalidates the old owner's tier, which forwarders still map:
+// the old owner may have applied writes it never acknowledged.
+func TestHotTierDroppedOnNewOwner(t *testing.T) {
 	owner, a, b, _ := openTrio(t)
 	owner.Set(ctx, "k", []byte("v"), 0)
 	mustGet(t, b, "k", []byte("v"))
-	g, err := openGenerations(owner.Dir())
+	e, err := mapEpoch(epochPath(owner.Dir()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := g.read(0).epoch
+	before := e.load()
 	owner.Close()
-	mustGet(t, a, "k", []byte("v")) // a takes over
+	// The old owner's tier still answers reads, which is right until a
+	// new owner serves a write: a write makes a take over.
+	if err := a.Set(ctx, "other", []byte("x"), 0); err != nil {
+		t.Fatal(err)
+	}
 	if !a.IsOwner() && !b.IsOwner() {
 		t.Fatal("nobody took over")
 	}
-	if g.read(0).epoch == before {
+	if e.load() == before {
 		t.Fatal("the new owner kept the epoch")
 	}
 	hits := localHits(b)
 	mustGet(t, b, "k", []byte("v"))
 	if !b.IsOwner() && localHits(b) != hits {
-		t.Fatal("b answered from what it cached under the old owner")
+		t.Fatal("b answered from the old owner's tier")
 	}
 }
 
 // Readers in one forwarder never see a value older than the last write
 // acknowledged in another forwarder before the read began (run it with
 // -race).
-func TestLocalCacheLinearizable(t *testing.T) {
+func TestHotTierLinearizable(t *testing.T) {
 	_, a, b, _ := openTrio(t)
 	const writes = 2000
 	var acked atomic.Int64
@@ -245,75 +249,88 @@ func TestLocalCacheLinearizable(t *testing.T) {
 	mustGet(t, a, "k", []byte(strconv.Itoa(writes)))
 }
 
-// A damaged generation table is replaced by the owner and refused by
+// A damaged epoch file is replaced by the owner and refused by
 // forwarders, which then ask the owner for every read.
-func TestGenerationTableDamaged(t *testing.T) {
+func TestEpochFileDamaged(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := createGenerations(dir, genMinLog); err != nil {
+	if _, err := createEpoch(dir); err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(dir, genName)
+	path := epochPath(dir)
 	for _, damage := range []func() error{
 		func() error { return os.WriteFile(path, []byte("garbage"), 0o600) },
-		func() error { return os.Truncate(path, genHeader+100) },
+		func() error { return os.Truncate(path, epochSize+100) },
 	} {
 		if err := damage(); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := openGenerations(dir); !errors.Is(err, errBadGenerations) {
-			t.Fatalf("forwarder mapped a damaged table: %v", err)
+		if _, err := mapEpoch(path); !errors.Is(err, errBadEpoch) {
+			t.Fatalf("a damaged epoch file was mapped: %v", err)
 		}
-		g, err := createGenerations(dir, genMinLog)
+		e, err := createEpoch(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
-		atomic.AddUint32(g.slot(7), 1)
-		if h, err := openGenerations(dir); err != nil || h.read(7).gen != 1 {
-			t.Fatalf("the replaced table does not work: %v", err)
+		n := e.bump()
+		if f, err := mapEpoch(path); err != nil || f.load() != n {
+			t.Fatalf("the replaced epoch file does not work: %v", err)
 		}
 	}
 }
 
-// An owner that no forwarder has connected to skips the generation bumps
-// (generations.watched); from the first connection on, writes bump, and a
-// forwarder that connected late still never serves a replaced value.
-func TestGenerationsBumpOnceWatched(t *testing.T) {
+// A cache used by one process reads its hot keys from the tier too, and
+// writes no epoch file; from the first connection on, forwarders read the
+// same tier, and a write in the owner is seen by them at once.
+func TestEpochFileOnlyWhenShared(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cache")
 	owner, err := Open(dir, &Options{SizeLimit: 64 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer owner.Close()
-	slot := func(key string) uint32 {
-		var kb [64]byte
-		return owner.local().gens.read(dataKeyHash(appendDataKey(kb[:0], key))).gen
-	}
 	for i := range 100 {
 		owner.Set(ctx, fmt.Sprint("k", i), []byte("before"), 0)
 	}
-	owner.Delete(ctx, "k1")
-	if owner.local().gens.m.Load() != nil {
-		t.Fatal("the owner mapped a generation table before any forwarder connected")
+	mustGet(t, owner, "k0", []byte("before"))
+	mustGet(t, owner, "k0", []byte("before"))
+	if localHits(owner) != 1 {
+		t.Fatalf("LocalHits = %d in the owner, want the second read from the tier", localHits(owner))
 	}
-	if _, err := os.Stat(filepath.Join(dir, genName)); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("%s exists before any forwarder connected: %v", genName, err)
+	if _, err := os.Stat(filepath.Join(dir, epochName)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s exists before any forwarder connected: %v", epochName, err)
 	}
 	fwd, err := Open(dir, &Options{SizeLimit: 64 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer fwd.Close()
-	if g := slot("k0"); g != 0 {
-		t.Fatalf("generation of k0 = %d in a new table, want 0", g)
-	}
-	mustGet(t, fwd, "k0", []byte("before"))
 	mustGet(t, fwd, "k0", []byte("before"))
 	if localHits(fwd) != 1 {
-		t.Fatalf("LocalHits = %d, want the second read answered locally", localHits(fwd))
+		t.Fatalf("LocalHits = %d, want the forwarder's read answered from the tier the owner filled", localHits(fwd))
 	}
 	owner.Set(ctx, "k0", []byte("after"), 0)
-	if g := slot("k0"); g == 0 {
-		t.Fatal("a write after a forwarder connected did not bump its generation")
-	}
 	mustGet(t, fwd, "k0", []byte("after"))
+}
+
+// With the tier off, every process reads the store (through the owner).
+func TestHotTierOff(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	owner, err := Open(dir, &Options{SizeLimit: 64 << 20, HotTierSize: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close()
+	fwd, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fwd.Close()
+	owner.Set(ctx, "k", []byte("v"), 0)
+	for range 3 {
+		mustGet(t, owner, "k", []byte("v"))
+		mustGet(t, fwd, "k", []byte("v"))
+	}
+	if localHits(owner) != 0 || localHits(fwd) != 0 {
+		t.Fatalf("LocalHits = %d, %d with the tier off", localHits(owner), localHits(fwd))
+	}
 }

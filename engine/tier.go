@@ -1,0 +1,309 @@
+package engine
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/diskcache-go/diskcache/internal/hottier"
+)
+
+// The hot tier (internal/hottier) holds the values read last, in memory
+// every process of the directory maps: the owner writes it, every process
+// reads it without asking the owner. It is coherent with the store as
+// follows.
+//
+//   - The owner invalidates the key of every write after the write is
+//     applied and before the call returns (store.invalidate), and Clear
+//     empties it the same way. A read that began after a write returned
+//     finds no older value in the tier.
+//   - The owner fills the tier from its reads of the store. A fill carries
+//     the tier's count of writes to the key's bucket read before the store
+//     was, and the tier drops it if a write came in between: a value read
+//     before a write cannot land after the write's invalidation.
+//   - Entries keep the record's expiry; a reader checks it on its clock.
+//   - Each owner makes a tier of its own. A tier outlives its owner in the
+//     processes that mapped it, which may still read it while a new owner
+//     acknowledges writes it knows nothing of. So the tier stores the
+//     directory's epoch (epochName) it was shared under, every new owner
+//     bumps the epoch before it serves, and a reader that finds the two
+//     different misses.
+//
+// The memory is a memfd: the owner creates it at Open (its pages are
+// allocated as they are written, so a small cache costs little), and a
+// forwarder opens it through /proc/PID/fd of the owner, whose pid and
+// descriptor the hello reply carries. It goes away with the last process
+// that maps it, SIGKILL included; a file in /dev/shm would stay behind when
+// every process of a directory is killed.
+
+// epochName is the file, shared through mmap by the processes of a
+// directory, that holds the directory's epoch: a number each new owner
+// bumps before it serves. The owner creates it when the first forwarder
+// connects; a cache used by one process at a time never has one.
+const epochName = "owner.epoch"
+
+// The layout of epochName, little-endian: [0:8) magic, [8:16) epoch.
+const (
+	epochMagic = "dcepoch\x01"
+	epochSize  = 64
+)
+
+// oldGenName is the generation table of earlier versions, which the
+// epoch file and the hot tier replaced; a directory may still hold one.
+const oldGenName = "owner.gen"
+
+var errBadEpoch = errors.New("not an epoch file")
+
+// dirEpoch is a mapped epochName.
+type dirEpoch struct{ mem []byte }
+
+func (e *dirEpoch) word() *uint64 { return (*uint64)(unsafe.Pointer(&e.mem[8])) }
+func (e *dirEpoch) load() uint64  { return atomic.LoadUint64(e.word()) }
+func (e *dirEpoch) bump() uint64  { return atomic.AddUint64(e.word(), 1) }
+func epochPath(dir string) string { return filepath.Join(dir, epochName) }
+
+func mapEpoch(path string) (*dirEpoch, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	hdr := make([]byte, epochSize)
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("diskcache: %s: %w", path, err)
+	}
+	if _, err := f.ReadAt(hdr, 0); err != nil || fi.Size() != epochSize || string(hdr[:8]) != epochMagic {
+		return nil, fmt.Errorf("diskcache: %s: %w (%d bytes)", path, errBadEpoch, fi.Size())
+	}
+	mem, err := unix.Mmap(int(f.Fd()), 0, epochSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("diskcache: map %s: %w", path, err)
+	}
+	e := &dirEpoch{mem: mem}
+	// Unmapped once nothing refers to it: a read still in flight when its
+	// Cache closes must not touch unmapped memory.
+	runtime.AddCleanup(e, func(mem []byte) { unix.Munmap(mem) }, mem)
+	return e, nil
+}
+
+// createEpoch maps dir's epoch file, creating it if it is missing or
+// damaged. A new file is written beside and renamed into place, so that no
+// process maps one without its header; its epoch starts at a random
+// number, so that it matches no tier stamped with a file it replaced.
+func createEpoch(dir string) (*dirEpoch, error) {
+	path := epochPath(dir)
+	if e, err := mapEpoch(path); err == nil {
+		return e, nil
+	} else if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, errBadEpoch) {
+		return nil, err
+	}
+	hdr := make([]byte, epochSize)
+	copy(hdr, epochMagic)
+	binary.LittleEndian.PutUint64(hdr[8:], randUint64())
+	tmp := path + ".tmp"
+	err := os.WriteFile(tmp, hdr, 0o600)
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return nil, fmt.Errorf("diskcache: create %s: %w", path, err)
+	}
+	return mapEpoch(path)
+}
+
+func randUint64() uint64 {
+	var b [8]byte
+	rand.Read(b[:])
+	return binary.LittleEndian.Uint64(b[:])
+}
+
+// ownerTier is the owner's side: the tier it writes, and the directory's
+// epoch.
+type ownerTier struct {
+	w *hottier.Writer // nil when the tier is off or could not be made
+	// maxValue is the largest value kept: one value must not push out a
+	// good part of the hot set.
+	maxValue int
+	f        *os.File // the memfd, which forwarders open through /proc
+	dir      string
+	log      *slog.Logger
+
+	mu     sync.Mutex // one share at a time
+	epoch  *dirEpoch  // nil until shared, unless an earlier owner left one
+	shared atomic.Bool
+}
+
+// openOwnerTier makes the owner's tier of size bytes (none when size <= 0,
+// or when the memory cannot be had: the cache works without it). If an
+// earlier owner left an epoch file, its epoch is bumped now, before this
+// owner serves a write: what processes of that owner read from its tier
+// may miss writes it applied and never acknowledged.
+func openOwnerTier(dir string, size int64, log *slog.Logger) (*ownerTier, error) {
+	o := &ownerTier{dir: dir, log: log}
+	e, err := mapEpoch(epochPath(dir))
+	switch {
+	case err == nil:
+		e.bump()
+		o.epoch = e
+	case errors.Is(err, os.ErrNotExist) || errors.Is(err, errBadEpoch):
+		// No process can read a tier stamped with it: share replaces it.
+	default:
+		return nil, err
+	}
+	if size > 0 {
+		t, f, err := hottier.Create(size, randUint64())
+		if err != nil {
+			log.Warn("diskcache: no hot tier: every read goes to the store", "err", err)
+		} else {
+			o.w, o.f = hottier.NewWriter(t), f
+			o.maxValue = t.Size() / 256
+		}
+	}
+	return o, nil
+}
+
+// share runs in the owner for each connection before it is served: the
+// first one creates the epoch file if needed and stamps the tier with the
+// epoch, before any forwarder can map the tier (hello comes later). If the
+// file cannot be made, forwarders get no tier and ask the owner for every
+// read, which is still coherent.
+func (o *ownerTier) share() {
+	if o.shared.Load() || o.w == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.shared.Load() {
+		return
+	}
+	if o.epoch == nil {
+		e, err := createEpoch(o.dir)
+		if err != nil {
+			o.log.Warn("diskcache: no epoch file: other processes read without the hot tier", "err", err)
+			return
+		}
+		o.epoch = e
+	}
+	o.w.Tier().SetOwnerEpoch(o.epoch.load())
+	o.shared.Store(true)
+}
+
+// handle is what the hello reply tells a forwarder of the tier: this
+// process's descriptor of it (-1 for none) and its id.
+func (o *ownerTier) handle() (int64, uint64) {
+	if o.w == nil || !o.shared.Load() {
+		return -1, 0
+	}
+	return int64(o.f.Fd()), o.w.Tier().ID()
+}
+
+// get returns key's value and expiry from the tier.
+func (o *ownerTier) get(key string, hash uint64) ([]byte, int64, bool) {
+	if o.w == nil {
+		return nil, 0, false
+	}
+	return o.w.Tier().Get(key, hash)
+}
+
+// gen is what a fill of hash's key checks (hottier.Writer.Gen); read it
+// before the store.
+func (o *ownerTier) gen(hash uint64) uint64 {
+	if o.w == nil {
+		return 0
+	}
+	return o.w.Gen(hash)
+}
+
+// fill puts a value read from the store, unless a write of its bucket came
+// since gen was read.
+func (o *ownerTier) fill(key string, hash uint64, value []byte, expiry int64, gen uint64) {
+	if o.w != nil && len(value) <= o.maxValue {
+		o.w.Put(key, hash, value, expiry, gen)
+	}
+}
+
+func (o *ownerTier) invalidate(key []byte) {
+	if o.w != nil {
+		o.w.Invalidate(hottier.HashBytes(key))
+	}
+}
+
+func (o *ownerTier) clear() {
+	if o.w != nil {
+		o.w.Clear()
+	}
+}
+
+// close unmaps the owner's tier; no call of the store is in flight. The
+// forwarders that mapped it keep their mappings, and the memory, until
+// they let go.
+func (o *ownerTier) close() {
+	if o.w != nil {
+		o.w.Tier().Unmap()
+		o.f.Close()
+		o.w = nil
+	}
+}
+
+// readTier is a forwarder's side: the owner's tier, and the directory's
+// epoch the tier must match.
+type readTier struct {
+	t     *hottier.Tier
+	epoch *dirEpoch
+}
+
+// openReadTier maps the tier the owner (pid) told of in its hello reply.
+func openReadTier(dir string, pid int, fd int64, id uint64) (*readTier, error) {
+	if fd < 0 {
+		return nil, errors.New("the owner shares no hot tier")
+	}
+	path := "/proc/" + strconv.Itoa(pid) + "/fd/" + strconv.FormatInt(fd, 10)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open the owner's hot tier: %w", err)
+	}
+	defer f.Close()
+	t, err := hottier.Map(f)
+	if err != nil {
+		return nil, err
+	}
+	if t.ID() != id {
+		t.Unmap()
+		return nil, fmt.Errorf("%s is not the owner's hot tier (id %x, want %x)", path, t.ID(), id)
+	}
+	e, err := mapEpoch(epochPath(dir))
+	if err != nil {
+		t.Unmap()
+		return nil, err
+	}
+	r := &readTier{t: t, epoch: e}
+	// As for the epoch: a read may be in flight when the forwarder closes.
+	runtime.AddCleanup(r, func(t *hottier.Tier) { t.Unmap() }, t)
+	return r, nil
+}
+
+// get returns key's value and expiry if the tier holds it and its owner
+// is still the directory's: the epoch is read first, so a new owner's bump
+// made before a write it acknowledged is seen by every read that began
+// after.
+func (r *readTier) get(key string) ([]byte, int64, bool) {
+	if r.epoch.load() != r.t.OwnerEpoch() {
+		return nil, 0, false
+	}
+	v, exp, ok := r.t.Get(key, hottier.Hash(key))
+	runtime.KeepAlive(r)
+	return v, exp, ok
+}
