@@ -31,7 +31,8 @@ type job struct {
 	Workload string
 	Dir      string
 	Scale    float64
-	Part     int // W7, W8proc: which of the processes this is; W10: the run
+	Part     int   // W7, W8proc: which of the processes this is; W10: the run
+	Tier     int64 `json:",omitempty"` // diskcache's HotTierSize (-tier)
 
 	// W10: the deployment, and the address of its server.
 	Deployment string `json:",omitempty"`
@@ -135,6 +136,7 @@ func (c *childRun) open(o storeOptions) (*closeOnce, error) {
 	if c.peer.open == nil {
 		return nil, fmt.Errorf("%s runs in its own script", c.peer.name)
 	}
+	o.HotTierSize = c.job.Tier
 	s, err := c.peer.open(c.job.Dir, o)
 	if err != nil {
 		return nil, err

@@ -43,6 +43,7 @@ func main() {
 		peerF  = flag.String("peers", "", "comma-separated peers to run ("+strings.Join(peerNames(), ",")+"); empty: all")
 		python = flag.String("python", "/usr/bin/python3", "the Python interpreter that has python3-diskcache")
 		work   = flag.String("work", "", "directory for the stores (default: a new temporary directory, removed afterwards)")
+		tier   = flag.Int64("tier", 0, "diskcache's Options.HotTierSize in bytes; 0: its default, negative: off")
 	)
 	flag.Parse()
 	if flag.NArg() > 0 || *scale <= 0 {
@@ -54,7 +55,7 @@ func main() {
 		var ps []string
 		ps, err = pick(*peerF, peerNames())
 		if err == nil {
-			err = run(config{scale: *scale, out: *out, workloads: ws, peers: ps, python: *python, work: *work})
+			err = run(config{scale: *scale, out: *out, workloads: ws, peers: ps, python: *python, work: *work, tier: *tier})
 		}
 	}
 	if err != nil {
@@ -99,6 +100,7 @@ type config struct {
 	peers     []string
 	python    string
 	work      string
+	tier      int64 // diskcache's HotTierSize
 }
 
 func run(cfg config) error {

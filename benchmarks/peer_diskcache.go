@@ -37,6 +37,7 @@ func diskcacheOptions(o storeOptions) *engine.Options {
 		SizeLimit:     o.SizeLimit,
 		SweepInterval: o.SweepInterval,
 		CacheSize:     cacheBudget,
+		HotTierSize:   o.HotTierSize,
 		// Warnings and errors only, as Badger's logger is off.
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}

@@ -76,7 +76,7 @@ func (r *runner) command(j job) (*exec.Cmd, error) {
 }
 
 func (r *runner) start(peer, workload, dir string, part int) (*proc, error) {
-	return r.startJob(job{Peer: peer, Workload: workload, Dir: dir, Scale: r.cfg.scale, Part: part})
+	return r.startJob(job{Peer: peer, Workload: workload, Dir: dir, Scale: r.cfg.scale, Part: part, Tier: r.cfg.tier})
 }
 
 func (r *runner) startJob(j job) (*proc, error) {

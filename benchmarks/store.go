@@ -29,6 +29,7 @@ type storeOptions struct {
 	SizeLimit     int64         // 0: the peer's default (no limit for most)
 	SweepInterval time.Duration // diskcache's expiry sweeper; 0: its default
 	LRU           bool          // python-diskcache: least-recently-used eviction
+	HotTierSize   int64         // diskcache's hot tier; 0: its default
 }
 
 // peer describes one contender: how to open it and what it promises.

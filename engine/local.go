@@ -123,6 +123,7 @@ func (c *store) read(key string, decode bool) ([]byte, time.Duration, error) {
 		return nil, 0, ErrNotFound
 	}
 	gen := c.tier.gen(th)
+	c.tier.missed()
 	hdr, v, err := c.readRecord(dk, decode)
 	if err != nil {
 		return nil, 0, err

@@ -93,7 +93,7 @@ func openStore(abs string, o Options, lock *ownerLock) (*store, error) {
 		log:   o.Logger.With("cache", abs),
 		lim:   newLimiter(&o),
 	}
-	if c.tier, err = openOwnerTier(abs, o.HotTierSize, c.log); err != nil {
+	if c.tier, err = openOwnerTier(c, o.HotTierSize); err != nil {
 		return nil, fmt.Errorf("diskcache: open %s: %w", abs, err)
 	}
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"sync/atomic"
 	"unsafe"
 
+	"github.com/cockroachdb/pebble/v2"
 	"golang.org/x/sys/unix"
 
 	"github.com/diskcache-go/diskcache/internal/hottier"
@@ -144,15 +146,30 @@ type ownerTier struct {
 	mu     sync.Mutex // one share at a time
 	epoch  *dirEpoch  // nil until shared, unless an earlier owner left one
 	shared atomic.Bool
+
+	s      *store
+	misses atomic.Int64 // reads the tier could not answer (warmAfter)
+	warmed sync.Once
 }
+
+// warmAfter is how many reads the tier must miss in a process that does
+// not share its directory before it is filled from the store (warm): a
+// process that reads that much will likely read more, and a short-lived
+// one (a CLI, a cron job) is spared the work.
+const warmAfter = 4096
+
+// warmChunk is the number of records read under one copy of the tier's
+// write counts.
+const warmChunk = 4096
 
 // openOwnerTier makes the owner's tier of size bytes (none when size <= 0,
 // or when the memory cannot be had: the cache works without it). If an
 // earlier owner left an epoch file, its epoch is bumped now, before this
 // owner serves a write: what processes of that owner read from its tier
 // may miss writes it applied and never acknowledged.
-func openOwnerTier(dir string, size int64, log *slog.Logger) (*ownerTier, error) {
-	o := &ownerTier{dir: dir, log: log}
+func openOwnerTier(s *store, size int64) (*ownerTier, error) {
+	dir, log := s.dir, s.log
+	o := &ownerTier{dir: dir, log: log, s: s}
 	e, err := mapEpoch(epochPath(dir))
 	switch {
 	case err == nil:
@@ -199,6 +216,83 @@ func (o *ownerTier) share() {
 	}
 	o.w.Tier().SetOwnerEpoch(o.epoch.load())
 	o.shared.Store(true)
+	if sh, err := o.s.enter(context.Background()); err == nil {
+		o.warm()
+		o.s.leave(sh)
+	}
+}
+
+// missed counts a read the tier did not answer, and starts warming it
+// after warmAfter. The caller is inside the store's gate.
+func (o *ownerTier) missed() {
+	if o.w != nil && o.misses.Add(1) == warmAfter {
+		o.warm()
+	}
+}
+
+// warm starts filling the tier from the store in the background, once.
+// The caller is inside the store's gate, so Close waits for the filler
+// (store.bg) only after it was added.
+func (o *ownerTier) warm() {
+	if o.w == nil {
+		return
+	}
+	o.warmed.Do(func() {
+		o.s.bg.Add(1)
+		go func() {
+			defer o.s.bg.Done()
+			o.s.warmTier(o.w)
+		}()
+	})
+}
+
+// warmTier reads the store's records in key order into the tier until it
+// is full (hottier.Writer.Warm), so that other processes, and this one,
+// read at memory speed before they have read each key once: without it, a
+// tier large enough for the working set still misses on every key's first
+// read (63% of W7's uniform Gets). Each chunk is read from an iterator
+// (a snapshot) opened after the tier's write counts were copied, so a
+// value a write replaced since is dropped.
+func (c *store) warmTier(w *hottier.Writer) {
+	var gens hottier.Gens
+	lo, hi := dataSpan()
+	var next []byte // the key after the last one read; lo is the iterator's
+	now := c.now()
+	for c.bgCtx.Err() == nil {
+		w.Gens(&gens)
+		it, err := c.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+		if err != nil {
+			return
+		}
+		n := 0
+		for ok := it.First(); ok && n < warmChunk; ok = it.Next() {
+			n++
+			k := it.Key()
+			if len(k) < dataHeader {
+				continue
+			}
+			rec, err := it.ValueAndErr()
+			if err != nil {
+				break
+			}
+			key := userKey(k)
+			hdr, v, err := c.decodeRecord(key, rec)
+			if err != nil || hdr.Expired(now) {
+				continue
+			}
+			h := hottier.HashBytes(key)
+			if !w.Warm(string(key), h, v, hdr.Expiry, gens.Of(h)) {
+				it.Close()
+				return
+			}
+			next = append(append(next[:0], k...), 0)
+		}
+		err = it.Close()
+		lo, next = next, lo
+		if n < warmChunk || err != nil {
+			return
+		}
+	}
 }
 
 // handle is what the hello reply tells a forwarder of the tier: this

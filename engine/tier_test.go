@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/diskcache-go/diskcache/internal/hottier"
 	"github.com/diskcache-go/diskcache/ttl"
 )
 
@@ -332,5 +333,48 @@ func TestHotTierOff(t *testing.T) {
 	}
 	if localHits(owner) != 0 || localHits(fwd) != 0 {
 		t.Fatalf("LocalHits = %d, %d with the tier off", localHits(owner), localHits(fwd))
+	}
+}
+
+// A process that reads warmAfter keys the tier does not hold gets the
+// store's records filled into the tier in the background; a key written
+// meanwhile is never filled with the value the write replaced.
+func TestHotTierWarms(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	c, err := Open(dir, &Options{SizeLimit: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n = 3 * warmAfter
+	var entries []Entry
+	for i := range n {
+		entries = append(entries, Entry{Key: fmt.Sprint("k", i), Value: []byte(fmt.Sprint("v", i))})
+	}
+	if err := c.SetMany(ctx, entries); err != nil {
+		t.Fatal(err)
+	}
+	for i := range warmAfter {
+		mustGet(t, c, fmt.Sprint("k", i), []byte(fmt.Sprint("v", i)))
+	}
+	c.Set(ctx, fmt.Sprint("k", n-1), []byte("new"), 0)
+	s := c.local()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, _, ok := s.tier.get(fmt.Sprint("k", n-2), hottier.Hash(fmt.Sprint("k", n-2))); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the tier was not warmed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	before := localHits(c)
+	for i := warmAfter; i < n-1; i++ {
+		mustGet(t, c, fmt.Sprint("k", i), []byte(fmt.Sprint("v", i)))
+	}
+	mustGet(t, c, fmt.Sprint("k", n-1), []byte("new"))
+	if got := localHits(c) - before; got < (n-warmAfter)/2 {
+		t.Fatalf("%d of %d reads of keys never read before hit the warmed tier", got, n-warmAfter)
 	}
 }

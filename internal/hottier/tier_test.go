@@ -416,3 +416,40 @@ func TestWriterChild(t *testing.T) {
 		}
 	}
 }
+
+// Warm fills the main ring from a snapshot's counts until it is full, and
+// drops a value whose bucket was written after the counts were taken.
+func TestWarm(t *testing.T) {
+	tr, w, _ := newTier(t, MinSize)
+	var g Gens
+	w.Gens(&g)
+	stale := "stale"
+	w.Invalidate(Hash(stale))
+	if !w.Warm(stale, Hash(stale), []byte("old"), 0, g.Of(Hash(stale))) {
+		t.Fatal("Warm reported a full tier at once")
+	}
+	if _, _, ok := tr.Get(stale, Hash(stale)); ok {
+		t.Fatal("Warm stored a value read before a write of its key")
+	}
+	n := 0
+	for ; ; n++ {
+		k := "warm-" + strconv.Itoa(n)
+		if !w.Warm(k, Hash(k), valueOf(k, 1), 0, g.Of(Hash(k))) {
+			break
+		}
+	}
+	hits := 0
+	for i := range n {
+		k := "warm-" + strconv.Itoa(i)
+		if v, _, ok := tr.Get(k, Hash(k)); ok {
+			if _, err := versionOf(k, v); err != nil {
+				t.Fatal(err)
+			}
+			hits++
+		}
+	}
+	if n == 0 || hits < n/2 {
+		t.Fatalf("%d of %d warmed keys hit", hits, n)
+	}
+	t.Logf("warmed %d keys, %d hit", n, hits)
+}

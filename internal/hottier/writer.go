@@ -32,6 +32,7 @@ type Writer struct {
 	moves   int       // what the current Put may still move
 	scratch []byte
 	hand    uint64 // rotates the choice of a way to evict
+	crowded uint64 // values Warm found no free way for
 }
 
 // NewWriter returns the writer of t, which must be fresh from Create: a
@@ -75,7 +76,14 @@ func (w *Writer) Put(key string, hash uint64, value []byte, expiry int64, gen ui
 	}
 	w.moves = maxMoves
 	pos := w.reserve(ring, n)
+	w.write(ring, pos, w.wayFor(hash), key, hash, value, expiry)
+	return true
+}
+
+// write writes key's record at pos of ring and publishes it in way off.
+func (w *Writer) write(ring int, pos, off uint64, key string, hash uint64, value []byte, expiry int64) {
 	rel := w.t.ringOff[ring] + pos%w.t.ringSize[ring]
+	n := align8(recHeader + uint64(len(key)) + uint64(len(value)))
 	rec := w.t.mem[rel : rel+n]
 	binary.LittleEndian.PutUint64(rec, hash)
 	binary.LittleEndian.PutUint32(rec[8:], uint32(len(key)))
@@ -85,12 +93,63 @@ func (w *Writer) Put(key string, hash uint64, value []byte, expiry int64, gen ui
 	d := xxhash.New()
 	d.WriteString(key)
 	d.Write(value)
-	off := w.wayFor(hash)
 	w.writeWay(off, hash, way{
 		pos: pos, expiry: uint64(expiry), sum: d.Sum64(), ring: uint64(ring),
 		epoch: atomic.LoadUint64(w.t.word(hEpoch)),
 		klen:  uint64(len(key)), vlen: uint64(len(value)),
 	})
+}
+
+// Gens is a copy of a writer's counts of writes, for a fill from a
+// snapshot of the store (an iterator): taken before the snapshot, it holds
+// for every key the snapshot holds.
+type Gens struct {
+	clear uint32
+	gens  []uint32
+}
+
+// Of is what Gen(hash) was when g was taken.
+func (g *Gens) Of(hash uint64) uint64 {
+	return uint64(g.clear)<<32 | uint64(g.gens[hash&uint64(len(g.gens)-1)])
+}
+
+// Gens copies the counts of writes into g (reusing its memory).
+func (w *Writer) Gens(g *Gens) {
+	g.clear = w.clear.Load()
+	if len(g.gens) != len(w.gens) {
+		g.gens = make([]uint32, len(w.gens))
+	}
+	for i := range w.gens {
+		g.gens[i] = w.gens[i].Load()
+	}
+}
+
+// Warm stores a value read from the store before any read asked for it:
+// straight into the main ring while its first lap lasts, and only into a
+// free way, so that it never pushes out what reads brought in. It reports
+// false once the main ring is full, or values found no free way in their
+// bucket a quarter of the index's ways times: warming is over.
+func (w *Writer) Warm(key string, hash uint64, value []byte, expiry int64, gen uint64) bool {
+	n := align8(recHeader + uint64(len(key)) + uint64(len(value)))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.head[main]+n > w.t.ringSize[main] {
+		return false
+	}
+	if w.Gen(hash) != gen || n > w.t.ringSize[main]/8 {
+		return true
+	}
+	if _, held, free := w.lookWay(hash); held {
+		return true
+	} else if !free {
+		w.crowded++
+		return w.crowded < (w.t.mask+1)*ways/4
+	}
+	// In the first lap, reserve takes nothing from the tail: the way stays
+	// free.
+	pos := w.reserve(main, n)
+	off, _, _ := w.lookWay(hash)
+	w.write(main, pos, off, key, hash, value, expiry)
 	return true
 }
 
@@ -118,30 +177,36 @@ func (w *Writer) Clear() {
 	clear(w.ghost)
 }
 
+// lookWay returns the way of hash's bucket that holds hash's key (held),
+// or else an empty or dead one (free), if there is one.
+func (w *Writer) lookWay(hash uint64) (off uint64, held, free bool) {
+	b := w.t.bucket(hash)
+	epoch := atomic.LoadUint64(w.t.word(hEpoch))
+	for i := range uint64(ways) {
+		o := b + i*waySize
+		h := atomic.LoadUint64(w.t.word(o + wHash))
+		if h == hash {
+			return o, true, false
+		}
+		if free {
+			continue
+		}
+		r := atomic.LoadUint64(w.t.word(o + wRing))
+		if h == 0 || atomic.LoadUint64(w.t.word(o+wEpoch)) != epoch || r > main ||
+			atomic.LoadUint64(w.t.word(o+wPos)) < w.t.tail(int(r)) {
+			off, free = o, true
+		}
+	}
+	return off, false, free
+}
+
 // wayFor returns the way to write hash's key to: the one that holds it, an
 // empty or dead one, one not read since written, or the next in turn.
 func (w *Writer) wayFor(hash uint64) uint64 {
+	if off, held, free := w.lookWay(hash); held || free {
+		return off
+	}
 	b := w.t.bucket(hash)
-	epoch := atomic.LoadUint64(w.t.word(hEpoch))
-	victim := uint64(1<<64 - 1)
-	for i := range uint64(ways) {
-		off := b + i*waySize
-		h := atomic.LoadUint64(w.t.word(off + wHash))
-		if h == hash {
-			return off
-		}
-		if victim != 1<<64-1 {
-			continue
-		}
-		r := atomic.LoadUint64(w.t.word(off + wRing))
-		if h == 0 || atomic.LoadUint64(w.t.word(off+wEpoch)) != epoch || r > main ||
-			atomic.LoadUint64(w.t.word(off+wPos)) < w.t.tail(int(r)) {
-			victim = off
-		}
-	}
-	if victim != 1<<64-1 {
-		return victim
-	}
 	w.hand++
 	for i := range uint64(ways) {
 		off := b + (w.hand+i)%ways*waySize
