@@ -82,6 +82,9 @@ func (r *runner) rows() []row {
 			fmt.Sprintf("W7 %d processes, W2 Gets/s", procsW7), metric("w2_ops")},
 		{"W7", fmt.Sprintf("W7 %d processes: W3's ops, total ops/s", procsW7), rate("w3_ops"),
 			fmt.Sprintf("W7 %d processes, W3 ops/s", procsW7), metric("w3_ops")},
+		{"W7", fmt.Sprintf("W7 %d processes: sum of their PSS between the phases", procsW7), func(_ *runner, res *result) string {
+			return size(int64(res.Metrics["pss_sum"]))
+		}, "", nil},
 		{"W8", fmt.Sprintf("W8 %d processes at once, each Open + Set (%.0f s TTL) + Close, %d rounds: wall (Open max / p50; a process's life p50)",
 			procsW8, ttlW8.Seconds(), p.Rounds8), w8Example(""), "", nil},
 		{"W8", "W8 the same, diskcache's processes a program that holds only the cache (opensetclose)", w8Example("tiny_"), "", nil},

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -263,6 +264,14 @@ func (r *runner) runW7(peer, dir string) *result {
 					return &result{Skipped: early.Unsupported}
 				}
 				return &result{Error: fmt.Sprintf("%s: %s", p.name, early.Error)}
+			}
+		}
+		if phase.name == "w3" {
+			// Between the phases every process is alive and idle: the
+			// sum of their proportional set sizes counts memory they share
+			// (diskcache's hot tier) once.
+			for _, p := range procs {
+				res.Metrics["pss_sum"] += float64(pss(p.cmd.Process.Pid))
 			}
 		}
 		t0 := time.Now()
@@ -635,3 +644,19 @@ func (r *runner) runW9(peer, dir string) *result {
 }
 
 func gib(n int64) string { return fmt.Sprintf("%g GiB", float64(n)/(1<<30)) }
+
+// pss returns a process's proportional set size in bytes (0 if it cannot
+// be read): its private memory plus its share of memory mapped by others.
+func pss(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "Pss:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}

@@ -139,7 +139,8 @@ func (w *Writer) Warm(key string, hash uint64, value []byte, expiry int64, gen u
 	if w.Gen(hash) != gen || n > w.t.ringSize[main]/8 {
 		return true
 	}
-	if _, held, free := w.lookWay(hash); held {
+	off, held, free := w.lookWay(hash)
+	if held {
 		return true
 	} else if !free {
 		w.crowded++
@@ -148,7 +149,6 @@ func (w *Writer) Warm(key string, hash uint64, value []byte, expiry int64, gen u
 	// In the first lap, reserve takes nothing from the tail: the way stays
 	// free.
 	pos := w.reserve(main, n)
-	off, _, _ := w.lookWay(hash)
 	w.write(main, pos, off, key, hash, value, expiry)
 	return true
 }
