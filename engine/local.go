@@ -122,7 +122,8 @@ func (c *store) read(key string, decode bool) ([]byte, time.Duration, error) {
 	if !c.mayExist(h) {
 		return nil, 0, ErrNotFound
 	}
-	gen := c.tier.gen(th)
+	gen := c.tier.startFill(th)
+	defer c.tier.endFill()
 	c.tier.missed()
 	hdr, v, err := c.readRecord(dk, decode)
 	if err != nil {
@@ -490,6 +491,9 @@ func (c *store) commit(b *pebble.Batch, d counts) error {
 // a failed commit too: a needless miss costs a read of the store, a missed
 // invalidation a stale read.
 func (c *store) invalidate(b *pebble.Batch) {
+	if c.tier.idle() {
+		return
+	}
 	r := b.Reader()
 	for {
 		_, k, _, ok, err := r.Next()

@@ -254,6 +254,8 @@ func (o *ownerTier) warm() {
 // (a snapshot) opened after the tier's write counts were copied, so a
 // value a write replaced since is dropped.
 func (c *store) warmTier(w *hottier.Writer) {
+	w.StartFill()
+	defer w.EndFill()
 	var gens hottier.Gens
 	lo, hi := dataSpan()
 	var next []byte // the key after the last one read; lo is the iterator's
@@ -312,13 +314,21 @@ func (o *ownerTier) get(key string, hash uint64) ([]byte, int64, bool) {
 	return o.w.Tier().Get(key, hash)
 }
 
-// gen is what a fill of hash's key checks (hottier.Writer.Gen); read it
-// before the store.
-func (o *ownerTier) gen(hash uint64) uint64 {
+// startFill announces a fill of hash's key and returns what the fill
+// checks (hottier.Writer.Gen): call it before reading the store, and
+// endFill after fill.
+func (o *ownerTier) startFill(hash uint64) uint64 {
 	if o.w == nil {
 		return 0
 	}
+	o.w.StartFill()
 	return o.w.Gen(hash)
+}
+
+func (o *ownerTier) endFill() {
+	if o.w != nil {
+		o.w.EndFill()
+	}
 }
 
 // fill puts a value read from the store, unless a write of its bucket came
@@ -328,6 +338,10 @@ func (o *ownerTier) fill(key string, hash uint64, value []byte, expiry int64, ge
 		o.w.Put(key, hash, value, expiry, gen)
 	}
 }
+
+// idle reports whether invalidations have nothing to do now
+// (hottier.Writer.Idle): a process that only writes skips them.
+func (o *ownerTier) idle() bool { return o.w == nil || o.w.Idle() }
 
 func (o *ownerTier) invalidate(key []byte) {
 	if o.w != nil {

@@ -40,6 +40,13 @@ func versionOf(key string, v []byte) (uint64, error) {
 	return ver, nil
 }
 
+// fill puts a value as the owner fills the tier from a read of its store.
+func fill(w *Writer, key string, hash uint64, value []byte, expiry int64) bool {
+	w.StartFill()
+	defer w.EndFill()
+	return w.Put(key, hash, value, expiry, w.Gen(hash))
+}
+
 func newTier(t testing.TB, size int64) (*Tier, *Writer, *os.File) {
 	t.Helper()
 	tr, f, err := Create(size, 42)
@@ -57,7 +64,7 @@ func TestPutGetInvalidateClear(t *testing.T) {
 	if _, _, ok := tr.Get(k, h); ok {
 		t.Fatal("hit in an empty tier")
 	}
-	if !w.Put(k, h, []byte("one"), 77, w.Gen(h)) {
+	if !fill(w, k, h, []byte("one"), 77) {
 		t.Fatal("Put refused a small value")
 	}
 	v, exp, ok := tr.Get(k, h)
@@ -71,12 +78,15 @@ func TestPutGetInvalidateClear(t *testing.T) {
 	if _, _, ok := tr.Get(k, h); ok {
 		t.Fatal("hit after Invalidate")
 	}
+	w.StartFill()
 	g := w.Gen(h)
 	w.Invalidate(h)
 	if w.Put(k, h, []byte("stale"), 0, g) {
 		t.Fatal("Put with a generation from before a write stored its value")
 	}
-	w.Put(k, h, []byte("two"), 0, w.Gen(h))
+	w.EndFill()
+	fill(w, k, h, []byte("two"), 0)
+	w.StartFill()
 	g = w.Gen(h)
 	w.Clear()
 	if _, _, ok := tr.Get(k, h); ok {
@@ -85,7 +95,8 @@ func TestPutGetInvalidateClear(t *testing.T) {
 	if w.Put(k, h, []byte("stale"), 0, g) {
 		t.Fatal("Put with a generation from before Clear stored its value")
 	}
-	if w.Put(k, h, make([]byte, MinSize), 0, w.Gen(h)) {
+	w.EndFill()
+	if fill(w, k, h, make([]byte, MinSize), 0) {
 		t.Fatal("Put stored a value larger than the tier")
 	}
 }
@@ -132,7 +143,7 @@ func checkModel(t testing.TB, r *rand.Rand, ops, keys int, size int64, fits bool
 			}
 		case op < 8:
 			version++
-			if w.Put(k, h, valueOf(k, version), 0, w.Gen(h)) {
+			if fill(w, k, h, valueOf(k, version), 0) {
 				model[k] = version
 			} else {
 				delete(model, k)
@@ -198,11 +209,13 @@ func TestConcurrentReadsAreCoherent(t *testing.T) {
 				i := r.IntN(keys)
 				k := name(i)
 				h := Hash(k)
+				w.StartFill()
 				gen := w.Gen(h)
 				mu.Lock()
 				v := store[i]
 				mu.Unlock()
 				w.Put(k, h, valueOf(k, v), 0, gen)
+				w.EndFill()
 			}
 		}()
 	}
@@ -254,7 +267,7 @@ func TestDamageReadsAsMiss(t *testing.T) {
 	tr, w, _ := newTier(t, MinSize)
 	k := "victim"
 	h := Hash(k)
-	w.Put(k, h, valueOf(k, 1), 0, w.Gen(h))
+	fill(w, k, h, valueOf(k, 1), 0)
 	off, ok := w.live(h, small, 0)
 	if !ok {
 		t.Fatal("no way points to the record just written")
@@ -263,7 +276,7 @@ func TestDamageReadsAsMiss(t *testing.T) {
 	if _, _, ok := tr.Get(k, h); ok {
 		t.Fatal("a record with a changed byte hit")
 	}
-	w.Put(k, h, valueOf(k, 2), 0, w.Gen(h))
+	fill(w, k, h, valueOf(k, 2), 0)
 	if _, _, ok := tr.Get(k, h); !ok {
 		t.Fatal("the rewritten record missed")
 	}
@@ -290,7 +303,7 @@ func TestScanKeepsHotSet(t *testing.T) {
 		if _, _, ok := tr.Get(k, h); ok {
 			return true
 		}
-		w.Put(k, h, make([]byte, 100), 0, w.Gen(h))
+		fill(w, k, h, make([]byte, 100), 0)
 		return false
 	}
 	hot := make([]string, 2000) // about 250 KB of records
@@ -409,7 +422,7 @@ func TestWriterChild(t *testing.T) {
 		if r.IntN(4) == 0 {
 			w.Invalidate(h)
 		} else {
-			w.Put(k, h, valueOf(k, v), 0, w.Gen(h))
+			fill(w, k, h, valueOf(k, v), 0)
 		}
 		if _, _, ok := tr.Get(k, h); ok && r.IntN(2) == 0 {
 			continue
@@ -422,6 +435,8 @@ func TestWriterChild(t *testing.T) {
 func TestWarm(t *testing.T) {
 	tr, w, _ := newTier(t, MinSize)
 	var g Gens
+	w.StartFill()
+	defer w.EndFill()
 	w.Gens(&g)
 	stale := "stale"
 	w.Invalidate(Hash(stale))
