@@ -183,7 +183,8 @@ func (c *store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 		return err
 	}
 	now := c.now()
-	rec, pin, err := c.encodeEntry(key, value, expiryOf(now, ttl), now)
+	expiry := expiryOf(now, ttl)
+	rec, pin, err := c.encodeEntry(key, value, expiry, now)
 	if err != nil {
 		return err
 	}
@@ -206,6 +207,7 @@ func (c *store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err := c.commit(b, d); err != nil {
 		return fmt.Errorf("diskcache: set %q: %w", key, err)
 	}
+	c.tier.written(key, value, expiry)
 	c.countSets(ctx, sh, 1)
 	return nil
 }

@@ -339,6 +339,22 @@ func (o *ownerTier) fill(key string, hash uint64, value []byte, expiry int64, ge
 	}
 }
 
+// written puts the value a Set just wrote, so that the next read of a hot
+// key that was written hits. The caller holds the key's stripe, so no
+// other write of the key comes between its commit and this Put, and the
+// invalidation of its commit came first: a fill that read the store
+// before the commit carries an older count and is dropped. A tier that is
+// idle stays so: a process that only writes pays nothing.
+func (o *ownerTier) written(key string, value []byte, expiry int64) {
+	if o.idle() || len(value) > o.maxValue {
+		return
+	}
+	h := hottier.Hash(key)
+	o.w.StartFill()
+	defer o.w.EndFill()
+	o.w.Put(key, h, value, expiry, o.w.Gen(h))
+}
+
 // idle reports whether invalidations have nothing to do now
 // (hottier.Writer.Idle): a process that only writes skips them.
 func (o *ownerTier) idle() bool { return o.w == nil || o.w.Idle() }

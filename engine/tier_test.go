@@ -378,3 +378,22 @@ func TestHotTierWarms(t *testing.T) {
 		t.Fatalf("%d of %d reads of keys never read before hit the warmed tier", got, n-warmAfter)
 	}
 }
+
+// Once the tier is in use, a Set puts the value it wrote in the tier: the
+// next read of the key hits, in every process.
+func TestHotTierTakesWrites(t *testing.T) {
+	owner, a, _, _ := openTrio(t)
+	owner.Set(ctx, "read", []byte("r"), 0)
+	mustGet(t, a, "read", []byte("r")) // the tier holds a key now
+	for i := range 5 {
+		v := []byte(fmt.Sprint("v", i))
+		if err := a.Set(ctx, "k", v, 0); err != nil {
+			t.Fatal(err)
+		}
+		before := localHits(a)
+		mustGet(t, a, "k", v)
+		if localHits(a) != before+1 {
+			t.Fatalf("write %d: the read after the Set did not hit the tier", i)
+		}
+	}
+}
