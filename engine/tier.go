@@ -33,7 +33,8 @@ import (
 //   - The owner fills the tier from its reads of the store. A fill carries
 //     the tier's count of writes to the key's bucket read before the store
 //     was, and the tier drops it if a write came in between: a value read
-//     before a write cannot land after the write's invalidation.
+//     before a write cannot land after the write's invalidation. A Set
+//     puts its own value the same way, after its invalidation (written).
 //   - Entries keep the record's expiry; a reader checks it on its clock.
 //   - Each owner makes a tier of its own. A tier outlives its owner in the
 //     processes that mapped it, which may still read it while a new owner
