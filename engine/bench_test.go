@@ -122,12 +122,12 @@ func openLayoutStore(dir string, o *Options) (layoutStore, error) {
 func (s layoutStore) set(k string, v []byte) error {
 	var kb, rb [256]byte // Set copies both into its batch
 	rec := s.codec.AppendRecord(rb[:0], 0, time.Now().UnixNano(), v)
-	return s.db.Set(appendDataKey(kb[:0], k), rec, s.wo)
+	return s.db.Set(bucketedKeys.dataKey(kb[:0], k), rec, s.wo)
 }
 
 func (s layoutStore) get(k string) ([]byte, error) {
 	var kb [64]byte
-	rec, closer, err := s.db.Get(appendDataKey(kb[:0], k))
+	rec, closer, err := s.db.Get(bucketedKeys.dataKey(kb[:0], k))
 	if err != nil {
 		return nil, err
 	}

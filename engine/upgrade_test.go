@@ -230,12 +230,54 @@ func checkRecency(t *testing.T, c *Cache) {
 	}
 }
 
+// TestOpensFormat1: a store of format 1 opens with every entry, its TTL
+// and its recency, stays in format 1, and takes writes, deletes and
+// expiry that a reopen and Check find sound.
 func TestOpensFormat1(t *testing.T) {
-	c, _ := openFixture(t, 1)
+	c, dir := openFixture(t, 1)
+	if f := c.local().layout.format; f != hashedFormat {
+		t.Fatalf("the store reads as format %d", f)
+	}
 	checkRecency(t, c)
 	checkFixture(t, c)
 	if n := c.Stats().Entries; n != fixtureKeys && n != fixtureKeys+1 {
 		t.Errorf("Stats().Entries = %d, want %d (%d until the expired one is swept)", n, fixtureKeys, fixtureKeys+1)
+	}
+	for i := range 100 {
+		if err := c.Set(ctx, fmt.Sprintf("new-%d", i), []byte("new"), time.Duration(i%2)*24*time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k, _, _ := fixtureEntry(3)
+	if err := c.Delete(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]bool{}
+	for cursor := uint64(0); ; {
+		got, next, err := c.Scan(ctx, cursor, 50)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range got {
+			keys[k] = true
+		}
+		if cursor = next; cursor == 0 {
+			break
+		}
+	}
+	if len(keys) != fixtureKeys-1+100 || keys[k] || !keys["new-7"] {
+		t.Errorf("Scan found %d keys, want %d", len(keys), fixtureKeys-1+100)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Check(ctx, dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The expired entry is there until the sweeper gets to it.
+	if want := int64(fixtureKeys - 1 + 100); r.Format != hashedFormat || (r.Entries != want && r.Entries != want+1) || r.Damaged() {
+		t.Errorf("Check after writes: format %d, %d entries, problems %v; want format 1, %d entries", r.Format, r.Entries, r.Problems, want)
 	}
 }
 
@@ -253,7 +295,7 @@ func TestCheckFormat1(t *testing.T) {
 	for _, p := range r.Problems {
 		t.Errorf("problem: %+v", p)
 	}
-	if r.Entries != fixtureKeys+1 {
-		t.Errorf("checked %d entries, want %d", r.Entries, fixtureKeys+1)
+	if r.Entries != fixtureKeys+1 || r.Format != hashedFormat {
+		t.Errorf("checked %d entries of format %d, want %d of format 1", r.Entries, r.Format, fixtureKeys+1)
 	}
 }
