@@ -93,6 +93,9 @@ func checkKeyEncoding(t *testing.T, key []byte, expiry uint64) {
 			l.hash(dk) != xxhash.Sum64(key) {
 			t.Fatalf("format %d: data key %x of %q", l.format, dk, key)
 		}
+		if dk2, h := l.dataKeyHash(nil, string(key)); !bytes.Equal(dk2, dk) || h != xxhash.Sum64(key) {
+			t.Fatalf("format %d: dataKeyHash(%q) = %x, %x", l.format, key, dk2, h)
+		}
 		lo, hi := dataSpan()
 		if bytes.Compare(dk, lo) < 0 || bytes.Compare(dk, hi) >= 0 {
 			t.Fatalf("format %d: data key %x outside the data span", l.format, dk)

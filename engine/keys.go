@@ -75,6 +75,13 @@ func (l keyLayout) bucketed() bool { return l.format == storeFormat }
 
 // dataKey appends the data key of the user key k.
 func (l keyLayout) dataKey(dst []byte, k string) []byte {
+	dk, _ := l.dataKeyHash(dst, k)
+	return dk
+}
+
+// dataKeyHash appends the data key of the user key k and returns it with
+// hash64 of k, which a bucketed key does not hold.
+func (l keyLayout) dataKeyHash(dst []byte, k string) ([]byte, uint64) {
 	h := xxhash.Sum64String(k)
 	dst = append(dst, dataPrefix)
 	if l.bucketed() {
@@ -82,7 +89,7 @@ func (l keyLayout) dataKey(dst []byte, k string) []byte {
 	} else {
 		dst = binary.BigEndian.AppendUint64(dst, h)
 	}
-	return append(dst, k...)
+	return append(dst, k...), h
 }
 
 // hash returns hash64 of the user key in the data key dk, which is what

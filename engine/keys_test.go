@@ -31,7 +31,9 @@ func TestSamplesInHashOrder(t *testing.T) {
 
 func testSamplesInHashOrder(t *testing.T, l keyLayout, n int) {
 	dir := filepath.Join(t.TempDir(), "cache")
-	createStoreOfFormat(t, dir, l.format)
+	if err := createStoreOfFormat(dir, l.format); err != nil {
+		t.Fatal(err)
+	}
 	c, err := Open(dir, &Options{SizeLimit: 1 << 30})
 	if err != nil {
 		t.Fatal(err)
@@ -80,19 +82,17 @@ func testSamplesInHashOrder(t *testing.T, l keyLayout, n int) {
 	}
 }
 
-// createStoreOfFormat creates an empty store of format f in dir, as a
-// version that wrote f would have.
-func createStoreOfFormat(t *testing.T, dir string, f byte) {
-	t.Helper()
+// createStoreOfFormat creates an empty store of format f in the cache
+// directory dir, as a version that wrote f would have.
+func createStoreOfFormat(dir string, f byte) error {
 	po, _ := PebbleOptions(&Options{SizeLimit: 64 << 20})
 	db, err := pebble.Open(filepath.Join(dir, storeDir), po)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if err := db.Set(metaFormat, []byte{f}, pebble.Sync); err != nil {
-		t.Fatal(err)
+		db.Close()
+		return err
 	}
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
+	return db.Close()
 }

@@ -104,8 +104,7 @@ func (c *store) GetMany(ctx context.Context, keys []string) (map[string][]byte, 
 // as ErrNotFound; the sweeper deletes it later (reads never write).
 func (c *store) read(key string, decode bool) ([]byte, time.Duration, error) {
 	var kb [64]byte
-	dk := c.layout.dataKey(kb[:0], key)
-	h := c.layout.hash(dk)
+	dk, h := c.layout.dataKeyHash(kb[:0], key)
 	c.lim.warm(h)
 	if !c.mayExist(h) {
 		return nil, 0, ErrNotFound
