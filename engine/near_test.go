@@ -287,7 +287,7 @@ func TestGenerationsBumpOnceWatched(t *testing.T) {
 	defer owner.Close()
 	slot := func(key string) uint32 {
 		var kb [64]byte
-		return owner.local().gens.read(dataKeyHash(appendDataKey(kb[:0], key))).gen
+		return owner.local().gens.read(bucketedKeys.hash(bucketedKeys.dataKey(kb[:0], key))).gen
 	}
 	for i := range 100 {
 		owner.Set(ctx, fmt.Sprint("k", i), []byte("before"), 0)
