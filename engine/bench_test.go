@@ -101,33 +101,47 @@ func (s pebbleStore) settle() error { return settleDB(s.db) }
 func (s pebbleStore) close() error  { return s.db.Close() }
 
 // layoutStore is raw Pebble holding exactly the bytes diskcache stores: the
-// hash-prefixed data key and the record with its header, and nothing of
-// the cache around them (no presence filter, access clock, counters or
+// data key of its layout (bucketed, or hash-prefixed as in format 1) and
+// the record with its header, and nothing of the cache around them (no presence filter, access clock, counters or
 // checksum check). Its distance from pebbleStore is what the keyspace of
 // docs/ARCHITECTURE.md costs; diskcache's distance from it is what the cache costs.
 type layoutStore struct {
 	pebbleStore
-	codec *codec.Codec
+	codec  *codec.Codec
+	layout keyLayout
 }
 
 func openLayoutStore(dir string, o *Options) (layoutStore, error) {
+	return openLayoutStoreOf(dir, o, bucketedKeys)
+}
+
+func openLayoutStoreOf(dir string, o *Options, l keyLayout) (layoutStore, error) {
 	ps, err := openPebbleStore(dir, o)
 	if err != nil {
 		return layoutStore{}, err
 	}
 	cd, err := codec.New(codec.Config{})
-	return layoutStore{ps, cd}, err
+	return layoutStore{ps, cd, l}, err
+}
+
+// openCacheOfFormat opens a cache in a new store of format f.
+func openCacheOfFormat(dir string, o *Options, f byte) (cacheStore, error) {
+	if err := createStoreOfFormat(dir, f); err != nil {
+		return cacheStore{}, err
+	}
+	c, err := Open(dir, o)
+	return cacheStore{c}, err
 }
 
 func (s layoutStore) set(k string, v []byte) error {
 	var kb, rb [256]byte // Set copies both into its batch
 	rec := s.codec.AppendRecord(rb[:0], 0, time.Now().UnixNano(), v)
-	return s.db.Set(appendDataKey(kb[:0], k), rec, s.wo)
+	return s.db.Set(s.layout.dataKey(kb[:0], k), rec, s.wo)
 }
 
 func (s layoutStore) get(k string) ([]byte, error) {
 	var kb [64]byte
-	rec, closer, err := s.db.Get(appendDataKey(kb[:0], k))
+	rec, closer, err := s.db.Get(s.layout.dataKey(kb[:0], k))
 	if err != nil {
 		return nil, err
 	}
@@ -146,6 +160,10 @@ func BenchmarkCompare(b *testing.B) {
 		}},
 		{"pebble", func(dir string, o *Options) (benchStore, error) { return openPebbleStore(dir, o) }},
 		{"pebble-layout", func(dir string, o *Options) (benchStore, error) { return openLayoutStore(dir, o) }},
+		// Format 1's layout (the whole hash in front of each key), for the
+		// keyspace's before and after in one run.
+		{"diskcache-format1", func(dir string, o *Options) (benchStore, error) { return openCacheOfFormat(dir, o, hashedFormat) }},
+		{"pebble-layout1", func(dir string, o *Options) (benchStore, error) { return openLayoutStoreOf(dir, o, hashedKeys) }},
 	}
 	modes := []struct {
 		name string
@@ -306,6 +324,70 @@ func BenchmarkCompareZipf(b *testing.B) {
 				return err
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+		})
+	}
+}
+
+// BenchmarkStoreSize writes b.N entries of Compare's workload (128-byte
+// values, half random and half text) into each store, flushes and compacts
+// it, and reports its live tables' bytes per entry (sst-B/entry) and the
+// whole directory's after Close (dir-B/entry), with the tables' size over
+// raw Pebble's of the same run (x-pebble-sst; pebble itself runs first):
+//
+//	go test ./engine -run '^$' -bench StoreSize -benchtime 500000x
+func BenchmarkStoreSize(b *testing.B) {
+	stores := []struct {
+		name string
+		open func(dir string, o *Options) (benchStore, error)
+	}{
+		{"pebble", func(dir string, o *Options) (benchStore, error) { return openPebbleStore(dir, o) }},
+		{"pebble-layout", func(dir string, o *Options) (benchStore, error) { return openLayoutStore(dir, o) }},
+		{"pebble-layout1", func(dir string, o *Options) (benchStore, error) { return openLayoutStoreOf(dir, o, hashedKeys) }},
+		{"diskcache", func(dir string, o *Options) (benchStore, error) {
+			c, err := Open(dir, o)
+			return cacheStore{c}, err
+		}},
+		{"diskcache-format1", func(dir string, o *Options) (benchStore, error) { return openCacheOfFormat(dir, o, hashedFormat) }},
+	}
+	var pebbleSST float64
+	for _, st := range stores {
+		b.Run(st.name, func(b *testing.B) {
+			dir := b.TempDir()
+			s, err := st.open(dir, &Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			kv := newBenchKV(b.N)
+			for i := range kv.keys {
+				if err := s.set(kv.keys[i], kv.values[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := s.settle(); err != nil {
+				b.Fatal(err)
+			}
+			var db *pebble.DB
+			switch s := s.(type) {
+			case pebbleStore:
+				db = s.db
+			case layoutStore:
+				db = s.db
+			case cacheStore:
+				db = s.c.local().db
+			}
+			sst := db.Metrics().Total().TablesSize // live tables, not those awaiting deletion
+			if err := s.close(); err != nil {
+				b.Fatal(err)
+			}
+			perEntry := float64(sst) / float64(b.N)
+			if st.name == "pebble" {
+				pebbleSST = perEntry
+			}
+			b.ReportMetric(perEntry, "sst-B/entry")
+			b.ReportMetric(float64(dirSize(b, dir))/float64(b.N), "dir-B/entry")
+			if pebbleSST > 0 {
+				b.ReportMetric(perEntry/pebbleSST, "x-pebble-sst")
+			}
 		})
 	}
 }

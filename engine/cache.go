@@ -48,6 +48,24 @@ type role struct {
 	local *store
 	srv   *ownerServer
 	fwd   *forwarder
+	// base is what this process's calls counted in the roles it had before
+	// this one, so that Stats keeps counting across a handoff.
+	base callCounts
+}
+
+// callCounts are the counters of Stats that count this process's calls.
+type callCounts struct{ hits, misses, localHits, sets, deletes int64 }
+
+// counts returns what the process's calls counted up to and in this role.
+func (r *role) counts() callCounts {
+	var s callCounts
+	if r.local != nil {
+		s = r.local.ownCounts()
+	} else {
+		s = r.fwd.ownCounts()
+	}
+	b := r.base
+	return callCounts{b.hits + s.hits, b.misses + s.misses, b.localHits + s.localHits, b.sets + s.sets, b.deletes + s.deletes}
 }
 
 func (r *role) backend() backend {
@@ -207,6 +225,7 @@ func (c *Cache) handoff(ctx context.Context, failed *role) error {
 	if r.local != nil {
 		c.log.Info("diskcache: took over the directory from its owner")
 	}
+	r.base = failed.counts() // failed is closed: its counts are final
 	c.role.Store(r)
 	return nil
 }
@@ -449,15 +468,19 @@ func (c *Cache) Scan(ctx context.Context, cursor uint64, count int) ([]string, u
 	return p.keys, p.next, err
 }
 
-// Stats returns the cache's counters. In a forwarding process, Hits,
-// Misses, Sets and Deletes count this process's calls, and the rest is the
-// owner's.
+// Stats returns the cache's counters. Hits, Misses, LocalHits, Sets and
+// Deletes count this process's calls since its Open, whichever process
+// answered them, and keep counting across a handoff; the rest describe the
+// store, as its owner sees it.
 func (c *Cache) Stats() Stats {
 	r := c.role.Load()
 	if r == nil {
 		return Stats{}
 	}
-	return r.backend().Stats()
+	s := r.backend().Stats()
+	n := r.counts()
+	s.Hits, s.Misses, s.LocalHits, s.Sets, s.Deletes = n.hits, n.misses, n.localHits, n.sets, n.deletes
+	return s
 }
 
 // Add stores value under key only if key holds no entry (memcached's add,

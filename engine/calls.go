@@ -136,30 +136,50 @@ func (c *store) stageCall(b *pebble.Batch, ci *callInfo, res *callResult) error 
 // forwarder with the answer so that both count a call alike.
 type tally struct{ hits, misses, sets, deletes int64 }
 
+// The store's Hits, Misses, Sets and Deletes count the calls made in its own
+// process. A call forwarded by another process counts in its tally only,
+// which goes back with the answer: the other process counts it as its own
+// (forwarder.reply). So every process's Stats counts its own calls, and a
+// process's counts do not change meaning, or drop, when it takes the store
+// over (role.base).
+
 // countRead counts a read's hit (err == nil) or miss (ErrNotFound);
 // other errors count as neither.
 func (c *store) countRead(ctx context.Context, sh uint64, err error) {
-	c.stats.countRead(sh, err)
-	if ci := callOf(ctx); ci != nil && ci.tally != nil {
-		switch {
-		case err == nil:
-			ci.tally.hits++
-		case errors.Is(err, ErrNotFound):
-			ci.tally.misses++
-		}
+	t := tallyOf(ctx)
+	if t == nil {
+		c.stats.countRead(sh, err)
+		return
+	}
+	switch {
+	case err == nil:
+		t.hits++
+	case errors.Is(err, ErrNotFound):
+		t.misses++
 	}
 }
 
 func (c *store) countSets(ctx context.Context, sh uint64, n int64) {
-	c.stats.sets.add(sh, n)
-	if ci := callOf(ctx); ci != nil && ci.tally != nil {
-		ci.tally.sets += n
+	if t := tallyOf(ctx); t != nil {
+		t.sets += n
+		return
 	}
+	c.stats.sets.add(sh, n)
 }
 
 func (c *store) countDeletes(ctx context.Context, sh uint64, n int64) {
-	c.stats.deletes.add(sh, n)
-	if ci := callOf(ctx); ci != nil && ci.tally != nil {
-		ci.tally.deletes += n
+	if t := tallyOf(ctx); t != nil {
+		t.deletes += n
+		return
 	}
+	c.stats.deletes.add(sh, n)
+}
+
+// tallyOf returns the tally of a call forwarded by another process, nil for
+// a call made in this one.
+func tallyOf(ctx context.Context) *tally {
+	if ci := callOf(ctx); ci != nil {
+		return ci.tally
+	}
+	return nil
 }

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
@@ -55,6 +54,10 @@ type CheckReport struct {
 	Segments     int    `json:"segments"`    // value log segments in store/values/
 	SegmentBytes int64  `json:"segment_bytes"`
 	Manifest     string `json:"manifest,omitempty"`
+	// Format is the store's layout version (keys.go): 2, or 1 for a store
+	// written before the bucketed keyspace, which this version still
+	// reads; 0 when it is not recorded or not known.
+	Format int `json:"format"`
 
 	Entries      int64 `json:"entries"`       // records found by the scan
 	Bytes        int64 `json:"bytes"`         // their stored bytes (keys and records), as Stats counts them
@@ -74,7 +77,8 @@ type CheckReport struct {
 	Reset    bool           `json:"reset"`           // the damaged store was deleted and recreated
 	Took     time.Duration  `json:"took_ns"`
 
-	mu sync.Mutex // guards Problems while Pebble reports corruption
+	mu     sync.Mutex // guards Problems while Pebble reports corruption
+	layout keyLayout  // the store's, once checkMeta has read it
 }
 
 // Damaged reports whether Check found any problem.
@@ -311,8 +315,10 @@ func (r *CheckReport) checkMeta(db *pebble.DB, fsys vfs.FS) *presence {
 	}
 	if v, ok := get(metaFormat); !ok {
 		r.problem(CheckProblem{Key: string(metaFormat), What: "the store format is not recorded"})
-	} else if len(v) != 1 || v[0] != storeFormat {
-		r.problem(CheckProblem{Key: string(metaFormat), What: fmt.Sprintf("store format %x, this version reads %d", v, storeFormat)})
+	} else if l, err := layoutOf(v); err != nil {
+		r.problem(CheckProblem{Key: string(metaFormat), What: err.Error()})
+	} else {
+		r.layout, r.Format = l, int(l.format)
 	}
 	if v, ok := get(metaEpoch); ok && len(v) != 8 {
 		r.problem(CheckProblem{Key: string(metaEpoch), What: fmt.Sprintf("clock epoch of %d bytes, want 8", len(v))})
@@ -363,6 +369,11 @@ func (r *CheckReport) scanData(ctx context.Context, db *pebble.DB, values *vlog.
 	if err != nil {
 		return err
 	}
+	if r.Format == 0 {
+		r.note("the records are not checked: without the store's format their keys cannot be read")
+		return nil
+	}
+	l := r.layout
 	lo, hi := dataSpan()
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
@@ -370,18 +381,18 @@ func (r *CheckReport) scanData(ctx context.Context, db *pebble.DB, values *vlog.
 	}
 	defer it.Close()
 	now := time.Now().UnixNano()
-	var buf []byte
+	var buf, kb []byte
 	for valid := it.First(); valid && !r.full(); valid = it.Next() {
 		if r.Entries%1024 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
 		k := it.Key()
-		if len(k) < dataHeader {
+		if len(k) < l.header {
 			r.problem(CheckProblem{Key: string(k), What: fmt.Sprintf("a data key of %d bytes, shorter than its header", len(k))})
 			continue
 		}
-		uk := string(userKey(k))
-		if xxhash.Sum64String(uk) != dataKeyHash(k) {
+		uk := string(l.userKey(k))
+		if kb = l.dataKey(kb[:0], uk); !bytes.Equal(kb, k) {
 			r.problem(CheckProblem{Key: uk, What: "the hash in the data key is not the key's"})
 		}
 		v, err := it.ValueAndErr()
@@ -396,7 +407,7 @@ func (r *CheckReport) scanData(ctx context.Context, db *pebble.DB, values *vlog.
 			r.problem(CheckProblem{Key: uk, What: "the record does not decode: " + err.Error()})
 			continue
 		}
-		if p != nil && !p.mayContain(dataKeyHash(k)) {
+		if p != nil && !p.mayContain(l.hash(k)) {
 			r.problem(CheckProblem{Key: string(metaPresence), What: fmt.Sprintf("the saved key filter misses %q: Get would call it missing", truncKey(uk))})
 		}
 		if hdr.Expiry == 0 {
@@ -447,6 +458,10 @@ func (r *CheckReport) openValues(fsys vfs.FS, path string) (*vlog.Log, error) {
 // scanIndex checks that every expiry index entry points at a record that
 // expires at that time.
 func (r *CheckReport) scanIndex(ctx context.Context, db *pebble.DB) error {
+	if r.Format == 0 {
+		return nil // scanData noted it
+	}
+	l := r.layout
 	lo, hi := ttl.IndexSpan()
 	it, err := db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
@@ -459,12 +474,12 @@ func (r *CheckReport) scanIndex(ctx context.Context, db *pebble.DB) error {
 		}
 		r.IndexEntries++
 		expiry, ref, err := ttl.ParseIndexKey(it.Key())
-		if err != nil || len(ref) < dataHeader-1 {
+		if err != nil || len(ref) < l.header-1 {
 			r.problem(CheckProblem{Key: string(it.Key()), What: "an expiry index entry that does not parse"})
 			continue
 		}
 		dk := append([]byte{dataPrefix}, ref...)
-		uk := string(userKey(dk))
+		uk := string(l.userKey(dk))
 		v, closer, err := db.Get(dk)
 		if errors.Is(err, pebble.ErrNotFound) {
 			r.problem(CheckProblem{Key: uk, What: fmt.Sprintf("an expiry index entry (%s) for a key that is not stored", time.Unix(0, expiry).UTC().Format(time.RFC3339Nano))})

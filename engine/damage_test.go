@@ -532,15 +532,15 @@ func TestCheckFindsBrokenInvariants(t *testing.T) {
 		defer closer.Close()
 		return append([]byte(nil), v...)
 	}
-	rec := get(appendDataKey(nil, "k1"))
+	rec := get(bucketedKeys.dataKey(nil, "k1"))
 	bad := append([]byte(nil), rec...)
 	bad[len(bad)-1] ^= 1
-	db.Set(appendDataKey(nil, "k1"), bad, nil) // checksum fails
-	wrongHash := appendDataKey(nil, "k2")
-	wrongHash[3] ^= 1
-	db.Set(wrongHash, rec, nil) // hash is not the key's
-	db.Set(ttl.AppendIndexKey(nil, 1, appendDataKey(nil, "gone")[1:]), nil, nil)
-	k3 := appendDataKey(nil, "k3")
+	db.Set(bucketedKeys.dataKey(nil, "k1"), bad, nil) // checksum fails
+	wrongHash := bucketedKeys.dataKey(nil, "k2")
+	wrongHash[1] ^= 1 // another bucket: the hash is not the key's
+	db.Set(wrongHash, rec, nil)
+	db.Set(ttl.AppendIndexKey(nil, 1, bucketedKeys.dataKey(nil, "gone")[1:]), nil, nil)
+	k3 := bucketedKeys.dataKey(nil, "k3")
 	h3, _ := codec.DecodeHeader(get(k3))
 	db.Delete(ttl.AppendIndexKey(nil, h3.Expiry, k3[1:]), nil) // no index entry
 	db.Set(metaState, append([]byte{1}, counts{entries: 5, bytes: 6}.encode()...), pebble.Sync)

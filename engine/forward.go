@@ -468,6 +468,13 @@ func (f *forwarder) Scan(ctx context.Context, cursor uint64, count int) ([]strin
 	return keys, next, f.results(r)
 }
 
+// ownCounts is what this process's calls counted, as the owner counted
+// them, and the Gets the hot tier answered.
+func (f *forwarder) ownCounts() callCounts {
+	return callCounts{hits: f.stats.hits.load(), misses: f.stats.misses.load(), localHits: f.tierHits.load(),
+		sets: f.stats.sets.load(), deletes: f.stats.deletes.load()}
+}
+
 // Stats counts this process's calls as the owner counted them (each reply
 // carries what the call added to the owner's counters), and asks the owner
 // for the rest, with a short timeout: Stats has no context.

@@ -85,27 +85,36 @@ func FuzzKeys(f *testing.F) {
 	})
 }
 
-// checkKeyEncoding checks the data and index keys of key.
+// checkKeyEncoding checks the data and index keys of key, in both layouts.
 func checkKeyEncoding(t *testing.T, key []byte, expiry uint64) {
-	dk := appendDataKey(nil, string(key))
-	if dk[0] != dataPrefix || len(dk) != dataHeader+len(key) || !bytes.Equal(userKey(dk), key) ||
-		dataKeyHash(dk) != xxhash.Sum64(key) {
-		t.Fatalf("data key %x of %q", dk, key)
-	}
-	lo, hi := dataSpan()
-	if bytes.Compare(dk, lo) < 0 || bytes.Compare(dk, hi) >= 0 {
-		t.Fatalf("data key %x outside the data span", dk)
-	}
-	in := 0
-	for i := 0; i < reclaimSlices; i++ {
-		slo, shi := dataSlice(i, reclaimSlices)
-		if bytes.Compare(dk, slo) >= 0 && bytes.Compare(dk, shi) < 0 {
-			in++
+	for _, l := range []keyLayout{hashedKeys, bucketedKeys} {
+		dk := l.dataKey(nil, string(key))
+		if !l.isData(dk) || len(dk) != l.header+len(key) || !bytes.Equal(l.userKey(dk), key) ||
+			l.hash(dk) != xxhash.Sum64(key) {
+			t.Fatalf("format %d: data key %x of %q", l.format, dk, key)
+		}
+		if dk2, h := l.dataKeyHash(nil, string(key)); !bytes.Equal(dk2, dk) || h != xxhash.Sum64(key) {
+			t.Fatalf("format %d: dataKeyHash(%q) = %x, %x", l.format, key, dk2, h)
+		}
+		lo, hi := dataSpan()
+		if bytes.Compare(dk, lo) < 0 || bytes.Compare(dk, hi) >= 0 {
+			t.Fatalf("format %d: data key %x outside the data span", l.format, dk)
+		}
+		if pos := l.position(dk); bytes.Compare(l.seek(pos), dk) > 0 || pos > l.hash(dk) {
+			t.Fatalf("format %d: data key %x before its position %x", l.format, dk, pos)
+		}
+		in := 0
+		for i := 0; i < reclaimSlices; i++ {
+			slo, shi := l.slice(i, reclaimSlices)
+			if bytes.Compare(dk, slo) >= 0 && bytes.Compare(dk, shi) < 0 {
+				in++
+			}
+		}
+		if in != 1 {
+			t.Fatalf("format %d: data key %x falls in %d of the %d hash slices", l.format, dk, in, reclaimSlices)
 		}
 	}
-	if in != 1 {
-		t.Fatalf("data key %x falls in %d of the %d hash slices", dk, in, reclaimSlices)
-	}
+	dk := bucketedKeys.dataKey(nil, string(key))
 	e := int64(expiry >> 1) // a positive expiry
 	if e == 0 {
 		e = 1

@@ -336,10 +336,10 @@ func (c *store) scanKeys(ctx context.Context) error {
 		}
 		for n := 0; valid && n < keysPerScanIterator; valid, n = it.Next(), n+1 {
 			k := it.Key()
-			if len(k) < dataHeader {
+			if len(k) < c.layout.header {
 				continue
 			}
-			p.add(dataKeyHash(k))
+			p.add(c.layout.hash(k))
 			if recount {
 				scanned.entries++
 				lv := it.LazyValue()

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -440,7 +441,7 @@ func (c *store) evictOne(cand lru.Candidate) (int64, error) {
 	}
 	d, err := c.deleteRecord(dk, old)
 	if err != nil {
-		return 0, fmt.Errorf("diskcache: evict %q: %w", truncKey(string(userKey(dk))), err)
+		return 0, fmt.Errorf("diskcache: evict %q: %w", truncKey(string(c.layout.userKey(dk))), err)
 	}
 	c.countEviction(cand.Hash, -d.bytes)
 	return -d.bytes, nil
@@ -501,7 +502,7 @@ func (c *store) backpressure(ctx context.Context, n int64) error {
 // in the store (its data key and an uncompressed record): what a write
 // that has not encoded its record yet tells backpressure.
 func entryBound(key string, n int) int64 {
-	return int64(dataHeader + len(key) + codec.MaxHeaderSize + n)
+	return int64(maxDataHeader + len(key) + codec.MaxHeaderSize + n)
 }
 
 // maxWriteWait bounds one write's wait for compaction. A slice compaction
@@ -536,10 +537,13 @@ type evictSource struct {
 	c    *store
 	it   *pebble.Iterator
 	uses int
+	pick []lru.Candidate // atBucketed's choice in one bucket
 }
 
 const samplesPerIterator = 256
 
+// At implements lru.Source: n entries from pos on in the order of their
+// hash64.
 func (s *evictSource) At(dst []lru.Candidate, pos uint64, n int) ([]lru.Candidate, error) {
 	c := s.c
 	if s.it == nil || s.uses >= samplesPerIterator {
@@ -554,13 +558,17 @@ func (s *evictSource) At(dst []lru.Candidate, pos uint64, n int) ([]lru.Candidat
 		s.it, s.uses = it, 0
 	}
 	s.uses++
+	if c.layout.bucketed() {
+		return s.atBucketed(dst, pos, n)
+	}
 	it := s.it
-	valid := it.SeekGE(binary.BigEndian.AppendUint64([]byte{dataPrefix}, pos))
+	from := c.layout.seek(pos)
+	valid := it.SeekGE(from)
 	now := c.now()
 	for wrapped := false; len(dst) < n; valid = it.Next() {
 		if !valid {
 			if wrapped {
-				break // fewer than n entries in all
+				break
 			}
 			wrapped = true
 			if valid = it.First(); !valid {
@@ -568,27 +576,107 @@ func (s *evictSource) At(dst []lru.Candidate, pos uint64, n int) ([]lru.Candidat
 			}
 		}
 		k := it.Key()
-		v, err := it.ValueAndErr()
-		if err != nil {
-			return dst, err
+		if wrapped && bytes.Compare(k, from) >= 0 {
+			break // fewer than n entries in all: each once
 		}
-		if len(k) < dataHeader {
+		if len(k) < c.layout.header {
 			return dst, fmt.Errorf("%w: data key of %d bytes in %s", ErrCorrupt, len(k), c.dir)
 		}
-		cand := lru.Candidate{
-			Hash: dataKeyHash(k),
-			Key:  append([]byte(nil), k...),
-			Size: int64(len(k) + recordSize(v)),
-		}
-		if h, err := codec.DecodeHeader(v); err != nil {
-			cand.Expired = true // a damaged record is the first thing to evict
-		} else {
-			cand.Written = c.lim.tick(h.WriteTime)
-			cand.Expired = h.Expired(now)
+		cand, err := s.candidate(k, c.layout.hash(k), now)
+		if err != nil {
+			return dst, err
 		}
 		dst = append(dst, cand)
 	}
 	return dst, it.Error()
+}
+
+// atBucketed is At in a store of format 2, where the keys of a bucket are
+// in their own order, not by hash. It reads pos's bucket whole and takes
+// the n keys of least hash at or after pos, then goes on to the next
+// buckets: the same entries as format 1's run of n neighbours from pos.
+// So the sampler's draw is as uniform as it was (lru's simulation models
+// exactly this order), and the price is reading every key of a bucket
+// (about one in 65,536 of the entries; a value is read only for a key
+// that is among the n so far).
+func (s *evictSource) atBucketed(dst []lru.Candidate, pos uint64, n int) ([]lru.Candidate, error) {
+	c, it := s.c, s.it
+	now := c.now()
+	valid := it.SeekGE(c.layout.seek(pos))
+	// After the end, from the start up to pos: wrapped, so that a store of
+	// fewer than n entries gives each once.
+	wrapped := false
+	for len(dst) < n {
+		if !valid {
+			if wrapped {
+				break
+			}
+			wrapped = true
+			if valid = it.First(); !valid {
+				break
+			}
+		}
+		k := it.Key()
+		if len(k) < c.layout.header {
+			return dst, fmt.Errorf("%w: data key of %d bytes in %s", ErrCorrupt, len(k), c.dir)
+		}
+		bucket := binary.BigEndian.Uint16(k[1:3])
+		if wrapped && uint64(bucket) > pos>>48 {
+			break
+		}
+		need := n - len(dst)
+		s.pick = s.pick[:0]
+		for ; valid; valid = it.Next() {
+			k := it.Key()
+			if len(k) < c.layout.header {
+				return dst, fmt.Errorf("%w: data key of %d bytes in %s", ErrCorrupt, len(k), c.dir)
+			}
+			if binary.BigEndian.Uint16(k[1:3]) != bucket {
+				break
+			}
+			h := c.layout.hash(k)
+			if (h < pos) != wrapped || (len(s.pick) == need && h >= s.pick[need-1].Hash) {
+				continue
+			}
+			cand, err := s.candidate(k, h, now)
+			if err != nil {
+				return dst, err
+			}
+			i := len(s.pick)
+			if i == need {
+				i--
+			} else {
+				s.pick = append(s.pick, lru.Candidate{})
+			}
+			for ; i > 0 && s.pick[i-1].Hash > h; i-- {
+				s.pick[i] = s.pick[i-1]
+			}
+			s.pick[i] = cand
+		}
+		dst = append(dst, s.pick...)
+	}
+	return dst, it.Error()
+}
+
+// candidate describes the data key k of hash h, at the iterator, for the
+// sampler.
+func (s *evictSource) candidate(k []byte, h uint64, now int64) (lru.Candidate, error) {
+	v, err := s.it.ValueAndErr()
+	if err != nil {
+		return lru.Candidate{}, err
+	}
+	cand := lru.Candidate{
+		Hash: h,
+		Key:  append([]byte(nil), k...),
+		Size: int64(len(k) + recordSize(v)),
+	}
+	if hdr, err := codec.DecodeHeader(v); err != nil {
+		cand.Expired = true // a damaged record is the first thing to evict
+	} else {
+		cand.Written = s.c.lim.tick(hdr.WriteTime)
+		cand.Expired = hdr.Expired(now)
+	}
+	return cand, nil
 }
 
 func (s *evictSource) close() error {

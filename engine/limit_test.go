@@ -300,7 +300,7 @@ func TestAccessClockSurvivesNewSizeLimit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h := dataKeyHash(appendDataKey(nil, "read"))
+		h := bucketedKeys.hash(bucketedKeys.dataKey(nil, "read"))
 		if i == 0 {
 			if err := c.Set(ctx, "read", []byte("v"), 0); err != nil {
 				t.Fatal(err)
@@ -360,7 +360,7 @@ func TestAccessClockSavedOnlyWhenChanged(t *testing.T) {
 	if saved() {
 		t.Fatal("the clock loaded at Open was written back unchanged")
 	}
-	s.lim.clock.Touch(dataKeyHash(appendDataKey(nil, "k")), lru.Tick(s.lim.now.Load()+100))
+	s.lim.clock.Touch(bucketedKeys.hash(bucketedKeys.dataKey(nil, "k")), lru.Tick(s.lim.now.Load()+100))
 	if !saved() {
 		t.Fatal("a touched clock was not saved")
 	}

@@ -105,8 +105,7 @@ func (c *store) GetMany(ctx context.Context, keys []string) (map[string][]byte, 
 // as ErrNotFound; the sweeper deletes it later (reads never write).
 func (c *store) read(key string, decode bool) ([]byte, time.Duration, error) {
 	var kb [64]byte
-	dk := appendDataKey(kb[:0], key)
-	h := dataKeyHash(dk)
+	dk, h := c.layout.dataKeyHash(kb[:0], key)
 	th := hottier.Hash(key)
 	if v, expiry, ok := c.tier.get(key, th); ok {
 		left, live := c.left(expiry)
@@ -144,7 +143,7 @@ func (c *store) read(key string, decode bool) ([]byte, time.Duration, error) {
 // value. A collection of the value log may move the value between the
 // read of the record and the read of the value: the record is read again.
 func (c *store) readRecord(dk []byte, decode bool) (codec.Header, []byte, error) {
-	key := userKey(dk)
+	key := c.layout.userKey(dk)
 	for try := 0; ; try++ {
 		rec, closer, err := c.db.Get(dk)
 		if errors.Is(err, pebble.ErrNotFound) {
@@ -191,7 +190,7 @@ func (c *store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	defer putRecord(rec)
 	defer pin.Release()
 	var kb [64]byte
-	dk := appendDataKey(kb[:0], key)
+	dk := c.layout.dataKey(kb[:0], key)
 	if err := c.backpressure(ctx, int64(len(dk)+len(*rec))); err != nil {
 		return err
 	}
@@ -239,7 +238,7 @@ func (c *store) setMany(ctx context.Context, entries []Entry, ifAbsent bool) (bo
 	keys := make([][]byte, 0, len(last))
 	var size int64
 	for k, i := range last {
-		keys = append(keys, appendDataKey(nil, k))
+		keys = append(keys, c.layout.dataKey(nil, k))
 		size += entryBound(k, len(entries[i].Value))
 	}
 	if err := c.backpressure(ctx, size); err != nil {
@@ -255,7 +254,7 @@ func (c *store) setMany(ctx context.Context, entries []Entry, ifAbsent bool) (bo
 	olds := make([]oldRecord, len(keys))
 	found := make([]bool, len(keys))
 	for i, dk := range keys {
-		if !c.mayExist(dataKeyHash(dk)) {
+		if !c.mayExist(c.layout.hash(dk)) {
 			continue
 		}
 		if olds[i], found[i], err = c.lookup(dk, false); err != nil {
@@ -269,7 +268,7 @@ func (c *store) setMany(ctx context.Context, entries []Entry, ifAbsent bool) (bo
 	defer b.Close()
 	var total counts
 	for i, dk := range keys {
-		e := entries[last[string(userKey(dk))]]
+		e := entries[last[string(c.layout.userKey(dk))]]
 		rec, pin, err := c.encodeEntry(e.Key, e.Value, expiryOf(now, e.TTL), now)
 		if err != nil {
 			return false, err
@@ -311,8 +310,8 @@ func (c *store) delete(ctx context.Context, key string) (bool, error) {
 		return false, err
 	}
 	var kb [64]byte
-	dk := appendDataKey(kb[:0], key)
-	if !c.mayExist(dataKeyHash(dk)) {
+	dk := c.layout.dataKey(kb[:0], key)
+	if !c.mayExist(c.layout.hash(dk)) {
 		return false, nil
 	}
 	mu := c.stripe(dk)
@@ -396,12 +395,12 @@ func (c *store) lookup(dk []byte, withRecord bool) (oldRecord, bool, error) {
 		return oldRecord{}, false, nil
 	}
 	if err != nil {
-		return oldRecord{}, false, fmt.Errorf("diskcache: read %q: %w", userKey(dk), corruptIf(err))
+		return oldRecord{}, false, fmt.Errorf("diskcache: read %q: %w", c.layout.userKey(dk), corruptIf(err))
 	}
 	defer closer.Close()
 	h, err := codec.DecodeHeader(v)
 	if err != nil {
-		return oldRecord{}, false, fmt.Errorf("%w: key %q in %s: %w", ErrCorrupt, userKey(dk), c.dir, err)
+		return oldRecord{}, false, fmt.Errorf("%w: key %q in %s: %w", ErrCorrupt, c.layout.userKey(dk), c.dir, err)
 	}
 	old := oldRecord{size: len(v), ext: codec.ExternalLen(v), header: h}
 	if withRecord {
@@ -415,7 +414,7 @@ func (c *store) lookup(dk []byte, withRecord bool) (oldRecord, bool, error) {
 func (c *store) stage(b *pebble.Batch, dk, rec []byte) (counts, error) {
 	var old oldRecord
 	found := false
-	kh := dataKeyHash(dk)
+	kh := c.layout.hash(dk)
 	c.lim.warm(kh)
 	if c.mayExist(kh) {
 		var err error
@@ -429,7 +428,7 @@ func (c *store) stage(b *pebble.Batch, dk, rec []byte) (counts, error) {
 // stageOver is stage when the caller has looked up the record rec replaces:
 // old, if found.
 func (c *store) stageOver(b *pebble.Batch, dk, rec []byte, old oldRecord, found bool) (counts, error) {
-	kh := dataKeyHash(dk)
+	kh := c.layout.hash(dk)
 	c.noteKey(kh)
 	c.lim.touch(kh)
 	h, err := codec.DecodeHeader(rec)
@@ -502,14 +501,14 @@ func (c *store) invalidate(b *pebble.Batch) {
 		if !ok || err != nil {
 			return
 		}
-		if len(k) >= dataHeader && k[0] == dataPrefix {
-			c.tier.invalidate(userKey(k))
+		if c.layout.isData(k) {
+			c.tier.invalidate(c.layout.userKey(k))
 		}
 	}
 }
 
 func (c *store) stripe(dk []byte) *sync.Mutex {
-	return &c.stripes[dataKeyHash(dk)%numStripes]
+	return &c.stripes[c.layout.hash(dk)%numStripes]
 }
 
 // lockStripes locks the stripes of all keys in index order, so that two
@@ -519,7 +518,7 @@ func (c *store) lockStripes(keys [][]byte) func() {
 	idx := make([]int, 0, len(keys))
 	seen := make(map[int]bool, len(keys))
 	for _, dk := range keys {
-		i := int(dataKeyHash(dk) % numStripes)
+		i := int(c.layout.hash(dk) % numStripes)
 		if !seen[i] {
 			seen[i] = true
 			idx = append(idx, i)

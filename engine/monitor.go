@@ -111,7 +111,7 @@ func (c *store) compactNextSlice() {
 	if c.lim.l0Backlog.Load() || !c.lim.compacting.CompareAndSwap(false, true) {
 		return
 	}
-	lo, hi := c.slices.next()
+	lo, hi := c.slices.next(c.layout)
 	c.bg.Add(1)
 	go func() {
 		defer c.bg.Done()

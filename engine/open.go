@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -40,6 +39,10 @@ type store struct {
 	write *pebble.WriteOptions
 	clock ttl.Clock
 	log   *slog.Logger
+
+	// layout is how the data keys are laid out, by the store's format
+	// (keys.go).
+	layout keyLayout
 
 	stripes [numStripes]sync.Mutex
 	keys    keyState
@@ -169,24 +172,6 @@ func (c *store) openPebble() error {
 	}
 	if !clean || c.keys.cur.Load() == nil {
 		c.rebuildKeys()
-	}
-	return nil
-}
-
-// checkFormat writes the store format into a new store and refuses a store
-// written in another format.
-func (c *store) checkFormat() error {
-	v, closer, err := c.db.Get(metaFormat)
-	if errors.Is(err, pebble.ErrNotFound) {
-		c.unflushed.Store(true)
-		return c.db.Set(metaFormat, []byte{storeFormat}, pebble.Sync)
-	}
-	if err != nil {
-		return err
-	}
-	defer closer.Close()
-	if len(v) != 1 || v[0] != storeFormat {
-		return fmt.Errorf("%w: store format %x, this version reads %d", ErrCorrupt, v, storeFormat)
 	}
 	return nil
 }

@@ -70,7 +70,7 @@ func (c *store) update(ctx context.Context, key string, withValue bool, res *cal
 		return err
 	}
 	var kb [64]byte
-	dk := appendDataKey(kb[:0], key)
+	dk := c.layout.dataKey(kb[:0], key)
 	mu := c.stripe(dk)
 	mu.Lock()
 	defer mu.Unlock()
@@ -80,7 +80,7 @@ func (c *store) update(ctx context.Context, key string, withValue bool, res *cal
 	}
 	var old oldRecord
 	present := false
-	if c.mayExist(dataKeyHash(dk)) {
+	if c.mayExist(c.layout.hash(dk)) {
 		var err error
 		if old, present, err = c.lookup(dk, true); err != nil {
 			return err
@@ -394,7 +394,7 @@ func (c *store) DeleteMany(ctx context.Context, keys ...string) (int, error) {
 		}
 		if !seen[k] {
 			seen[k] = true
-			dks = append(dks, appendDataKey(nil, k))
+			dks = append(dks, c.layout.dataKey(nil, k))
 		}
 	}
 	unlock := c.lockStripes(dks)
@@ -410,7 +410,7 @@ func (c *store) DeleteMany(ctx context.Context, keys ...string) (int, error) {
 	var total counts
 	deleted := int64(0)
 	for _, dk := range dks {
-		if !c.mayExist(dataKeyHash(dk)) {
+		if !c.mayExist(c.layout.hash(dk)) {
 			continue
 		}
 		old, found, err := c.lookup(dk, false)

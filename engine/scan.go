@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -15,7 +14,9 @@ import (
 // returned 0 ends it. The cursor is a position in the hash space, so a scan
 // survives writes and restarts: every key present for the whole scan is
 // returned, keys written meanwhile may or may not be, and none twice.
-// Expired entries are skipped. count <= 0 means 10.
+// A call stops only between positions (keyLayout.position): in a store of
+// format 2 between hash buckets, so it may return a bucket's keys beyond
+// count. Expired entries are skipped. count <= 0 means 10.
 func (c *store) Scan(ctx context.Context, cursor uint64, count int) ([]string, uint64, error) {
 	sh, err := c.enter(ctx)
 	if err != nil {
@@ -25,7 +26,7 @@ func (c *store) Scan(ctx context.Context, cursor uint64, count int) ([]string, u
 	if count <= 0 {
 		count = 10
 	}
-	lo := binary.BigEndian.AppendUint64([]byte{dataPrefix}, cursor)
+	lo := c.layout.seek(cursor)
 	_, hi := dataSpan()
 	it, err := c.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
@@ -38,11 +39,11 @@ func (c *store) Scan(ctx context.Context, cursor uint64, count int) ([]string, u
 	visited := 0
 	for valid := it.First(); valid; valid = it.Next() {
 		k := it.Key()
-		if len(k) < dataHeader {
+		if len(k) < c.layout.header {
 			continue
 		}
-		h := dataKeyHash(k)
-		// Stop only between hashes, so the cursor (a hash) loses nothing.
+		h := c.layout.position(k)
+		// Stop only between positions, so the cursor loses nothing.
 		if visited >= count && h != last {
 			return keys, h, nil
 		}
@@ -54,10 +55,10 @@ func (c *store) Scan(ctx context.Context, cursor uint64, count int) ([]string, u
 		}
 		hdr, err := codec.DecodeHeader(v)
 		if err != nil {
-			return nil, 0, fmt.Errorf("%w: key %q in %s: %w", ErrCorrupt, truncKey(string(userKey(k))), c.dir, err)
+			return nil, 0, fmt.Errorf("%w: key %q in %s: %w", ErrCorrupt, truncKey(string(c.layout.userKey(k))), c.dir, err)
 		}
 		if !hdr.Expired(now) {
-			keys = append(keys, string(userKey(k)))
+			keys = append(keys, string(c.layout.userKey(k)))
 		}
 		if visited%1024 == 0 && ctx.Err() != nil {
 			return nil, 0, ctx.Err()

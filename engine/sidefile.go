@@ -2,9 +2,11 @@ package engine
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"os"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -52,6 +54,15 @@ func writeSideFile(fs vfs.FS, path, magic string, body func(io.Writer) error) (e
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil {
+		// Remove the old file first: ext4 (auto_da_alloc) starts writing
+		// out a file renamed over another at once, which cost a third of
+		// a millisecond at every Close. Between the two steps there is no
+		// file, which a reader takes as a file it cannot use.
+		if rerr := fs.Remove(path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+			err = rerr
+		}
 	}
 	if err == nil {
 		err = fs.Rename(tmp, path)

@@ -176,7 +176,7 @@ func TestLegacyStateOpens(t *testing.T) {
 	if p := s.keys.cur.Load(); p == nil || s.keys.building.Load() {
 		t.Fatal("the legacy filter was not used")
 	}
-	if _, ok := s.lim.clock.Last(dataKeyHash(appendDataKey(nil, "0"))); !ok {
+	if _, ok := s.lim.clock.Last(bucketedKeys.hash(bucketedKeys.dataKey(nil, "0"))); !ok {
 		t.Fatal("the legacy clock snapshot was not restored")
 	}
 	mustLen(t, c, n)
@@ -261,7 +261,7 @@ func TestLargeClockLoadsInBackground(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	for _, k := range []string{"0", "1"} {
-		if _, ok := s.lim.clock.Last(dataKeyHash(appendDataKey(nil, k))); !ok {
+		if _, ok := s.lim.clock.Last(bucketedKeys.hash(bucketedKeys.dataKey(nil, k))); !ok {
 			t.Fatalf("the access to %q is not in the loaded clock", k)
 		}
 	}

@@ -6,8 +6,10 @@ import (
 	"sync/atomic"
 )
 
-// Stats is a snapshot of a cache's counters. Hits, Misses, Sets, Deletes and
-// Expirations count since Open; Entries and Bytes are what the store holds.
+// Stats is a snapshot of a cache's counters. Hits, Misses, LocalHits, Sets
+// and Deletes count this process's calls since its Open (Cache.Stats);
+// Expirations and Evictions count since the owner's Open; Entries and Bytes
+// are what the store holds.
 type Stats struct {
 	Hits         int64 // Gets that found a value
 	Misses       int64 // Gets of missing or expired keys
@@ -37,6 +39,13 @@ func (s *statCounters) countRead(shard uint64, err error) {
 	case errors.Is(err, ErrNotFound):
 		s.misses.add(shard, 1)
 	}
+}
+
+// ownCounts is what the calls made in this process counted in the store
+// (calls.go).
+func (c *store) ownCounts() callCounts {
+	return callCounts{hits: c.stats.hits.load(), misses: c.stats.misses.load(), localHits: c.stats.tierHits.load(),
+		sets: c.stats.sets.load(), deletes: c.stats.deletes.load()}
 }
 
 // Stats returns the cache's counters. After Close it returns the counters

@@ -35,7 +35,7 @@ func (c *store) Sweep(now int64, max int) (ttl.Round, error) {
 		}
 		ik := append([]byte(nil), it.Key()...)
 		expiry, ref, err := ttl.ParseIndexKey(ik)
-		if err != nil || len(ref) < dataHeader-1 {
+		if err != nil || len(ref) < c.layout.header-1 {
 			// Not ours to interpret: drop the entry rather than stall on it.
 			found = append(found, due{ikey: ik})
 			continue
@@ -95,7 +95,7 @@ func (c *store) Sweep(now int64, max int) (ttl.Round, error) {
 func (c *store) Reclaim(freed int64) error {
 	n := c.reclaim.plan(freed, c.keys.counts.bytes.load())
 	for i := 0; i < n; i++ {
-		lo, hi := c.slices.next()
+		lo, hi := c.slices.next(c.layout)
 		if err := c.compact(lo, hi); err != nil {
 			return fmt.Errorf("diskcache: compact %s: %w", c.dir, err)
 		}
@@ -116,8 +116,8 @@ const reclaimSlices = 16
 // gets its turn.
 type sliceCursor struct{ n atomic.Uint32 }
 
-func (s *sliceCursor) next() (lo, hi []byte) {
-	return dataSlice(int((s.n.Add(1)-1)%reclaimSlices), reclaimSlices)
+func (s *sliceCursor) next(l keyLayout) (lo, hi []byte) {
+	return l.slice(int((s.n.Add(1)-1)%reclaimSlices), reclaimSlices)
 }
 
 // reclaimer tracks deleted bytes that compaction has not yet given back.

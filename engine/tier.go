@@ -271,14 +271,14 @@ func (c *store) warmTier(w *hottier.Writer) {
 		for ok := it.First(); ok && n < warmChunk; ok = it.Next() {
 			n++
 			k := it.Key()
-			if len(k) < dataHeader {
+			if !c.layout.isData(k) {
 				continue
 			}
 			rec, err := it.ValueAndErr()
 			if err != nil {
 				break
 			}
-			key := userKey(k)
+			key := c.layout.userKey(k)
 			hdr, v, err := c.decodeRecord(key, rec)
 			if err != nil || hdr.Expired(now) {
 				continue

@@ -234,7 +234,7 @@ func (c *store) collect(s vlog.Info) (int64, error) {
 		if c.bgCtx.Err() != nil {
 			return c.bgCtx.Err()
 		}
-		old, ok, err := c.lookupRef(appendDataKey(nil, string(key)), ref)
+		old, ok, err := c.lookupRef(c.layout.dataKey(nil, string(key)), ref)
 		if err != nil || !ok {
 			return err
 		}
@@ -290,7 +290,7 @@ func (c *store) evictInstead(key []byte, h codec.Header) bool {
 
 // evictRef evicts key if its record still refers to ref.
 func (c *store) evictRef(key []byte, ref codec.Ref) (bool, error) {
-	dk := appendDataKey(nil, string(key))
+	dk := c.layout.dataKey(nil, string(key))
 	mu := c.stripe(dk)
 	mu.Lock()
 	defer mu.Unlock()
@@ -302,7 +302,7 @@ func (c *store) evictRef(key []byte, ref codec.Ref) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("diskcache: evict %q: %w", truncKey(string(key)), err)
 	}
-	c.countEviction(dataKeyHash(dk), -d.bytes)
+	c.countEviction(c.layout.hash(dk), -d.bytes)
 	return true, nil
 }
 
@@ -324,7 +324,7 @@ func (c *store) lookupRef(dk []byte, ref codec.Ref) (oldRecord, bool, error) {
 // repoint points m's record at its copy, if it still points at the
 // original.
 func (c *store) repoint(m moved) error {
-	dk := appendDataKey(nil, string(m.key))
+	dk := c.layout.dataKey(nil, string(m.key))
 	mu := c.stripe(dk)
 	mu.Lock()
 	defer mu.Unlock()

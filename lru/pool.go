@@ -27,7 +27,8 @@ type Source interface {
 // Entries are ordered by a hash of their key, so neighbours are as random
 // as any two entries: the sampler takes a short run of neighbours at each
 // position. On disk a seek costs a block read and its neighbours come with
-// it.
+// it. (A store need not be sorted by the hash itself: the engine's keeps
+// keys in buckets of the hash and orders a bucket when it reads one.)
 //
 // A Sampler is not safe for concurrent use: one evictor owns it.
 type Sampler struct {

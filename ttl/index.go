@@ -10,8 +10,9 @@ import (
 const IndexPrefix = 'x'
 
 // An index key is IndexPrefix, the expiry in unix nanoseconds as a big-endian
-// uint64, then the record's data key without its prefix byte (hash64 of the
-// user key, then the user key). Big-endian expiry makes Pebble's byte order
+// uint64, then the record's data key without its prefix byte (a hash bucket
+// of the user key, or the whole hash in stores of the engine's format 1,
+// then the user key). Big-endian expiry makes Pebble's byte order
 // the expiry order, so "everything expired by now" is one contiguous span.
 const indexHeaderLen = 1 + 8
 

@@ -19,7 +19,8 @@ func (a *app) checkCommand() *cobra.Command {
 reading the MANIFEST), every block of every table is read and its checksum
 checked, every entry decodes with its own checksum, every expiry index entry
 points at an entry with that expiry, the counts saved at the last close agree
-with a scan, and the format is recorded. It prints a report, or JSON with
+with a scan, and the format is recorded: 2, or 1 for a store written before
+the bucketed keyspace, which is read as it is. It prints a report, or JSON with
 --json.
 
 check needs the directory to itself: if a process has it open, it says which
@@ -58,6 +59,18 @@ Exit codes: 0 the store is sound (or was damaged and --repair reset it),
 	return cmd
 }
 
+// formatName says what a store format is.
+func formatName(f int) string {
+	switch f {
+	case 0:
+		return "unknown"
+	case 1:
+		return "1 (keys by hash; read as it is)"
+	default:
+		return fmt.Sprintf("%d (keys by hash bucket)", f)
+	}
+}
+
 func printCheck(a *app, r *engine.CheckReport) {
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "directory\t%s\n", r.Dir)
@@ -69,6 +82,7 @@ func printCheck(a *app, r *engine.CheckReport) {
 		if r.Segments > 0 {
 			fmt.Fprintf(tw, "value log\t%d segments (%s)\n", r.Segments, formatSize(r.SegmentBytes))
 		}
+		fmt.Fprintf(tw, "format\t%s\n", formatName(r.Format))
 		fmt.Fprintf(tw, "entries\t%d (%s stored)\n", r.Entries, formatSize(r.Bytes))
 		fmt.Fprintf(tw, "expiring\t%d (%d expired, not yet swept); %d index entries\n", r.Expiring, r.Expired, r.IndexEntries)
 		if r.CleanClose {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,7 +29,7 @@ func TestCheck(t *testing.T) {
 	os.WriteFile(mine, []byte("mine"), 0o600)
 
 	out, errs, code := cli(t, dir, "", "check")
-	if code != 0 || !line(out, "entries", "100 ") || !line(out, "result", "ok") ||
+	if code != 0 || !line(out, "entries", "100 ") || !line(out, "format", "2 ") || !line(out, "result", "ok") ||
 		!line(out, "note", "mine.txt is not the cache's: left alone") || errs != "" {
 		t.Fatalf("check of a sound store: exit %d, stderr %q, stdout:\n%s", code, errs, out)
 	}
@@ -104,5 +105,34 @@ func TestCheckHelpAndUsage(t *testing.T) {
 	}
 	if _, errs, code := cli(t, filepath.Join(t.TempDir(), "nosuch"), "", "check"); code != 1 || !strings.Contains(errs, "no such file") {
 		t.Errorf("check of a missing directory: exit %d, stderr %q", code, errs)
+	}
+}
+
+// TestCheckFormat1 checks the store of format 1 the engine's tests keep
+// (a store written before the bucketed keyspace): it is sound, and the
+// report says which format it is.
+func TestCheckFormat1(t *testing.T) {
+	src := filepath.Join("..", "..", "engine", "testdata", "format1")
+	dir := filepath.Join(t.TempDir(), "cache")
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dir, rel), 0o755)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := cli(t, dir, "", "check")
+	if code != 0 || !line(out, "format", "1 (keys by hash") || !line(out, "entries", "301 ") || !line(out, "result", "ok") {
+		t.Fatalf("check of a store of format 1: exit %d, stderr %q, stdout:\n%s", code, errs, out)
 	}
 }
