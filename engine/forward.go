@@ -81,7 +81,7 @@ func dialOwner(dir string, o *Options) (*forwarder, error) {
 		client.Close()
 		return nil, err
 	}
-	if fd >= 0 {
+	if fd >= 0 && o.LocalCacheSize >= 0 {
 		// Without the tier the forwarder asks the owner for every read,
 		// which is still correct.
 		if f.tier, err = openReadTier(dir, f.pid, fd, id); err != nil {

@@ -75,6 +75,13 @@ type Options struct {
 	// 0 means 64 MiB; negative turns it off.
 	HotTierSize int64
 
+	// LocalCacheSize was the size of a forwarding process's private cache
+	// of the values it read, which the hot tier replaced (HotTierSize).
+	// It is kept so that code setting it still builds and means what it
+	// meant: negative turns off this process's reads from the tier, so that
+	// each of its reads asks the owner; any other value changes nothing.
+	LocalCacheSize int64
+
 	// HandoffWindow bounds how long a call waits while the directory
 	// changes owner (the owner closed or died, and a process takes over),
 	// and how long Open waits for an owner that is starting up. 0 means

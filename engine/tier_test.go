@@ -337,6 +337,33 @@ func TestHotTierOff(t *testing.T) {
 	}
 }
 
+// A forwarder opened with LocalCacheSize < 0 (the option the tier
+// replaced) reads nothing from the tier: every read asks the owner, and
+// sees every write.
+func TestLocalCacheSizeOffAsksTheOwner(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	owner, err := Open(dir, &Options{SizeLimit: 64 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close()
+	fwd, err := Open(dir, &Options{LocalCacheSize: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fwd.Close()
+	owner.Set(ctx, "k", []byte("v"), 0)
+	for range 3 {
+		mustGet(t, owner, "k", []byte("v"))
+		mustGet(t, fwd, "k", []byte("v"))
+	}
+	if localHits(fwd) != 0 {
+		t.Fatalf("LocalHits = %d in a forwarder with LocalCacheSize -1", localHits(fwd))
+	}
+	owner.Set(ctx, "k", []byte("w"), 0)
+	mustGet(t, fwd, "k", []byte("w"))
+}
+
 // A process that reads warmAfter keys the tier does not hold gets the
 // store's records filled into the tier in the background; a key written
 // meanwhile is never filled with the value the write replaced.
