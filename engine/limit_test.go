@@ -232,10 +232,11 @@ func TestRecencySurvivesRestart(t *testing.T) {
 	// Recency lost at the restart would evict hot and cold keys alike:
 	// about half of each. The sampler evicts the oldest keys of a sample,
 	// so once the cold keys thin out a sample can hold none of them and a
-	// hot key goes instead: 0-4 of the 1000 on a quiet machine, up to 21
-	// under -race beside other jobs (with and without the hot tier).
-	if hot < 950 {
-		t.Fatalf("%d of 1000 hot keys survived the restart's eviction, want 950", hot)
+	// hot key goes instead: 0-4 of the 1000 on a quiet machine, up to 58
+	// in the whole suite under -race beside other jobs (with the hot tier
+	// and without it).
+	if hot < 900 {
+		t.Fatalf("%d of 1000 hot keys survived the restart's eviction, want 900", hot)
 	}
 }
 
