@@ -233,8 +233,7 @@ func TestRecencySurvivesRestart(t *testing.T) {
 	// about half of each. The sampler evicts the oldest keys of a sample,
 	// so once the cold keys thin out a sample can hold none of them and a
 	// hot key goes instead: 0-4 of the 1000 on a quiet machine, up to 58
-	// in the whole suite under -race beside other jobs (with the hot tier
-	// and without it).
+	// in the whole suite under -race beside other jobs.
 	if hot < 900 {
 		t.Fatalf("%d of 1000 hot keys survived the restart's eviction, want 900", hot)
 	}
