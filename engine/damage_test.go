@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/record"
 
 	"github.com/diskcache-go/diskcache/codec"
 	"github.com/diskcache-go/diskcache/ttl"
@@ -169,6 +171,34 @@ func truncateFile(t *testing.T, path string, to int64) {
 	}
 }
 
+// recordEndAfterHalf returns the offset of the first record boundary in
+// the log-format file at path at or past its middle.
+func recordEndAfterHalf(t *testing.T, path string) int64 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := record.NewReader(f, 0)
+	for {
+		rec, err := r.Next()
+		if err != nil {
+			t.Fatalf("%s: no record starts past its middle: %v", path, err)
+		}
+		if off := r.Offset(); off >= fi.Size()/2 {
+			return off // where this record starts, the one before ends
+		}
+		if _, err := io.Copy(io.Discard, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func flipByte(t *testing.T, path string, at float64, off int) {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -211,6 +241,13 @@ func TestDamagedStoreOpen(t *testing.T) {
 		{"manifest-truncated", false, func(t *testing.T, dir string) string {
 			f := storeFiles(t, dir, prefix("MANIFEST-"))
 			truncateFile(t, f[len(f)-1], -1)
+			return filepath.Base(f[len(f)-1])
+		}, "manifest"},
+		{"manifest-cut-between-records", false, func(t *testing.T, dir string) string {
+			// Cut where a record ends: the MANIFEST reads as a whole, older
+			// one that lists tables compactions have since deleted.
+			f := storeFiles(t, dir, prefix("MANIFEST-"))
+			truncateFile(t, f[len(f)-1], recordEndAfterHalf(t, f[len(f)-1]))
 			return filepath.Base(f[len(f)-1])
 		}, "manifest"},
 		{"manifest-bitflip", false, func(t *testing.T, dir string) string {

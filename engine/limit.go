@@ -429,7 +429,7 @@ func (c *store) evict(want int64) error {
 // saw, and returns the bytes freed.
 func (c *store) evictOne(cand lru.Candidate) (int64, error) {
 	dk := cand.Key
-	mu := c.stripe(dk)
+	mu := c.stripe(cand.Hash)
 	mu.Lock()
 	defer mu.Unlock()
 	old, found, err := c.lookup(dk, false)

@@ -190,16 +190,16 @@ func (c *store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	defer putRecord(rec)
 	defer pin.Release()
 	var kb [64]byte
-	dk := c.layout.dataKey(kb[:0], key)
+	dk, h := c.layout.dataKeyHash(kb[:0], key)
 	if err := c.backpressure(ctx, int64(len(dk)+len(*rec))); err != nil {
 		return err
 	}
-	mu := c.stripe(dk)
+	mu := c.stripe(h)
 	mu.Lock()
 	defer mu.Unlock()
 	b := c.db.NewBatch()
 	defer b.Close()
-	d, err := c.stage(b, dk, *rec)
+	d, err := c.stage(b, dk, h, *rec)
 	if err != nil {
 		return fmt.Errorf("diskcache: set %q: %w", key, err)
 	}
@@ -236,9 +236,11 @@ func (c *store) setMany(ctx context.Context, entries []Entry, ifAbsent bool) (bo
 		last[e.Key] = i
 	}
 	keys := make([][]byte, 0, len(last))
+	hashes := make([]uint64, 0, len(last))
 	var size int64
 	for k, i := range last {
-		keys = append(keys, c.layout.dataKey(nil, k))
+		dk, h := c.layout.dataKeyHash(nil, k)
+		keys, hashes = append(keys, dk), append(hashes, h)
 		size += entryBound(k, len(entries[i].Value))
 	}
 	if err := c.backpressure(ctx, size); err != nil {
@@ -254,7 +256,7 @@ func (c *store) setMany(ctx context.Context, entries []Entry, ifAbsent bool) (bo
 	olds := make([]oldRecord, len(keys))
 	found := make([]bool, len(keys))
 	for i, dk := range keys {
-		if !c.mayExist(c.layout.hash(dk)) {
+		if !c.mayExist(hashes[i]) {
 			continue
 		}
 		if olds[i], found[i], err = c.lookup(dk, false); err != nil {
@@ -275,7 +277,7 @@ func (c *store) setMany(ctx context.Context, entries []Entry, ifAbsent bool) (bo
 		}
 		defer putRecord(rec)
 		defer pin.Release()
-		d, err := c.stageOver(b, dk, *rec, olds[i], found[i])
+		d, err := c.stageOver(b, dk, hashes[i], *rec, olds[i], found[i])
 		if err != nil {
 			return false, fmt.Errorf("diskcache: set %q: %w", truncKey(e.Key), err)
 		}
@@ -310,11 +312,11 @@ func (c *store) delete(ctx context.Context, key string) (bool, error) {
 		return false, err
 	}
 	var kb [64]byte
-	dk := c.layout.dataKey(kb[:0], key)
-	if !c.mayExist(c.layout.hash(dk)) {
+	dk, h := c.layout.dataKeyHash(kb[:0], key)
+	if !c.mayExist(h) {
 		return false, nil
 	}
-	mu := c.stripe(dk)
+	mu := c.stripe(h)
 	mu.Lock()
 	defer mu.Unlock()
 	old, found, err := c.lookup(dk, false)
@@ -409,12 +411,12 @@ func (c *store) lookup(dk []byte, withRecord bool) (oldRecord, bool, error) {
 	return old, true, nil
 }
 
-// stage adds the writes that store rec under dk to b and returns the change
-// in counts. The caller holds dk's stripe until the batch commits.
-func (c *store) stage(b *pebble.Batch, dk, rec []byte) (counts, error) {
+// stage adds the writes that store rec under dk, whose user key's hash is
+// kh, to b and returns the change in counts. The caller holds dk's stripe
+// until the batch commits.
+func (c *store) stage(b *pebble.Batch, dk []byte, kh uint64, rec []byte) (counts, error) {
 	var old oldRecord
 	found := false
-	kh := c.layout.hash(dk)
 	c.lim.warm(kh)
 	if c.mayExist(kh) {
 		var err error
@@ -422,13 +424,12 @@ func (c *store) stage(b *pebble.Batch, dk, rec []byte) (counts, error) {
 			return counts{}, err
 		}
 	}
-	return c.stageOver(b, dk, rec, old, found)
+	return c.stageOver(b, dk, kh, rec, old, found)
 }
 
 // stageOver is stage when the caller has looked up the record rec replaces:
 // old, if found.
-func (c *store) stageOver(b *pebble.Batch, dk, rec []byte, old oldRecord, found bool) (counts, error) {
-	kh := c.layout.hash(dk)
+func (c *store) stageOver(b *pebble.Batch, dk []byte, kh uint64, rec []byte, old oldRecord, found bool) (counts, error) {
 	c.noteKey(kh)
 	c.lim.touch(kh)
 	h, err := codec.DecodeHeader(rec)
@@ -507,8 +508,11 @@ func (c *store) invalidate(b *pebble.Batch) {
 	}
 }
 
-func (c *store) stripe(dk []byte) *sync.Mutex {
-	return &c.stripes[c.layout.hash(dk)%numStripes]
+// stripe is the lock of the keys whose hash is h. Callers pass the hash
+// they computed with the data key: in format 2 the data key does not hold
+// it, and hashing the key again for each step of a Set was waste.
+func (c *store) stripe(h uint64) *sync.Mutex {
+	return &c.stripes[h%numStripes]
 }
 
 // lockStripes locks the stripes of all keys in index order, so that two

@@ -70,8 +70,8 @@ func (c *store) update(ctx context.Context, key string, withValue bool, res *cal
 		return err
 	}
 	var kb [64]byte
-	dk := c.layout.dataKey(kb[:0], key)
-	mu := c.stripe(dk)
+	dk, h := c.layout.dataKeyHash(kb[:0], key)
+	mu := c.stripe(h)
 	mu.Lock()
 	defer mu.Unlock()
 	ci := callOf(ctx)
@@ -80,7 +80,7 @@ func (c *store) update(ctx context.Context, key string, withValue bool, res *cal
 	}
 	var old oldRecord
 	present := false
-	if c.mayExist(c.layout.hash(dk)) {
+	if c.mayExist(h) {
 		var err error
 		if old, present, err = c.lookup(dk, true); err != nil {
 			return err
@@ -120,7 +120,7 @@ func (c *store) update(ctx context.Context, key string, withValue bool, res *cal
 			defer pin.Release()
 			rec = *p
 		}
-		if d, err = c.stageOver(b, dk, rec, old, present); err != nil {
+		if d, err = c.stageOver(b, dk, h, rec, old, present); err != nil {
 			return err
 		}
 	case out.remove && present:

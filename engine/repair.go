@@ -250,7 +250,11 @@ func diagnoseOpen(fsys vfs.FS, path string, err error) []CheckProblem {
 			p.What += "; it lists table files that no longer exist"
 			return []CheckProblem{*p}
 		}
-		return []CheckProblem{{File: storeDir, What: "table files are missing: " + msg}}
+		// A MANIFEST cut exactly between two records reads as a whole,
+		// older one: it cannot be told from tables deleted under it, so
+		// the problem names both.
+		return []CheckProblem{{File: filepath.Join(storeDir, currentManifest(fsys, path)),
+			What: "lists table files that are missing (deleted, or the MANIFEST is older than the tables): " + msg}}
 	case pebble.IsCorruptionError(err):
 		return []CheckProblem{{File: storeDir, What: msg}}
 	}

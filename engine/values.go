@@ -290,8 +290,8 @@ func (c *store) evictInstead(key []byte, h codec.Header) bool {
 
 // evictRef evicts key if its record still refers to ref.
 func (c *store) evictRef(key []byte, ref codec.Ref) (bool, error) {
-	dk := c.layout.dataKey(nil, string(key))
-	mu := c.stripe(dk)
+	dk, h := c.layout.dataKeyHash(nil, string(key))
+	mu := c.stripe(h)
 	mu.Lock()
 	defer mu.Unlock()
 	old, ok, err := c.lookupRef(dk, ref)
@@ -302,7 +302,7 @@ func (c *store) evictRef(key []byte, ref codec.Ref) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("diskcache: evict %q: %w", truncKey(string(key)), err)
 	}
-	c.countEviction(c.layout.hash(dk), -d.bytes)
+	c.countEviction(h, -d.bytes)
 	return true, nil
 }
 
@@ -324,8 +324,8 @@ func (c *store) lookupRef(dk []byte, ref codec.Ref) (oldRecord, bool, error) {
 // repoint points m's record at its copy, if it still points at the
 // original.
 func (c *store) repoint(m moved) error {
-	dk := c.layout.dataKey(nil, string(m.key))
-	mu := c.stripe(dk)
+	dk, kh := c.layout.dataKeyHash(nil, string(m.key))
+	mu := c.stripe(kh)
 	mu.Lock()
 	defer mu.Unlock()
 	old, ok, err := c.lookupRef(dk, m.from)
