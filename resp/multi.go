@@ -34,7 +34,10 @@ type tx struct {
 type watch struct {
 	present bool
 	value   []byte
-	expiry  time.Time // zero: none
+	// The expiry lies in [expiry, expiry+spread]: TTL reports the time
+	// left as of a moment between the two clock readings around the call.
+	expiry time.Time // zero: none
+	spread time.Duration
 }
 
 // txControl reports whether cmd runs at once inside MULTI rather than
@@ -153,21 +156,22 @@ func (c *conn) observe(key string) (watch, error) {
 	if err != nil || !ok {
 		return watch{}, err
 	}
+	before := time.Now()
 	ttl, ok, err := c.s.store.TTL(c.ctx, key)
 	if err != nil || !ok {
 		return watch{}, err
 	}
 	w := watch{present: true, value: bytes.Clone(v)}
 	if ttl > 0 {
-		w.expiry = time.Now().Add(ttl)
+		w.expiry = before.Add(ttl)
+		w.spread = time.Since(before)
 	}
 	return w, nil
 }
 
-// expiryJitter is how far two readings of one expiry may differ: TTL
-// reports the time left, turned back into a time with a clock read a
-// little later or earlier.
-const expiryJitter = 5 * time.Millisecond
+// expiryRounding is how far TTL's answer may be off the stored expiry:
+// the store keeps expiries to the millisecond.
+const expiryRounding = time.Millisecond
 
 // watchedChanged reports whether a watched key was modified since WATCH:
 // by a command of this Server, or, as a comparison shows, by anyone else or
@@ -188,7 +192,11 @@ func (c *conn) watchedChanged() (bool, error) {
 			now.expiry.IsZero() != old.expiry.IsZero() {
 			return true, nil
 		}
-		if d := now.expiry.Sub(old.expiry); d > expiryJitter || d < -expiryJitter {
+		// The expiry changed only if the two spans it was read to lie in
+		// are apart: across processes, a round trip under load can take
+		// far longer than any fixed allowance.
+		if now.expiry.After(old.expiry.Add(old.spread+expiryRounding)) ||
+			old.expiry.After(now.expiry.Add(now.spread+expiryRounding)) {
 			return true, nil
 		}
 	}
