@@ -39,19 +39,27 @@ func openTrio(t *testing.T) (owner, a, b *Cache, clock *ttl.ManualClock) {
 
 func localHits(c *Cache) int64 { return c.Stats().LocalHits }
 
-// A hot key read twice in a forwarder is answered the second time from the
-// tier, without asking the owner.
+// A hot key read in a forwarder is soon answered from the tier, and then
+// always, without asking the owner.
 func TestHotTierAnswersHotKeys(t *testing.T) {
 	owner, a, _, _ := openTrio(t)
 	owner.Set(ctx, "k", []byte("v"), 0)
-	mustGet(t, a, "k", []byte("v"))
+	// The first read may find the key already there (the owner warms the
+	// tier when a forwarder connects), or fill it; a fill may be dropped
+	// while the warming runs, but not for long.
+	for i := 0; localHits(a) == 0; i++ {
+		if i == 100 {
+			t.Fatal("100 reads of a key and the tier never answered one")
+		}
+		mustGet(t, a, "k", []byte("v"))
+	}
 	answered := func() int64 { s := a.Stats(); return s.Hits - s.LocalHits } // by the owner
-	before := answered()
+	before, local := answered(), localHits(a)
 	for range 10 {
 		mustGet(t, a, "k", []byte("v"))
 	}
-	if got := localHits(a); got != 10 {
-		t.Fatalf("LocalHits = %d after 10 reads of a cached key, want 10", got)
+	if got := localHits(a) - local; got != 10 {
+		t.Fatalf("the tier answered %d of 10 reads of a cached key, want 10", got)
 	}
 	if after := answered(); after != before {
 		t.Fatalf("the owner answered %d reads of a cached key", after-before)
