@@ -121,8 +121,8 @@ func (c *store) read(key string, decode bool) ([]byte, time.Duration, error) {
 	if !c.mayExist(h) {
 		return nil, 0, ErrNotFound
 	}
-	gen := c.tier.startFill(th)
-	defer c.tier.endFill()
+	ft := c.tier.startFill(th)
+	defer c.tier.endFill(ft)
 	c.tier.missed()
 	hdr, v, err := c.readRecord(dk, decode)
 	if err != nil {
@@ -133,7 +133,7 @@ func (c *store) read(key string, decode bool) ([]byte, time.Duration, error) {
 		return nil, 0, ErrNotFound
 	}
 	if decode {
-		c.tier.fill(key, th, v, hdr.Expiry, gen)
+		c.tier.fill(ft, key, th, v, hdr.Expiry)
 	}
 	c.lim.touch(h)
 	return v, left, nil

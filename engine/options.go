@@ -22,6 +22,10 @@ const (
 	// (some 250,000 small values) once for all of them; its pages are
 	// allocated as values fill them.
 	defaultHotTierSize = 64 << 20
+	// defaultLoneTierSize is the tier of a process that has its directory
+	// to itself: it keeps the process's memory near what the same store
+	// costs in Pebble alone (tier.go).
+	defaultLoneTierSize = 16 << 20
 	// maxValueFraction: a value may take at most 1/16 of the size limit. A
 	// bigger value would evict a good part of the cache on its own, and
 	// Pebble's memtables are sized from the limit too.
@@ -72,7 +76,10 @@ type Options struct {
 	// owner. There is one per directory, made by the owner with its own
 	// setting (the others' is not used). It is coherent: once a write has
 	// returned in any process, no process returns the value it replaced.
-	// 0 means 64 MiB; negative turns it off.
+	// 0 means 64 MiB once a second process connects, and 16 MiB while one
+	// process has the directory to itself (where the tier stands in front
+	// of Pebble's block cache, and its memory would come on top of it);
+	// a size set here is made from the start. Negative turns it off.
 	HotTierSize int64
 
 	// LocalCacheSize was the size of a forwarding process's private cache
@@ -147,9 +154,6 @@ func (o *Options) withDefaults() Options {
 	}
 	if r.ValueThreshold == 0 {
 		r.ValueThreshold = defaultValueThreshold
-	}
-	if r.HotTierSize == 0 {
-		r.HotTierSize = defaultHotTierSize
 	}
 	if r.HandoffWindow <= 0 {
 		r.HandoffWindow = 5 * time.Second

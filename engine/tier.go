@@ -135,14 +135,17 @@ func randUint64() uint64 {
 
 // ownerTier is the owner's side: the tier it writes, and the directory's
 // epoch.
+//
+// A process that has its directory to itself writes a small tier
+// (tierSizes): there the tier only stands in front of Pebble's block
+// cache, and its memory would come on top of what the same store costs in
+// Pebble alone. The first forwarder to connect gets a tier of the full
+// size, made then; the small one is dropped with what it held.
 type ownerTier struct {
-	w *hottier.Writer // nil when the tier is off or could not be made
-	// maxValue is the largest value kept: one value must not push out a
-	// good part of the hot set.
-	maxValue int
-	f        *os.File // the memfd, which forwarders open through /proc
-	dir      string
-	log      *slog.Logger
+	cur        atomic.Pointer[tierMem] // nil when the tier is off or could not be made
+	sharedSize int64                   // the size to make when shared; 0: keep cur
+	dir        string
+	log        *slog.Logger
 
 	mu     sync.Mutex // one share at a time
 	epoch  *dirEpoch  // nil until shared, unless an earlier owner left one
@@ -150,7 +153,51 @@ type ownerTier struct {
 
 	s      *store
 	misses atomic.Int64 // reads the tier could not answer (warmAfter)
-	warmed sync.Once
+}
+
+// tierMem is one tier the owner writes.
+type tierMem struct {
+	w *hottier.Writer
+	f *os.File // the memfd, which forwarders open through /proc
+	// maxValue is the largest value kept: one value must not push out a
+	// good part of the hot set.
+	maxValue int
+	warmed   sync.Once
+}
+
+func newTierMem(size int64) (*tierMem, error) {
+	t, f, err := hottier.Create(size, randUint64())
+	if err != nil {
+		return nil, err
+	}
+	return &tierMem{w: hottier.NewWriter(t), f: f, maxValue: t.Size() / 256}, nil
+}
+
+// release unmaps m and closes its memfd.
+func (m *tierMem) release() {
+	m.w.Tier().Unmap()
+	m.f.Close()
+}
+
+// retire releases a tier the owner no longer writes once nothing refers to
+// it: reads and fills that loaded it before it was replaced may still use
+// it, and every method of ownerTier keeps what it loaded alive to its end.
+func (m *tierMem) retire() {
+	runtime.AddCleanup(m, func(r *tierMem) { r.release() }, &tierMem{w: m.w, f: m.f})
+}
+
+// tierSizes turns Options.HotTierSize into the size of the tier a lone
+// owner makes and of the one it makes when a second process connects
+// (0: none). Only the default differs between the two: a size the user
+// set is what the owner makes from the start.
+func tierSizes(setting int64) (lone, shared int64) {
+	switch {
+	case setting < 0:
+		return 0, 0
+	case setting == 0:
+		return defaultLoneTierSize, defaultHotTierSize
+	}
+	return setting, setting
 }
 
 // warmAfter is how many reads the tier must miss in a process that does
@@ -168,7 +215,7 @@ const warmChunk = 4096
 // earlier owner left an epoch file, its epoch is bumped now, before this
 // owner serves a write: what processes of that owner read from its tier
 // may miss writes it applied and never acknowledged.
-func openOwnerTier(s *store, size int64) (*ownerTier, error) {
+func openOwnerTier(s *store, setting int64) (*ownerTier, error) {
 	dir, log := s.dir, s.log
 	o := &ownerTier{dir: dir, log: log, s: s}
 	e, err := mapEpoch(epochPath(dir))
@@ -181,13 +228,16 @@ func openOwnerTier(s *store, size int64) (*ownerTier, error) {
 	default:
 		return nil, err
 	}
-	if size > 0 {
-		t, f, err := hottier.Create(size, randUint64())
+	lone, shared := tierSizes(setting)
+	if lone > 0 {
+		m, err := newTierMem(lone)
 		if err != nil {
 			log.Warn("diskcache: no hot tier: every read goes to the store", "err", err)
-		} else {
-			o.w, o.f = hottier.NewWriter(t), f
-			o.maxValue = t.Size() / 256
+			return o, nil
+		}
+		o.cur.Store(m)
+		if shared != lone {
+			o.sharedSize = shared
 		}
 	}
 	return o, nil
@@ -199,13 +249,25 @@ func openOwnerTier(s *store, size int64) (*ownerTier, error) {
 // file cannot be made, forwarders get no tier and ask the owner for every
 // read, which is still coherent.
 func (o *ownerTier) share() {
-	if o.shared.Load() || o.w == nil {
+	if o.shared.Load() || o.cur.Load() == nil {
 		return
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.shared.Load() {
 		return
+	}
+	if o.sharedSize > 0 {
+		// Coherence holds across the swap: a fill carries the tier it
+		// counted writes in (fillTicket), so a value read before a write
+		// never lands in the new tier, and every write after the swap
+		// invalidates the new tier, which is all any process reads.
+		if m, err := newTierMem(o.sharedSize); err != nil {
+			o.log.Warn("diskcache: no larger hot tier for the processes sharing the directory", "err", err)
+		} else {
+			o.cur.Swap(m).retire()
+		}
+		o.sharedSize = 0
 	}
 	if o.epoch == nil {
 		e, err := createEpoch(o.dir)
@@ -215,7 +277,7 @@ func (o *ownerTier) share() {
 		}
 		o.epoch = e
 	}
-	o.w.Tier().SetOwnerEpoch(o.epoch.load())
+	o.cur.Load().w.Tier().SetOwnerEpoch(o.epoch.load())
 	o.shared.Store(true)
 	if sh, err := o.s.enter(context.Background()); err == nil {
 		o.warm()
@@ -226,7 +288,7 @@ func (o *ownerTier) share() {
 // missed counts a read the tier did not answer, and starts warming it
 // after warmAfter. The caller is inside the store's gate.
 func (o *ownerTier) missed() {
-	if o.w != nil && o.misses.Add(1) == warmAfter {
+	if o.misses.Add(1) == warmAfter {
 		o.warm()
 	}
 }
@@ -235,16 +297,24 @@ func (o *ownerTier) missed() {
 // The caller is inside the store's gate, so Close waits for the filler
 // (store.bg) only after it was added.
 func (o *ownerTier) warm() {
-	if o.w == nil {
+	m := o.cur.Load()
+	if m == nil {
 		return
 	}
-	o.warmed.Do(func() {
+	m.warmed.Do(func() {
 		o.s.bg.Add(1)
 		go func() {
 			defer o.s.bg.Done()
-			o.s.warmTier(o.w)
+			o.s.warmTier(m.w)
 		}()
 	})
+}
+
+// current reports whether w is the tier the owner writes now: warming a
+// tier that was replaced is wasted work.
+func (o *ownerTier) current(w *hottier.Writer) bool {
+	m := o.cur.Load()
+	return m != nil && m.w == w
 }
 
 // warmTier reads the store's records in key order into the tier until it
@@ -261,7 +331,7 @@ func (c *store) warmTier(w *hottier.Writer) {
 	lo, hi := dataSpan()
 	var next []byte // the key after the last one read; lo is the iterator's
 	now := c.now()
-	for c.bgCtx.Err() == nil {
+	for c.bgCtx.Err() == nil && c.tier.current(w) {
 		w.Gens(&gens)
 		it, err := c.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 		if err != nil {
@@ -301,42 +371,53 @@ func (c *store) warmTier(w *hottier.Writer) {
 // handle is what the hello reply tells a forwarder of the tier: this
 // process's descriptor of it (-1 for none) and its id.
 func (o *ownerTier) handle() (int64, uint64) {
-	if o.w == nil || !o.shared.Load() {
+	m := o.cur.Load()
+	if m == nil || !o.shared.Load() {
 		return -1, 0
 	}
-	return int64(o.f.Fd()), o.w.Tier().ID()
+	return int64(m.f.Fd()), m.w.Tier().ID()
 }
 
 // get returns key's value and expiry from the tier.
 func (o *ownerTier) get(key string, hash uint64) ([]byte, int64, bool) {
-	if o.w == nil {
+	m := o.cur.Load()
+	if m == nil {
 		return nil, 0, false
 	}
-	return o.w.Tier().Get(key, hash)
+	v, exp, ok := m.w.Tier().Get(key, hash)
+	runtime.KeepAlive(m)
+	return v, exp, ok
 }
 
-// startFill announces a fill of hash's key and returns what the fill
-// checks (hottier.Writer.Gen): call it before reading the store, and
-// endFill after fill.
-func (o *ownerTier) startFill(hash uint64) uint64 {
-	if o.w == nil {
-		return 0
+// fillTicket is what a fill checks: the tier whose write counts it read
+// before reading the store, and the count.
+type fillTicket struct {
+	m   *tierMem
+	gen uint64
+}
+
+// startFill announces a fill of hash's key (hottier.Writer.Gen): call it
+// before reading the store, fill with the value read, and endFill.
+func (o *ownerTier) startFill(hash uint64) fillTicket {
+	m := o.cur.Load()
+	if m == nil {
+		return fillTicket{}
 	}
-	o.w.StartFill()
-	return o.w.Gen(hash)
+	m.w.StartFill()
+	return fillTicket{m: m, gen: m.w.Gen(hash)}
 }
 
-func (o *ownerTier) endFill() {
-	if o.w != nil {
-		o.w.EndFill()
+func (o *ownerTier) endFill(ft fillTicket) {
+	if ft.m != nil {
+		ft.m.w.EndFill()
 	}
 }
 
 // fill puts a value read from the store, unless a write of its bucket came
-// since gen was read.
-func (o *ownerTier) fill(key string, hash uint64, value []byte, expiry int64, gen uint64) {
-	if o.w != nil && len(value) <= o.maxValue {
-		o.w.Put(key, hash, value, expiry, gen)
+// since the ticket was taken.
+func (o *ownerTier) fill(ft fillTicket, key string, hash uint64, value []byte, expiry int64) {
+	if ft.m != nil && len(value) <= ft.m.maxValue {
+		ft.m.w.Put(key, hash, value, expiry, ft.gen)
 	}
 }
 
@@ -347,28 +428,32 @@ func (o *ownerTier) fill(key string, hash uint64, value []byte, expiry int64, ge
 // before the commit carries an older count and is dropped. A tier that is
 // idle stays so: a process that only writes pays nothing.
 func (o *ownerTier) written(key string, value []byte, expiry int64) {
-	if o.idle() || len(value) > o.maxValue {
+	m := o.cur.Load()
+	if m == nil || m.w.Idle() || len(value) > m.maxValue {
 		return
 	}
 	h := hottier.Hash(key)
-	o.w.StartFill()
-	defer o.w.EndFill()
-	o.w.Put(key, h, value, expiry, o.w.Gen(h))
+	m.w.StartFill()
+	defer m.w.EndFill()
+	m.w.Put(key, h, value, expiry, m.w.Gen(h))
 }
 
 // idle reports whether invalidations have nothing to do now
 // (hottier.Writer.Idle): a process that only writes skips them.
-func (o *ownerTier) idle() bool { return o.w == nil || o.w.Idle() }
+func (o *ownerTier) idle() bool {
+	m := o.cur.Load()
+	return m == nil || m.w.Idle()
+}
 
 func (o *ownerTier) invalidate(key []byte) {
-	if o.w != nil {
-		o.w.Invalidate(hottier.HashBytes(key))
+	if m := o.cur.Load(); m != nil {
+		m.w.Invalidate(hottier.HashBytes(key))
 	}
 }
 
 func (o *ownerTier) clear() {
-	if o.w != nil {
-		o.w.Clear()
+	if m := o.cur.Load(); m != nil {
+		m.w.Clear()
 	}
 }
 
@@ -376,10 +461,8 @@ func (o *ownerTier) clear() {
 // forwarders that mapped it keep their mappings, and the memory, until
 // they let go.
 func (o *ownerTier) close() {
-	if o.w != nil {
-		o.w.Tier().Unmap()
-		o.f.Close()
-		o.w = nil
+	if m := o.cur.Swap(nil); m != nil {
+		m.release()
 	}
 }
 
