@@ -25,17 +25,23 @@ func openTrio(t *testing.T) (owner, a, b *Cache, clock *ttl.ManualClock) {
 	dir := filepath.Join(t.TempDir(), "cache")
 	var cs [3]*Cache
 	for i := range cs {
-		c, err := Open(dir, &Options{SizeLimit: 64 << 20, Clock: clock})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		cs[i] = c
+		cs[i] = openDir(t, dir, &Options{SizeLimit: 64 << 20, Clock: clock})
 	}
 	if !cs[0].IsOwner() || cs[1].IsOwner() || cs[2].IsOwner() {
 		t.Fatal("want the first Cache to own the directory")
 	}
 	return cs[0], cs[1], cs[2], clock
+}
+
+// openDir opens dir, and closes it when the test ends.
+func openDir(t *testing.T, dir string, o *Options) *Cache {
+	t.Helper()
+	c, err := Open(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 func localHits(c *Cache) int64 { return c.Stats().LocalHits }
@@ -295,11 +301,7 @@ func TestEpochFileDamaged(t *testing.T) {
 // same tier, and a write in the owner is seen by them at once.
 func TestEpochFileOnlyWhenShared(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cache")
-	owner, err := Open(dir, &Options{SizeLimit: 64 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer owner.Close()
+	owner := openDir(t, dir, &Options{SizeLimit: 64 << 20})
 	for i := range 100 {
 		owner.Set(ctx, fmt.Sprint("k", i), []byte("before"), 0)
 	}
@@ -311,11 +313,7 @@ func TestEpochFileOnlyWhenShared(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, epochName)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("%s exists before any forwarder connected: %v", epochName, err)
 	}
-	fwd, err := Open(dir, &Options{SizeLimit: 64 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fwd.Close()
+	fwd := openDir(t, dir, &Options{SizeLimit: 64 << 20})
 	// The owner made a tier of the full size for the forwarder, and warms
 	// it from the store: the forwarder's reads are soon answered there.
 	for i := 0; localHits(fwd) == 0; i++ {
@@ -331,16 +329,8 @@ func TestEpochFileOnlyWhenShared(t *testing.T) {
 // With the tier off, every process reads the store (through the owner).
 func TestHotTierOff(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cache")
-	owner, err := Open(dir, &Options{SizeLimit: 64 << 20, HotTierSize: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer owner.Close()
-	fwd, err := Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fwd.Close()
+	owner := openDir(t, dir, &Options{SizeLimit: 64 << 20, HotTierSize: -1})
+	fwd := openDir(t, dir, nil)
 	owner.Set(ctx, "k", []byte("v"), 0)
 	for range 3 {
 		mustGet(t, owner, "k", []byte("v"))
@@ -356,16 +346,8 @@ func TestHotTierOff(t *testing.T) {
 // sees every write.
 func TestLocalCacheSizeOffAsksTheOwner(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cache")
-	owner, err := Open(dir, &Options{SizeLimit: 64 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer owner.Close()
-	fwd, err := Open(dir, &Options{LocalCacheSize: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fwd.Close()
+	owner := openDir(t, dir, &Options{SizeLimit: 64 << 20})
+	fwd := openDir(t, dir, &Options{LocalCacheSize: -1})
 	owner.Set(ctx, "k", []byte("v"), 0)
 	for range 3 {
 		mustGet(t, owner, "k", []byte("v"))
@@ -383,11 +365,7 @@ func TestLocalCacheSizeOffAsksTheOwner(t *testing.T) {
 // meanwhile is never filled with the value the write replaced.
 func TestHotTierWarms(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cache")
-	c, err := Open(dir, &Options{SizeLimit: 64 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := openDir(t, dir, &Options{SizeLimit: 64 << 20})
 	const n = 3 * warmAfter
 	var entries []Entry
 	for i := range n {
@@ -455,11 +433,7 @@ func tierSize(c *Cache) int {
 // in Options is made from the start.
 func TestLoneOwnerTierGrowsWhenShared(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cache")
-	owner, err := Open(dir, &Options{SizeLimit: 64 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer owner.Close()
+	owner := openDir(t, dir, &Options{SizeLimit: 64 << 20})
 	if got := tierSize(owner); got != defaultLoneTierSize {
 		t.Fatalf("a lone owner's tier is %d bytes, want %d", got, defaultLoneTierSize)
 	}
@@ -529,19 +503,11 @@ func TestLoneOwnerTierGrowsWhenShared(t *testing.T) {
 	}
 
 	set := filepath.Join(t.TempDir(), "set")
-	c, err := Open(set, &Options{SizeLimit: 64 << 20, HotTierSize: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := openDir(t, set, &Options{SizeLimit: 64 << 20, HotTierSize: 8 << 20})
 	if got := tierSize(c); got != 8<<20 {
 		t.Fatalf("with HotTierSize 8 MiB a lone owner's tier is %d bytes", got)
 	}
-	off, err := Open(filepath.Join(t.TempDir(), "off"), &Options{SizeLimit: 64 << 20, HotTierSize: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer off.Close()
+	off := openDir(t, filepath.Join(t.TempDir(), "off"), &Options{SizeLimit: 64 << 20, HotTierSize: -1})
 	if got := tierSize(off); got != 0 {
 		t.Fatalf("with HotTierSize -1 the tier is %d bytes", got)
 	}
