@@ -142,8 +142,9 @@ func randUint64() uint64 {
 // Pebble alone. The first forwarder to connect gets a tier of the full
 // size, made then; the small one is dropped with what it held.
 type ownerTier struct {
-	cur        atomic.Pointer[tierMem] // nil when the tier is off or could not be made
-	sharedSize int64                   // the size to make when shared; 0: keep cur
+	cur        atomic.Pointer[tierMem]        // nil when the tier is off or could not be made
+	sharedSize int64                          // the size to make when shared; 0: keep cur
+	old        atomic.Pointer[hottier.Writer] // the lone tier's, once replaced
 	dir        string
 	log        *slog.Logger
 
@@ -265,7 +266,9 @@ func (o *ownerTier) share() {
 		if m, err := newTierMem(o.sharedSize); err != nil {
 			o.log.Warn("diskcache: no larger hot tier for the processes sharing the directory", "err", err)
 		} else {
-			o.cur.Swap(m).retire()
+			old := o.cur.Swap(m)
+			o.old.Store(old.w)
+			old.retire()
 		}
 		o.sharedSize = 0
 	}
@@ -310,12 +313,9 @@ func (o *ownerTier) warm() {
 	})
 }
 
-// current reports whether w is the tier the owner writes now: warming a
-// tier that was replaced is wasted work.
-func (o *ownerTier) current(w *hottier.Writer) bool {
-	m := o.cur.Load()
-	return m != nil && m.w == w
-}
+// replaced reports whether w is the lone tier share replaced: warming it
+// is wasted work.
+func (o *ownerTier) replaced(w *hottier.Writer) bool { return o.old.Load() == w }
 
 // warmTier reads the store's records in key order into the tier until it
 // is full (hottier.Writer.Warm), so that other processes, and this one,
@@ -331,7 +331,7 @@ func (c *store) warmTier(w *hottier.Writer) {
 	lo, hi := dataSpan()
 	var next []byte // the key after the last one read; lo is the iterator's
 	now := c.now()
-	for c.bgCtx.Err() == nil && c.tier.current(w) {
+	for c.bgCtx.Err() == nil && !c.tier.replaced(w) {
 		w.Gens(&gens)
 		it, err := c.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 		if err != nil {
