@@ -37,6 +37,7 @@ func (c *store) monitorLoop() {
 		if c.health.writable() != nil {
 			continue // the disk takes no writes: nothing can be evicted or compacted (health.go)
 		}
+		c.refreshFootprint(ticks)
 		live := c.keys.counts.bytes.load()
 		c.lim.resteer(segmentSizeFor(c.opts.SizeLimit), c.valuesSize(), live)
 		st := c.lim.steering()

@@ -1,0 +1,122 @@
+package engine
+
+import (
+	"math"
+	"math/rand/v2"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// The footprint of the live entries: bytes of table per byte counted. The
+// counts give an entry its data key and record (counters.go), and the
+// limiter's shares of the limit (limit.go) were measured with values that
+// neither compress nor share prefixes, where a byte counted is a byte of
+// table. Pebble's tables hold less: keys of a bucket share prefixes and
+// blocks are compressed, so 128-byte incompressible values under 11-byte
+// keys take about 114 bytes of table an entry for 152 counted
+// (BenchmarkStoreSize). Budgeted as counted, such a cache settled with its
+// directory at 0.70-0.74x of the limit and held only the entries its
+// shorter keys saved (BenchmarkHeldAtLimit). So the monitor measures the
+// footprint, and the limiter divides the live budget by it: the budget is
+// then in bytes on disk, the unit the shares were measured in.
+//
+// A table's properties give the bytes its keys and values hold; its size
+// is what it takes. Both include deleted data and tombstones, which
+// compress alike. The monitor reads the tables over a random 256th of the
+// data keys: every L0 table (each spans the whole hash space) and the few
+// of each level below that overlap the slice. L0 holds the newest writes,
+// so values that stop compressing show in the next measure after a flush,
+// and the estimate rises at once and falls slowly (footprintRise,
+// footprintFall): a too-high footprint only evicts early.
+const (
+	// footprintEvery is the monitor ticks between measures (1 s).
+	footprintEvery = 100
+	// footprintSlices is how finely a measure slices the data keys: a
+	// slice of a 100 GiB cache overlaps a few dozen tables.
+	footprintSlices = 256
+	// footprintFirstSlices is how many slices the first measure after
+	// Open reads: it sets the footprint, with no estimate to smooth it,
+	// and a high one would evict entries a restart should keep.
+	footprintFirstSlices = 8
+	// footprintMinHeld is the fewest bytes held a measure needs: below it
+	// (a near-empty store) the budget stays as counted.
+	footprintMinHeld = 256 << 10
+	// minFootprint bounds how far a measure moves the budget: values
+	// that compress well still get at most twice the budget as counted,
+	// so that a switch to values that do not compress, before the
+	// measure catches up, cannot put more than twice the budget on disk.
+	minFootprint = 0.5
+
+	footprintRise = 0.5
+	footprintFall = 0.1
+)
+
+// measureFootprint reads the tables over n random slices of the data keys
+// and returns the bytes they take per byte they hold, or false when they
+// hold too little to tell.
+func (c *store) measureFootprint(n int) (float64, bool) {
+	var size, held uint64
+	for range n {
+		lo, hi := c.layout.slice(rand.IntN(footprintSlices), footprintSlices)
+		levels, err := c.db.SSTables(pebble.WithProperties(), pebble.WithKeyRangeFilter(lo, hi))
+		if err != nil {
+			return 0, false
+		}
+		for _, level := range levels {
+			for _, t := range level {
+				p := t.Properties
+				if p == nil {
+					continue
+				}
+				// RawKeySize counts Pebble's 8-byte trailer on each key;
+				// the counts do not.
+				raw, trailers := p.RawKeySize+p.RawValueSize, 8*p.NumEntries
+				if raw <= trailers {
+					continue
+				}
+				size += t.Size
+				held += raw - trailers
+			}
+		}
+	}
+	if held < footprintMinHeld {
+		return 0, false
+	}
+	return float64(size) / float64(held), true
+}
+
+// measured takes a measure r of the footprint into the estimate: the
+// first as it is, then rising fast and falling slowly, within
+// [minFootprint, 1]. Only the monitor calls it.
+func (l *limiter) measured(r float64) {
+	r = min(max(r, minFootprint), 1)
+	switch {
+	case !l.footprintSet:
+		l.footprintSet = true
+		l.footprint = r
+	case r > l.footprint:
+		l.footprint += footprintRise * (r - l.footprint)
+	default:
+		l.footprint += footprintFall * (r - l.footprint)
+	}
+	l.footprintBits.Store(math.Float64bits(l.footprint))
+}
+
+// footprintNow returns the estimate of the footprint, 0 before the first
+// measure: for tests and benchmarks, from any goroutine.
+func (l *limiter) footprintNow() float64 { return math.Float64frombits(l.footprintBits.Load()) }
+
+// refreshFootprint measures the footprint, every footprintEvery ticks of
+// the monitor from its first.
+func (c *store) refreshFootprint(tick int) {
+	if tick%footprintEvery != 1 {
+		return
+	}
+	n := 1
+	if !c.lim.footprintSet {
+		n = footprintFirstSlices
+	}
+	if r, ok := c.measureFootprint(n); ok {
+		c.lim.measured(r)
+	}
+}
