@@ -1,5 +1,11 @@
 package engine
 
+// The live budget (limit.go) from what the directory really holds. Two
+// measures move it away from the shares of the limit: the footprint of the
+// tables (below) turns bytes on disk into bytes counted, and the room the
+// directory shows beside its live data (the overhead, further below) lets
+// a workload whose overheads stay low keep more of the limit live.
+
 import (
 	"math"
 	"math/rand/v2"
@@ -119,4 +125,72 @@ func (c *store) refreshFootprint(tick int) {
 	if r, ok := c.measureFootprint(n); ok {
 		c.lim.measured(r)
 	}
+}
+
+// The overhead is what the directory holds beyond the live data on disk:
+// the WAL, deleted data waiting for compaction, compaction output in
+// flight, the value log's garbage. The shares (limit.go) leave room for
+// the most of it measured in the worst case, 4 KiB values in Pebble
+// written as fast as one writer can: at 64 MiB the directory peaked at
+// 0.88-0.97x with 0.45 of the limit live. Other workloads need less:
+// 128-byte values at 64 MiB peaked at 0.85x with 0.44 live and settled at
+// 0.72x.
+//
+// So the monitor keeps a high-water mark of the overhead, raised at once
+// to any new high and decaying toward what it sees by half for each
+// limit's worth of bytes evicted: the mark is what the cache makes while
+// it writes at its limit. Neither an idle spell, when compaction catches
+// up, nor the first fill, when nothing is deleted, lowers it. The live data may take the room between the shares' budget
+// plus that mark and peakTarget of the limit: the budget and both disk
+// thresholds (compactAt, waitAt) move up by it, so that the garbage keeps
+// the room it had, and the directory's peaks move toward peakTarget. A
+// workload whose overhead rises takes the room back within a tick
+// (10 ms). The shift is at most maxBoost-1 of the budget and keeps waitAt
+// under maxWaitAt. The mark starts where it gives no room, or, after
+// Open, where the budget holds the live bytes the store already has: a
+// restart keeps its entries.
+const (
+	peakTarget = 0.92
+	maxBoost   = 1.25
+	maxWaitAt  = 0.96
+)
+
+// physical returns the bytes on disk the live data takes per byte counted:
+// the tables' footprint for what Pebble holds, 1 for the value log.
+func (l *limiter) physical() float64 {
+	return (1-l.valueShare)*l.footprint + l.valueShare
+}
+
+// startOverhead sets the mark so that the thresholds st hold live bytes
+// counted (within maxBoost). Only the monitor calls it.
+func (l *limiter) startOverhead(st steering, live int64) {
+	l.overheadSet = true
+	base := float64(st.budget)
+	lowShare := float64(st.low) / base
+	held := min(max(float64(live)*l.physical()/lowShare, base), base*maxBoost)
+	l.overhead = peakTarget*float64(l.limit) - held
+}
+
+// observe takes the directory's size and the live bytes counted into the
+// overhead's mark, after evicted bytes of evictions. Only the monitor
+// calls it.
+func (l *limiter) observe(disk, live, evicted int64) {
+	g := float64(disk) - float64(live)*l.physical()
+	if g > l.overhead {
+		l.overhead = g
+		return
+	}
+	decay := min(math.Ln2*float64(evicted)/float64(l.limit), 1)
+	l.overhead -= (l.overhead - g) * decay
+}
+
+// room returns the bytes on disk the overhead's mark lets the thresholds
+// st (bytes on disk) move up by.
+func (l *limiter) room(st steering) int64 {
+	if !l.overheadSet {
+		return 0
+	}
+	r := peakTarget*float64(l.limit) - l.overhead - float64(st.budget)
+	r = min(r, (maxBoost-1)*float64(st.budget), maxWaitAt*float64(l.limit)-float64(st.waitAt))
+	return int64(max(r, 0))
 }

@@ -71,7 +71,7 @@ func BenchmarkHeldAtLimit(b *testing.B) {
 
 // settleLimit waits, up to 30 s, until the directory is within the limit,
 // then until the monitor has run an eviction round to its end.
-func settleLimit(b *testing.B, c *Cache, limit int64) {
+func settleLimit(b testing.TB, c *Cache, limit int64) {
 	deadline := time.Now().Add(30 * time.Second)
 	for dirSize(b, c.Dir()) > limit && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)

@@ -59,6 +59,12 @@ type limiter struct {
 	footprint     float64
 	footprintSet  bool
 	footprintBits atomic.Uint64 // footprint's bits once measured, for footprintNow
+	// overhead is the high-water mark of the bytes the directory holds
+	// beyond the live data, once set (budget.go). Monitor only.
+	overhead    float64
+	overheadSet bool
+	lastEvicted int64 // evictedBytes at the last resteer
+	limit       int64
 
 	disk atomic.Int64 // last disk usage the monitor saw
 	// l0Backlog is set while L0 has sublevels waiting for Pebble's own
@@ -198,9 +204,11 @@ func (l *limiter) wrote(n, toLog int64) {
 // against window: a workload's mix shows within a few windows of writes.
 // Before the first write it starts from the share of the live bytes the
 // log holds. The live thresholds, which the shares put in bytes on disk,
-// become bytes counted: divided by the footprint of what Pebble holds (the
-// value log holds values as counted).
-func (l *limiter) resteer(window, logBytes, live int64) {
+// grow into the room the overhead leaves and become bytes counted:
+// divided by the footprint of what Pebble holds (the value log holds
+// values as counted). budget.go has both. exact says that live is the
+// store's (not a recount's after a crash, still running).
+func (l *limiter) resteer(window, logBytes, live int64, exact bool) {
 	all, vals := l.wroteAll.load(), l.wroteValues.load()
 	dAll, dVals := all-l.lastWrote[0], vals-l.lastWrote[1]
 	l.lastWrote = [2]int64{all, vals}
@@ -213,9 +221,22 @@ func (l *limiter) resteer(window, logBytes, live int64) {
 		l.valueShare += w * (float64(dVals)/float64(dAll) - l.valueShare)
 	}
 	s := l.lsm.mix(l.values, l.valueShare)
-	if f := (1-l.valueShare)*l.footprint + l.valueShare; f < 1 && s.budget != math.MaxInt64 {
-		counted := func(n int64) int64 { return int64(float64(n) / f) }
+	if s.budget != math.MaxInt64 {
+		switch {
+		case l.overheadSet:
+			evicted := l.evictedBytes.load()
+			l.observe(l.disk.Load(), live, evicted-l.lastEvicted)
+			l.lastEvicted = evicted
+		case exact:
+			l.startOverhead(s, live)
+			l.lastEvicted = l.evictedBytes.load()
+		}
+		room := l.room(s)
+		k := float64(s.budget+room) / float64(s.budget) / l.physical()
+		counted := func(n int64) int64 { return int64(float64(n) * k) }
 		s.budget, s.low, s.hard = counted(s.budget), counted(s.low), counted(s.hard)
+		s.compactAt += room
+		s.waitAt += room
 	}
 	if cur := l.steer.Load(); cur == nil || *cur != s {
 		l.steer.Store(&s)
@@ -240,6 +261,7 @@ func newLimiter(o *Options) *limiter {
 		wake:   make(chan struct{}, 1),
 
 		footprint: 1,
+		limit:     o.SizeLimit,
 	}
 	if o.unlimited {
 		l.lsm = steering{math.MaxInt64, math.MaxInt64, math.MaxInt64, math.MaxInt64, math.MaxInt64}

@@ -39,7 +39,7 @@ func (c *store) monitorLoop() {
 		}
 		c.refreshFootprint(ticks)
 		live := c.keys.counts.bytes.load()
-		c.lim.resteer(segmentSizeFor(c.opts.SizeLimit), c.valuesSize(), live)
+		c.lim.resteer(segmentSizeFor(c.opts.SizeLimit), c.valuesSize(), live, c.keys.exact.Load())
 		st := c.lim.steering()
 		c.lim.pressure.Store(live > st.budget)
 		if live > st.budget {
