@@ -150,7 +150,7 @@ func (c *store) refreshFootprint(tick int) {
 // Open, where the budget holds the live bytes the store already has: a
 // restart keeps its entries.
 const (
-	peakTarget = 0.92
+	peakTarget = 0.95
 	maxBoost   = 1.25
 	maxWaitAt  = 0.96
 )
