@@ -18,7 +18,9 @@ import (
 // entries is Stats().Entries and scanned the data keys in Pebble
 // (countScan); live/limit and dir/limit are the live bytes and the
 // directory's size over the limit, dir-B/entry the directory's bytes per
-// entry held. pebble-B/entry and layout-B/entry are the same for as many
+// entry held, peak/limit the directory's largest size (sampled every 50
+// ms) while it was written and settled, footprint the limiter's estimate
+// of the table bytes per byte counted (footprint.go). pebble-B/entry and layout-B/entry are the same for as many
 // entries in raw Pebble with the cache's options, flushed and compacted:
 // pebble under the plain keys, layout under the cache's keys and records
 // (layoutStore), values inline whatever their size.
@@ -41,10 +43,12 @@ func BenchmarkHeldAtLimit(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer c.Close()
+				s := sampleDir(b, dir)
 				b.ResetTimer()
 				churn(b, c, "held", int(3*limit), v.size, 0)
 				settleLimit(b, c, limit)
 				b.StopTimer()
+				peak := s.Stop()
 				st := c.Stats()
 				scanned := countScan(b, c)
 				disk := dirSize(b, dir)
@@ -53,6 +57,8 @@ func BenchmarkHeldAtLimit(b *testing.B) {
 				b.ReportMetric(float64(st.Bytes)/float64(limit), "live/limit")
 				b.ReportMetric(float64(disk)/float64(limit), "dir/limit")
 				b.ReportMetric(float64(disk)/float64(scanned), "dir-B/entry")
+				b.ReportMetric(float64(peak)/float64(limit), "peak/limit")
+				b.ReportMetric(c.local().lim.footprintNow(), "footprint")
 
 				pebble := func(dir string, o *Options) (benchStore, error) { return openPebbleStore(dir, o) }
 				layout := func(dir string, o *Options) (benchStore, error) { return openLayoutStore(dir, o) }
@@ -65,7 +71,7 @@ func BenchmarkHeldAtLimit(b *testing.B) {
 
 // settleLimit waits, up to 30 s, until the directory is within the limit,
 // then until the monitor has run an eviction round to its end.
-func settleLimit(b *testing.B, c *Cache, limit int64) {
+func settleLimit(b testing.TB, c *Cache, limit int64) {
 	deadline := time.Now().Add(30 * time.Second)
 	for dirSize(b, c.Dir()) > limit && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)

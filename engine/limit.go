@@ -54,6 +54,17 @@ type limiter struct {
 	lastWrote     [2]int64
 	valueShare    float64 // monitor only
 	valueShareSet bool    // monitor only
+	// footprint is the bytes of table the live entries in Pebble take per
+	// byte counted, 1 until measured (footprint.go). Monitor only.
+	footprint     float64
+	footprintSet  bool
+	footprintBits atomic.Uint64 // footprint's bits once measured, for footprintNow
+	// overhead is the high-water mark of the bytes the directory holds
+	// beyond the live data, once set (budget.go). Monitor only.
+	overhead    float64
+	overheadSet bool
+	lastEvicted int64 // evictedBytes at the last resteer
+	limit       int64
 
 	disk atomic.Int64 // last disk usage the monitor saw
 	// l0Backlog is set while L0 has sublevels waiting for Pebble's own
@@ -192,8 +203,12 @@ func (l *limiter) wrote(n, toLog int64) {
 // the last call that went to the value log, weighing them by their volume
 // against window: a workload's mix shows within a few windows of writes.
 // Before the first write it starts from the share of the live bytes the
-// log holds.
-func (l *limiter) resteer(window, logBytes, live int64) {
+// log holds. The live thresholds, which the shares put in bytes on disk,
+// grow into the room the overhead leaves and become bytes counted:
+// divided by the footprint of what Pebble holds (the value log holds
+// values as counted). budget.go has both. exact says that live is the
+// store's (not a recount's after a crash, still running).
+func (l *limiter) resteer(window, logBytes, live int64, exact bool) {
 	all, vals := l.wroteAll.load(), l.wroteValues.load()
 	dAll, dVals := all-l.lastWrote[0], vals-l.lastWrote[1]
 	l.lastWrote = [2]int64{all, vals}
@@ -204,11 +219,28 @@ func (l *limiter) resteer(window, logBytes, live int64) {
 	case dAll > 0:
 		w := float64(dAll) / float64(dAll+window)
 		l.valueShare += w * (float64(dVals)/float64(dAll) - l.valueShare)
-	default:
-		return
 	}
 	s := l.lsm.mix(l.values, l.valueShare)
-	l.steer.Store(&s)
+	if s.budget != math.MaxInt64 {
+		switch {
+		case l.overheadSet:
+			evicted := l.evictedBytes.load()
+			l.observe(l.disk.Load(), live, evicted-l.lastEvicted)
+			l.lastEvicted = evicted
+		case exact:
+			l.startOverhead(s, live)
+			l.lastEvicted = l.evictedBytes.load()
+		}
+		room := l.room(s)
+		k := float64(s.budget+room) / float64(s.budget) / l.physical()
+		counted := func(n int64) int64 { return int64(float64(n) * k) }
+		s.budget, s.low, s.hard = counted(s.budget), counted(s.low), counted(s.hard)
+		s.compactAt += room
+		s.waitAt += room
+	}
+	if cur := l.steer.Load(); cur == nil || *cur != s {
+		l.steer.Store(&s)
+	}
 }
 
 func sharesFor(limit int64) shares {
@@ -227,6 +259,9 @@ func newLimiter(o *Options) *limiter {
 		lsm:    steeringFor(o.SizeLimit, fixed, sharesFor(o.SizeLimit)),
 		values: steeringFor(o.SizeLimit, fixed+2*segmentSizeFor(o.SizeLimit), valueLogShares),
 		wake:   make(chan struct{}, 1),
+
+		footprint: 1,
+		limit:     o.SizeLimit,
 	}
 	if o.unlimited {
 		l.lsm = steering{math.MaxInt64, math.MaxInt64, math.MaxInt64, math.MaxInt64, math.MaxInt64}

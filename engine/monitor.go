@@ -37,8 +37,9 @@ func (c *store) monitorLoop() {
 		if c.health.writable() != nil {
 			continue // the disk takes no writes: nothing can be evicted or compacted (health.go)
 		}
+		c.refreshFootprint(ticks)
 		live := c.keys.counts.bytes.load()
-		c.lim.resteer(segmentSizeFor(c.opts.SizeLimit), c.valuesSize(), live)
+		c.lim.resteer(segmentSizeFor(c.opts.SizeLimit), c.valuesSize(), live, c.keys.exact.Load())
 		st := c.lim.steering()
 		c.lim.pressure.Store(live > st.budget)
 		if live > st.budget {
