@@ -257,6 +257,7 @@ func (o *ownerTier) warm() {
 func (c *store) warmTier(w *hottier.Writer) {
 	w.StartFill()
 	defer w.EndFill()
+	w.Prefault(c.keys.counts.entries.load())
 	var gens hottier.Gens
 	lo, hi := dataSpan()
 	var next []byte // the key after the last one read; lo is the iterator's

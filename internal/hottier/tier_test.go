@@ -431,12 +431,22 @@ func TestWriterChild(t *testing.T) {
 }
 
 // Warm fills the main ring from a snapshot's counts until it is full, and
-// drops a value whose bucket was written after the counts were taken.
+// drops a value whose bucket was written after the counts were taken; the
+// same when the writer allocates the memory ahead (Prefault).
 func TestWarm(t *testing.T) {
-	tr, w, _ := newTier(t, MinSize)
+	for _, prefault := range []int64{-1, 0, 1 << 20} {
+		t.Run(fmt.Sprint("prefault=", prefault), func(t *testing.T) { testWarm(t, prefault) })
+	}
+}
+
+func testWarm(t *testing.T, prefault int64) {
+	tr, w, _ := newTier(t, 4*MinSize)
 	var g Gens
 	w.StartFill()
 	defer w.EndFill()
+	if prefault >= 0 {
+		w.Prefault(prefault)
+	}
 	w.Gens(&g)
 	stale := "stale"
 	w.Invalidate(Hash(stale))

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
+	"golang.org/x/sys/unix"
 )
 
 // maxMoves bounds the records one Put moves to the main ring's head, so
@@ -42,6 +43,10 @@ type Writer struct {
 	scratch []byte
 	hand    uint64 // rotates the choice of a way to evict
 	crowded uint64 // values Warm found no free way for
+	// faulted is the main ring's first position whose memory Warm has not
+	// had allocated yet (Prefault); 0 when Warm does not allocate ahead.
+	faulted uint64
+	ahead   bool
 }
 
 // NewWriter returns the writer of t, which must be fresh from Create: a
@@ -147,6 +152,40 @@ func (w *Writer) Gens(g *Gens) {
 	}
 }
 
+// Prefault tells the writer that about n Warms follow. The kernel then
+// allocates at once the index's pages, when n keys will touch most of
+// them anyway, and the main ring's pages ahead of Warm, a chunk at a
+// time, outside the writer's lock. Measured on a 2-core VM: a page
+// allocated by its first write cost 11-15 us of system time,
+// MADV_POPULATE_WRITE about 2 us a page; warming 500,000 records into a
+// 256 MiB tier touches 36,000 pages. A kernel without it (before 5.14)
+// faults the pages in as they are written, as without Prefault.
+func (w *Writer) Prefault(n int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	index := (w.t.mask + 1) * bucketSize
+	if uint64(n) >= index/pageSize {
+		populate(w.t.mem, headerSize, headerSize+index)
+	}
+	w.ahead = true
+}
+
+const (
+	pageSize = 4096
+	// faultChunk is how much of the main ring Warm has allocated at once
+	// (Prefault): 256 pages, about half a millisecond of system time.
+	faultChunk = 1 << 20
+)
+
+// populate has the kernel allocate the pages of mem[lo:hi], which is
+// shared and writable, without writing them: a tier's content stays as it
+// is. madvise takes whole pages; mem starts on one.
+func populate(mem []byte, lo, hi uint64) {
+	lo &^= pageSize - 1
+	hi = min((hi+pageSize-1)&^(pageSize-1), uint64(len(mem)))
+	unix.Madvise(mem[lo:hi], unix.MADV_POPULATE_WRITE)
+}
+
 // Warm stores a value read from the store before any read asked for it:
 // straight into the main ring while its first lap lasts, and only into a
 // free way, so that it never pushes out what reads brought in. It reports
@@ -155,25 +194,41 @@ func (w *Writer) Gens(g *Gens) {
 func (w *Writer) Warm(key string, hash uint64, value []byte, expiry int64, gen uint64) bool {
 	n := align8(recHeader + uint64(len(key)) + uint64(len(value)))
 	w.mu.Lock()
-	defer w.mu.Unlock()
+	ok, lo, hi := w.warm(key, hash, value, expiry, gen, n)
+	w.mu.Unlock()
+	if hi > lo {
+		off := w.t.ringOff[main]
+		populate(w.t.mem, off+lo, off+hi)
+	}
+	return ok
+}
+
+// warm is Warm under the writer's lock; it returns what to allocate of
+// the main ring ahead of the next Warms, [lo, hi) (Prefault).
+func (w *Writer) warm(key string, hash uint64, value []byte, expiry int64, gen, n uint64) (ok bool, lo, hi uint64) {
+	if w.ahead && w.head[main]+faultChunk/2 >= w.faulted && w.faulted < w.t.ringSize[main] {
+		// In the first lap, positions are offsets in the ring.
+		lo, hi = w.faulted, min(max(w.faulted, w.head[main])+faultChunk, w.t.ringSize[main])
+		w.faulted = hi
+	}
 	if w.head[main]+n > w.t.ringSize[main] {
-		return false
+		return false, lo, hi
 	}
 	if w.Gen(hash) != gen || n > w.t.ringSize[main]/8 {
-		return true
+		return true, lo, hi
 	}
 	off, held, free := w.lookWay(hash)
 	if held {
-		return true
+		return true, lo, hi
 	} else if !free {
 		w.crowded++
-		return w.crowded < (w.t.mask+1)*ways/4
+		return w.crowded < (w.t.mask+1)*ways/4, lo, hi
 	}
 	// In the first lap, reserve takes nothing from the tail: the way stays
 	// free.
 	pos := w.reserve(main, n)
 	w.write(main, pos, off, key, hash, value, expiry)
-	return true
+	return true, lo, hi
 }
 
 // Invalidate forgets hash's key. The owner calls it after a write of the
