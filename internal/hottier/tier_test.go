@@ -478,3 +478,37 @@ func testWarm(t *testing.T, prefault int64) {
 	}
 	t.Logf("warmed %d keys, %d hit", n, hits)
 }
+
+// BenchmarkGet reads random keys of a 256 MiB tier warmed with 500,000
+// records of 128-byte values (W1 of the benchmarks), all held (hit) or
+// none (miss). Run it as
+//
+//	go test ./internal/hottier -run XXX -bench Get
+func BenchmarkGet(b *testing.B) {
+	tr, w, _ := newTier(b, 256<<20)
+	const n = 500_000
+	keys := make([]string, n)
+	var g Gens
+	w.Gens(&g)
+	value := make([]byte, 128)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("key:%012d", i)
+		w.Warm(keys[i], Hash(keys[i]), value, 0, g.Of(Hash(keys[i])))
+	}
+	for _, c := range []struct {
+		name   string
+		prefix string
+	}{{"hit", ""}, {"miss", "absent-"}} {
+		b.Run(c.name, func(b *testing.B) {
+			r := rand.New(rand.NewPCG(1, 2))
+			hits := 0
+			for b.Loop() {
+				k := c.prefix + keys[r.IntN(n)]
+				if _, _, ok := tr.Get(k, Hash(k)); ok {
+					hits++
+				}
+			}
+			b.ReportMetric(float64(hits)/float64(b.N)*100, "%hit")
+		})
+	}
+}

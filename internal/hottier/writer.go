@@ -245,9 +245,8 @@ func (w *Writer) Invalidate(hash uint64) {
 	}
 	b := w.t.bucket(hash)
 	for i := range uint64(ways) {
-		off := b + i*waySize
-		if atomic.LoadUint64(w.t.word(off+wHash)) == hash {
-			w.emptyWay(off)
+		if atomic.LoadUint64(w.t.word(b+8*i)) == hash {
+			w.emptyWay(wayAt(b, i))
 		}
 	}
 }
@@ -262,26 +261,32 @@ func (w *Writer) Clear() {
 }
 
 // lookWay returns the way of hash's bucket that holds hash's key (held),
-// or else an empty or dead one (free), if there is one.
+// or else an empty or dead one (free), if there is one. The hashes are
+// one cache line; only a bucket with no empty way has its ways read.
 func (w *Writer) lookWay(hash uint64) (off uint64, held, free bool) {
 	b := w.t.bucket(hash)
-	epoch := atomic.LoadUint64(w.t.word(hEpoch))
 	for i := range uint64(ways) {
-		o := b + i*waySize
-		h := atomic.LoadUint64(w.t.word(o + wHash))
+		h := atomic.LoadUint64(w.t.word(b + 8*i))
 		if h == hash {
-			return o, true, false
+			return wayAt(b, i), true, false
 		}
-		if free {
-			continue
-		}
-		r := atomic.LoadUint64(w.t.word(o + wRing))
-		if h == 0 || atomic.LoadUint64(w.t.word(o+wEpoch)) != epoch || r > main ||
-			atomic.LoadUint64(w.t.word(o+wPos)) < w.t.tail(int(r)) {
-			off, free = o, true
+		if h == 0 && !free {
+			off, free = wayAt(b, i), true
 		}
 	}
-	return off, false, free
+	if free {
+		return off, false, true
+	}
+	epoch := atomic.LoadUint64(w.t.word(hEpoch))
+	for i := range uint64(ways) {
+		o := wayAt(b, i)
+		r := atomic.LoadUint64(w.t.word(o + wRing))
+		if atomic.LoadUint64(w.t.word(o+wEpoch)) != epoch || r > main ||
+			atomic.LoadUint64(w.t.word(o+wPos)) < w.t.tail(int(r)) {
+			return o, false, true
+		}
+	}
+	return 0, false, false
 }
 
 // wayFor returns the way to write hash's key to: the one that holds it, an
@@ -293,12 +298,12 @@ func (w *Writer) wayFor(hash uint64) uint64 {
 	b := w.t.bucket(hash)
 	w.hand++
 	for i := range uint64(ways) {
-		off := b + (w.hand+i)%ways*waySize
+		off := wayAt(b, (w.hand+i)%ways)
 		if atomic.LoadUint32(w.t.word32(off+wRef)) == 0 {
 			return off
 		}
 	}
-	return b + w.hand%ways*waySize
+	return wayAt(b, w.hand%ways)
 }
 
 // writeWay writes way off under its sequence number; its ref starts unset.
@@ -306,11 +311,11 @@ func (w *Writer) writeWay(off, hash uint64, v way) {
 	seq := w.t.word32(off + wSeq)
 	s := atomic.LoadUint32(seq)
 	atomic.StoreUint32(seq, s+1)
-	if atomic.LoadUint64(w.t.word(off+wHash)) == 0 {
+	if atomic.LoadUint64(w.t.word(hashOf(off))) == 0 {
 		w.held[hash&w.t.mask]++
 		w.total.Add(1)
 	}
-	atomic.StoreUint64(w.t.word(off+wHash), hash)
+	atomic.StoreUint64(w.t.word(hashOf(off)), hash)
 	atomic.StoreUint64(w.t.word(off+wPos), v.pos)
 	atomic.StoreUint64(w.t.word(off+wLens), v.klen|v.vlen<<32)
 	atomic.StoreUint64(w.t.word(off+wExpiry), v.expiry)
@@ -325,11 +330,11 @@ func (w *Writer) emptyWay(off uint64) {
 	seq := w.t.word32(off + wSeq)
 	s := atomic.LoadUint32(seq)
 	atomic.StoreUint32(seq, s+1)
-	if atomic.LoadUint64(w.t.word(off+wHash)) != 0 {
+	if atomic.LoadUint64(w.t.word(hashOf(off))) != 0 {
 		w.held[(off-headerSize)/bucketSize]--
 		w.total.Add(-1)
 	}
-	atomic.StoreUint64(w.t.word(off+wHash), 0)
+	atomic.StoreUint64(w.t.word(hashOf(off)), 0)
 	atomic.StoreUint32(seq, s+2)
 }
 
@@ -414,8 +419,8 @@ func (w *Writer) live(hash uint64, r int, pos uint64) (uint64, bool) {
 	b := w.t.bucket(hash)
 	epoch := atomic.LoadUint64(w.t.word(hEpoch))
 	for i := range uint64(ways) {
-		off := b + i*waySize
-		if atomic.LoadUint64(w.t.word(off+wHash)) == hash &&
+		off := wayAt(b, i)
+		if atomic.LoadUint64(w.t.word(b+8*i)) == hash &&
 			atomic.LoadUint64(w.t.word(off+wPos)) == pos &&
 			atomic.LoadUint64(w.t.word(off+wRing)) == uint64(r) &&
 			atomic.LoadUint64(w.t.word(off+wEpoch)) == epoch {
