@@ -166,11 +166,14 @@ func TestHotTierIsCoherent(t *testing.T) {
 func TestHotTierExpiresOnTime(t *testing.T) {
 	owner, a, _, clock := openTrio(t)
 	owner.Set(ctx, "k", []byte("v"), 10*time.Second)
+	// The first read may find the key already there (the owner warms the
+	// tier when a forwarder connects), or fill it.
 	mustGet(t, a, "k", []byte("v"))
 	clock.Advance(9 * time.Second)
+	before := localHits(a)
 	mustGet(t, a, "k", []byte("v"))
-	if localHits(a) != 1 {
-		t.Fatalf("LocalHits = %d, want the second read from the tier", localHits(a))
+	if localHits(a) != before+1 {
+		t.Fatalf("LocalHits went from %d to %d, want the second read from the tier", before, localHits(a))
 	}
 	_, left, err := a.GetWithTTL(ctx, "k")
 	if err != nil || left <= 0 || left > time.Second {
