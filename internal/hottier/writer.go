@@ -152,10 +152,10 @@ func (w *Writer) Gens(g *Gens) {
 	}
 }
 
-// Prefault tells the writer that about n Warms follow. The kernel then
-// allocates at once the index's pages, when n keys will touch most of
-// them anyway, and the main ring's pages ahead of Warm, a chunk at a
-// time, outside the writer's lock. Measured on a 2-core VM: a page
+// Prefault tells the writer that about n records are to be warmed. The
+// kernel then allocates at once the index's pages, when n keys will touch
+// most of them anyway, and the main ring's pages ahead of Warm, a chunk
+// at a time, outside the writer's lock. Measured on a 2-core VM: a page
 // allocated by its first write cost 11-15 us of system time,
 // MADV_POPULATE_WRITE about 2 us a page; warming 500,000 records into a
 // 256 MiB tier touches 36,000 pages. A kernel without it (before 5.14)
@@ -168,12 +168,17 @@ func (w *Writer) Prefault(n int64) {
 		populate(w.t.mem, headerSize, headerSize+index)
 	}
 	w.ahead = true
+	if w.faulted == 0 && w.head[main] == 0 {
+		w.faulted = min(faultChunk, w.t.ringSize[main])
+		populate(w.t.mem, w.t.ringOff[main], w.t.ringOff[main]+w.faulted)
+	}
 }
 
 const (
 	pageSize = 4096
 	// faultChunk is how much of the main ring Warm has allocated at once
 	// (Prefault): 256 pages, about half a millisecond of system time.
+	// A batch of Warm writes less than half of it.
 	faultChunk = 1 << 20
 )
 
@@ -186,15 +191,36 @@ func populate(mem []byte, lo, hi uint64) {
 	unix.Madvise(mem[lo:hi], unix.MADV_POPULATE_WRITE)
 }
 
-// Warm stores a value read from the store before any read asked for it:
-// straight into the main ring while its first lap lasts, and only into a
-// free way, so that it never pushes out what reads brought in. It reports
-// false once the main ring is full, or values found no free way in their
-// bucket a quarter of the index's ways times: warming is over.
-func (w *Writer) Warm(key string, hash uint64, value []byte, expiry int64, gen uint64) bool {
-	n := align8(recHeader + uint64(len(key)) + uint64(len(value)))
+// A Record is a value read from the store, for Warm.
+type Record struct {
+	Key    string
+	Hash   uint64 // Hash(Key)
+	Value  []byte
+	Expiry int64  // unix nanoseconds, 0 for none
+	Gen    uint64 // Gens.Of(Hash), taken before the value was read
+}
+
+// Warm stores values read from the store before any read asked for them:
+// straight into the main ring while its first lap lasts, and only into
+// free ways, so that they never push out what reads brought in. A record
+// whose bucket was written since its Gen was taken is dropped, as by Put.
+// Warm reports false once the main ring is full, or values found no free
+// way in their bucket a quarter of the index's ways times: warming is
+// over. Several goroutines may warm at once: a batch takes the writer's
+// lock once, and its records' index lines are read before, so that the
+// misses on them are not paid under the lock.
+func (w *Writer) Warm(recs []Record) bool {
+	for i := range recs {
+		atomic.LoadUint64(w.t.word(w.t.bucket(recs[i].Hash)))
+	}
 	w.mu.Lock()
-	ok, lo, hi := w.warm(key, hash, value, expiry, gen, n)
+	lo, hi := w.faultAhead()
+	ok := true
+	for i := range recs {
+		if ok = w.warm(&recs[i]); !ok {
+			break
+		}
+	}
 	w.mu.Unlock()
 	if hi > lo {
 		off := w.t.ringOff[main]
@@ -203,32 +229,39 @@ func (w *Writer) Warm(key string, hash uint64, value []byte, expiry int64, gen u
 	return ok
 }
 
-// warm is Warm under the writer's lock; it returns what to allocate of
-// the main ring ahead of the next Warms, [lo, hi) (Prefault).
-func (w *Writer) warm(key string, hash uint64, value []byte, expiry int64, gen, n uint64) (ok bool, lo, hi uint64) {
+// faultAhead returns what the caller is to allocate of the main ring,
+// [lo, hi), when Warm comes within half a chunk of what is allocated
+// (Prefault). The caller holds the writer's lock.
+func (w *Writer) faultAhead() (lo, hi uint64) {
 	if w.ahead && w.head[main]+faultChunk/2 >= w.faulted && w.faulted < w.t.ringSize[main] {
 		// In the first lap, positions are offsets in the ring.
 		lo, hi = w.faulted, min(max(w.faulted, w.head[main])+faultChunk, w.t.ringSize[main])
 		w.faulted = hi
 	}
+	return lo, hi
+}
+
+// warm is Warm of one record, under the writer's lock.
+func (w *Writer) warm(r *Record) bool {
+	n := align8(recHeader + uint64(len(r.Key)) + uint64(len(r.Value)))
 	if w.head[main]+n > w.t.ringSize[main] {
-		return false, lo, hi
+		return false
 	}
-	if w.Gen(hash) != gen || n > w.t.ringSize[main]/8 {
-		return true, lo, hi
+	if w.Gen(r.Hash) != r.Gen || n > w.t.ringSize[main]/8 {
+		return true
 	}
-	off, held, free := w.lookWay(hash)
+	off, held, free := w.lookWay(r.Hash)
 	if held {
-		return true, lo, hi
+		return true
 	} else if !free {
 		w.crowded++
-		return w.crowded < (w.t.mask+1)*ways/4, lo, hi
+		return w.crowded < (w.t.mask+1)*ways/4
 	}
 	// In the first lap, reserve takes nothing from the tail: the way stays
 	// free.
 	pos := w.reserve(main, n)
-	w.write(main, pos, off, key, hash, value, expiry)
-	return true, lo, hi
+	w.write(main, pos, off, r.Key, r.Hash, r.Value, r.Expiry)
+	return true
 }
 
 // Invalidate forgets hash's key. The owner calls it after a write of the
