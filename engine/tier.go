@@ -207,8 +207,8 @@ func tierSizes(setting int64) (lone, shared int64) {
 // one (a CLI, a cron job) is spared the work.
 const warmAfter = 4096
 
-// warmChunk is the number of records read under one copy of the tier's
-// write counts.
+// warmChunk is the number of records a warmer reads under one copy of the
+// tier's write counts.
 const warmChunk = 4096
 
 // openOwnerTier makes the owner's tier of size bytes (none when size <= 0,
@@ -317,30 +317,61 @@ func (o *ownerTier) warm() {
 // is wasted work.
 func (o *ownerTier) replaced(w *hottier.Writer) bool { return o.old.Load() == w }
 
-// warmTier reads the store's records in key order into the tier until it
-// is full (hottier.Writer.Warm), so that other processes, and this one,
-// read at memory speed before they have read each key once: without it, a
-// tier large enough for the working set still misses on every key's first
-// read (63% of W7's uniform Gets). Each chunk is read from an iterator
-// (a snapshot) opened after the tier's write counts were copied, so a
-// value a write replaced since is dropped.
+// warmTier reads the store's records into the tier until it is full
+// (hottier.Writer.Warm), so that other processes, and this one, read at
+// memory speed before they have read each key once: without it, a tier
+// large enough for the working set still misses on every key's first read
+// (63% of W7's uniform Gets).
 func (c *store) warmTier(w *hottier.Writer) {
 	w.StartFill()
 	defer w.EndFill()
+	w.Prefault(c.keys.counts.entries.load())
+	var full atomic.Bool
+	var wg sync.WaitGroup
+	for i := range warmers {
+		lo, hi := c.layout.slice(i, warmers)
+		wg.Go(func() { c.warmSlice(w, lo, hi, &full) })
+	}
+	wg.Wait()
+}
+
+// warmers is the number of goroutines that warm the tier, each over a
+// slice of the store: reading and decoding the store, about 40% of a
+// warm's CPU, runs beside the other's writes into the tier, which hold
+// the writer's lock; more would wait for the lock.
+const warmers = 2
+
+// warmBatch is the number of records a warmer hands Warm at once.
+const warmBatch = 128
+
+// warmSlice warms the records of [lo, hi) in key order, until the tier is
+// full (full, which it sets when it finds so). Each chunk is read from an
+// iterator (a snapshot) opened after the tier's write counts were
+// copied, so a value a write replaced since is dropped.
+func (c *store) warmSlice(w *hottier.Writer, lo, hi []byte, full *atomic.Bool) {
 	var gens hottier.Gens
-	lo, hi := dataSpan()
+	batch := make([]hottier.Record, 0, warmBatch)
+	flush := func() {
+		if !w.Warm(batch) {
+			full.Store(true)
+		}
+		batch = batch[:0]
+	}
 	var next []byte // the key after the last one read; lo is the iterator's
 	now := c.now()
-	for c.bgCtx.Err() == nil && !c.tier.replaced(w) {
+	for c.bgCtx.Err() == nil && !full.Load() && !c.tier.replaced(w) {
 		w.Gens(&gens)
 		it, err := c.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 		if err != nil {
 			return
 		}
 		n := 0
-		for ok := it.First(); ok && n < warmChunk; ok = it.Next() {
+		for ok := it.First(); ok && n < warmChunk && !full.Load(); ok = it.Next() {
 			n++
 			k := it.Key()
+			// Past every key read, the expired and damaged ones too: a
+			// chunk of them must not be read again and again.
+			next = append(append(next[:0], k...), 0)
 			if !c.layout.isData(k) {
 				continue
 			}
@@ -354,13 +385,17 @@ func (c *store) warmTier(w *hottier.Writer) {
 				continue
 			}
 			h := hottier.HashBytes(key)
-			if !w.Warm(string(key), h, v, hdr.Expiry, gens.Of(h)) {
-				it.Close()
-				return
+			batch = append(batch, hottier.Record{Key: string(key), Hash: h, Value: v, Expiry: hdr.Expiry, Gen: gens.Of(h)})
+			if len(batch) == warmBatch {
+				flush()
 			}
-			next = append(append(next[:0], k...), 0)
 		}
 		err = it.Close()
+		if len(batch) > 0 {
+			// The records carry the counts taken before the iterator: they
+			// hold after it is closed.
+			flush()
+		}
 		lo, next = next, lo
 		if n < warmChunk || err != nil {
 			return

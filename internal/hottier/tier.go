@@ -6,14 +6,18 @@
 // A tier is one memory file (memfd): a header, an index and an arena.
 //
 //	[0, 4096)              header: magic, geometry, epochs, the rings' tails
-//	[4096, 4096+index)     index: buckets of ways, 64 bytes a way
+//	[4096, 4096+index)     index: buckets of 8 ways, 512 bytes a bucket
 //	[4096+index, size)     arena: two rings of records, small then main
 //
-// A way says where a key's record is (ring, position), how long its key and
-// value are, when it expires and the xxhash64 of key and value. It is
-// written under a sequence number (a seqlock: odd while the writer changes
-// it), and every field is read and written atomically, so a reader sees a
-// way whole or sees its sequence number move. Records are written to ring
+// A way says which key's record it holds (its hash), where the record is
+// (ring, position), how long its key and value are, when it expires and
+// the xxhash64 of key and value. A bucket keeps its 8 ways' hashes in its
+// first cache line and their other fields (56 bytes a way) after it, so a
+// lookup reads one line to find its way, or to find there is none. A way
+// is written under a sequence number (a seqlock: odd while the writer
+// changes it, the hash included), and every field is read and written
+// atomically, so a reader sees a way whole or sees its sequence number
+// move. Records are written to ring
 // space no way points to, then published by writing the way.
 //
 // A reader never waits: a way being written, a sequence number that moved,
@@ -49,12 +53,13 @@ import (
 )
 
 const (
-	magic      = "dchot\x00\x00\x01"
+	magic      = "dchot\x00\x00\x02"
 	headerSize = 4096
 	ways       = 8
-	waySize    = 64
-	bucketSize = ways * waySize
-	recHeader  = 16 // hash, key length, value length
+	hashesSize = ways * 8 // a bucket's first line: its ways' hashes
+	waySize    = 56
+	bucketSize = hashesSize + ways*waySize // 512
+	recHeader  = 16                        // hash, key length, value length
 	// MinSize is the smallest tier: smaller sizes are raised to it.
 	MinSize = 1 << 20
 	// MaxSize bounds a tier (and what a reader accepts in a header).
@@ -75,17 +80,17 @@ const (
 	hTail       = 192 // [2]uint64 at 192 and 256: the rings' tails
 )
 
-// Way offsets.
+// Way offsets; the way's hash (0: empty) is in its bucket's first line
+// (hashOf).
 const (
 	wSeq    = 0 // uint32, odd while the writer changes the way
 	wRef    = 4 // uint32, set by readers when they hit
-	wHash   = 8 // 0: empty
-	wPos    = 16
-	wLens   = 24 // key length (low 32 bits), value length (high 32 bits)
-	wExpiry = 32
-	wSum    = 40
-	wEpoch  = 48
-	wRing   = 56
+	wPos    = 8
+	wLens   = 16 // key length (low 32 bits), value length (high 32 bits)
+	wExpiry = 24
+	wSum    = 32
+	wEpoch  = 40
+	wRing   = 48
 )
 
 const (
@@ -117,7 +122,7 @@ func Create(size int64, id uint64) (*Tier, *os.File, error) {
 		return nil, nil, fmt.Errorf("hottier: memfd_create: %w", err)
 	}
 	f := os.NewFile(uintptr(fd), "diskcache-hottier")
-	// The index takes a quarter: a 64-byte way for every 192 bytes of
+	// The index takes a quarter: 64 bytes of a way for every 192 bytes of
 	// arena, about a record of a 128-byte value and its key.
 	logBuckets := 0
 	for uint64(bucketSize)<<(logBuckets+1) <= uint64(size)/4 {
@@ -227,6 +232,15 @@ func (t *Tier) tail(r int) uint64 { return atomic.LoadUint64(t.word(hTail + 64*u
 // bucket returns the offset of hash's bucket in the index.
 func (t *Tier) bucket(hash uint64) uint64 { return headerSize + (hash&t.mask)*bucketSize }
 
+// wayAt returns the offset of way i of the bucket at b.
+func wayAt(b, i uint64) uint64 { return b + hashesSize + i*waySize }
+
+// hashOf returns the offset of the hash of the way at off.
+func hashOf(off uint64) uint64 {
+	b := headerSize + (off-headerSize)/bucketSize*bucketSize
+	return b + (off-b-hashesSize)/waySize*8
+}
+
 // Hash is the hash a tier files key under; 0 is kept for empty ways.
 func Hash(key string) uint64 {
 	h := xxhash.Sum64String(key)
@@ -254,7 +268,7 @@ type way struct {
 // readWay reads the way at off if it holds hash and was not being changed.
 func (t *Tier) readWay(off, hash uint64) (way, bool) {
 	s := atomic.LoadUint32(t.word32(off + wSeq))
-	if s&1 != 0 || atomic.LoadUint64(t.word(off+wHash)) != hash {
+	if s&1 != 0 || atomic.LoadUint64(t.word(hashOf(off))) != hash {
 		return way{}, false
 	}
 	lens := atomic.LoadUint64(t.word(off + wLens))
@@ -277,7 +291,10 @@ func (t *Tier) Get(key string, hash uint64) ([]byte, int64, bool) {
 	epoch := atomic.LoadUint64(t.word(hEpoch))
 	b := t.bucket(hash)
 	for i := range uint64(ways) {
-		off := b + i*waySize
+		if atomic.LoadUint64(t.word(b+8*i)) != hash {
+			continue
+		}
+		off := wayAt(b, i)
 		w, ok := t.readWay(off, hash)
 		if !ok {
 			continue

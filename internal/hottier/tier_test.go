@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -162,8 +163,9 @@ func checkModel(t testing.TB, r *rand.Rand, ops, keys int, size int64, fits bool
 
 // TestConcurrentReadsAreCoherent plays the owner: writers store a new
 // version in a "store", invalidate and acknowledge it; fillers read the
-// store and Put what they read; readers check every hit against the
-// version acknowledged before their Get began. The tier is small, so the
+// store and Put what they read; warmers Warm what they read of it
+// (while the main ring's first lap lasts); readers check every hit
+// against the version acknowledged before their Get began. The tier is small, so the
 // rings wrap and records move all the time.
 func TestConcurrentReadsAreCoherent(t *testing.T) {
 	tr, w, _ := newTier(t, MinSize)
@@ -216,6 +218,32 @@ func TestConcurrentReadsAreCoherent(t *testing.T) {
 				mu.Unlock()
 				w.Put(k, h, valueOf(k, v), 0, gen)
 				w.EndFill()
+			}
+		}()
+	}
+	for g := range 2 { // warmers: counts, then a snapshot of the store
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.StartFill()
+			defer w.EndFill()
+			var gens Gens
+			for !stop.Load() {
+				w.Gens(&gens)
+				mu.Lock()
+				snap := slices.Clone(store)
+				mu.Unlock()
+				var batch []Record
+				for i := g; i < keys; i += 2 {
+					k := name(i)
+					batch = append(batch, Record{Key: k, Hash: Hash(k), Value: valueOf(k, snap[i]), Gen: gens.Of(Hash(k))})
+					if len(batch) == 64 || i+2 >= keys {
+						if !w.Warm(batch) {
+							return // the main ring's first lap is over
+						}
+						batch = batch[:0]
+					}
+				}
 			}
 		}()
 	}
@@ -431,16 +459,26 @@ func TestWriterChild(t *testing.T) {
 }
 
 // Warm fills the main ring from a snapshot's counts until it is full, and
-// drops a value whose bucket was written after the counts were taken.
+// drops a value whose bucket was written after the counts were taken; the
+// same when the writer allocates the memory ahead (Prefault).
 func TestWarm(t *testing.T) {
-	tr, w, _ := newTier(t, MinSize)
+	for _, prefault := range []int64{-1, 0, 1 << 20} {
+		t.Run(fmt.Sprint("prefault=", prefault), func(t *testing.T) { testWarm(t, prefault) })
+	}
+}
+
+func testWarm(t *testing.T, prefault int64) {
+	tr, w, _ := newTier(t, 4*MinSize)
 	var g Gens
 	w.StartFill()
 	defer w.EndFill()
+	if prefault >= 0 {
+		w.Prefault(prefault)
+	}
 	w.Gens(&g)
 	stale := "stale"
 	w.Invalidate(Hash(stale))
-	if !w.Warm(stale, Hash(stale), []byte("old"), 0, g.Of(Hash(stale))) {
+	if !w.Warm([]Record{{Key: stale, Hash: Hash(stale), Value: []byte("old"), Gen: g.Of(Hash(stale))}}) {
 		t.Fatal("Warm reported a full tier at once")
 	}
 	if _, _, ok := tr.Get(stale, Hash(stale)); ok {
@@ -449,7 +487,7 @@ func TestWarm(t *testing.T) {
 	n := 0
 	for ; ; n++ {
 		k := "warm-" + strconv.Itoa(n)
-		if !w.Warm(k, Hash(k), valueOf(k, 1), 0, g.Of(Hash(k))) {
+		if !w.Warm([]Record{{Key: k, Hash: Hash(k), Value: valueOf(k, 1), Gen: g.Of(Hash(k))}}) {
 			break
 		}
 	}
@@ -467,4 +505,38 @@ func TestWarm(t *testing.T) {
 		t.Fatalf("%d of %d warmed keys hit", hits, n)
 	}
 	t.Logf("warmed %d keys, %d hit", n, hits)
+}
+
+// BenchmarkGet reads random keys of a 256 MiB tier warmed with 500,000
+// records of 128-byte values (W1 of the benchmarks), all held (hit) or
+// none (miss). Run it as
+//
+//	go test ./internal/hottier -run XXX -bench Get
+func BenchmarkGet(b *testing.B) {
+	tr, w, _ := newTier(b, 256<<20)
+	const n = 500_000
+	keys := make([]string, n)
+	var g Gens
+	w.Gens(&g)
+	value := make([]byte, 128)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("key:%012d", i)
+		w.Warm([]Record{{Key: keys[i], Hash: Hash(keys[i]), Value: value, Gen: g.Of(Hash(keys[i]))}})
+	}
+	for _, c := range []struct {
+		name   string
+		prefix string
+	}{{"hit", ""}, {"miss", "absent-"}} {
+		b.Run(c.name, func(b *testing.B) {
+			r := rand.New(rand.NewPCG(1, 2))
+			hits := 0
+			for b.Loop() {
+				k := c.prefix + keys[r.IntN(n)]
+				if _, _, ok := tr.Get(k, Hash(k)); ok {
+					hits++
+				}
+			}
+			b.ReportMetric(float64(hits)/float64(b.N)*100, "%hit")
+		})
+	}
 }

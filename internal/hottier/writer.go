@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
+	"golang.org/x/sys/unix"
 )
 
 // maxMoves bounds the records one Put moves to the main ring's head, so
@@ -42,6 +43,10 @@ type Writer struct {
 	scratch []byte
 	hand    uint64 // rotates the choice of a way to evict
 	crowded uint64 // values Warm found no free way for
+	// faulted is the main ring's first position whose memory Warm has not
+	// had allocated yet (Prefault); 0 when Warm does not allocate ahead.
+	faulted uint64
+	ahead   bool
 }
 
 // NewWriter returns the writer of t, which must be fresh from Create: a
@@ -147,22 +152,105 @@ func (w *Writer) Gens(g *Gens) {
 	}
 }
 
-// Warm stores a value read from the store before any read asked for it:
-// straight into the main ring while its first lap lasts, and only into a
-// free way, so that it never pushes out what reads brought in. It reports
-// false once the main ring is full, or values found no free way in their
-// bucket a quarter of the index's ways times: warming is over.
-func (w *Writer) Warm(key string, hash uint64, value []byte, expiry int64, gen uint64) bool {
-	n := align8(recHeader + uint64(len(key)) + uint64(len(value)))
+// Prefault tells the writer that about n records are to be warmed. The
+// kernel then allocates at once the index's pages, when n keys will touch
+// most of them anyway, and the main ring's pages ahead of Warm, a chunk
+// at a time, outside the writer's lock. Measured on a 2-core VM: a page
+// allocated by its first write cost 11-15 us of system time,
+// MADV_POPULATE_WRITE about 2 us a page; warming 500,000 records into a
+// 256 MiB tier touches 36,000 pages. A kernel without it (before 5.14)
+// faults the pages in as they are written, as without Prefault.
+func (w *Writer) Prefault(n int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	index := (w.t.mask + 1) * bucketSize
+	if uint64(n) >= index/pageSize {
+		populate(w.t.mem, headerSize, headerSize+index)
+	}
+	w.ahead = true
+	if w.faulted == 0 && w.head[main] == 0 {
+		w.faulted = min(faultChunk, w.t.ringSize[main])
+		populate(w.t.mem, w.t.ringOff[main], w.t.ringOff[main]+w.faulted)
+	}
+}
+
+const (
+	pageSize = 4096
+	// faultChunk is how much of the main ring Warm has allocated at once
+	// (Prefault): 256 pages, about half a millisecond of system time.
+	// A batch of Warm writes less than half of it.
+	faultChunk = 1 << 20
+)
+
+// populate has the kernel allocate the pages of mem[lo:hi], which is
+// shared and writable, without writing them: a tier's content stays as it
+// is. madvise takes whole pages; mem starts on one.
+func populate(mem []byte, lo, hi uint64) {
+	lo &^= pageSize - 1
+	hi = min((hi+pageSize-1)&^(pageSize-1), uint64(len(mem)))
+	unix.Madvise(mem[lo:hi], unix.MADV_POPULATE_WRITE)
+}
+
+// A Record is a value read from the store, for Warm.
+type Record struct {
+	Key    string
+	Hash   uint64 // Hash(Key)
+	Value  []byte
+	Expiry int64  // unix nanoseconds, 0 for none
+	Gen    uint64 // Gens.Of(Hash), taken before the value was read
+}
+
+// Warm stores values read from the store before any read asked for them:
+// straight into the main ring while its first lap lasts, and only into
+// free ways, so that they never push out what reads brought in. A record
+// whose bucket was written since its Gen was taken is dropped, as by Put.
+// Warm reports false once the main ring is full, or values found no free
+// way in their bucket a quarter of the index's ways times: warming is
+// over. Several goroutines may warm at once: a batch takes the writer's
+// lock once, and its records' index lines are read before, so that the
+// misses on them are not paid under the lock.
+func (w *Writer) Warm(recs []Record) bool {
+	for i := range recs {
+		atomic.LoadUint64(w.t.word(w.t.bucket(recs[i].Hash)))
+	}
+	w.mu.Lock()
+	lo, hi := w.faultAhead()
+	ok := true
+	for i := range recs {
+		if ok = w.warm(&recs[i]); !ok {
+			break
+		}
+	}
+	w.mu.Unlock()
+	if hi > lo {
+		off := w.t.ringOff[main]
+		populate(w.t.mem, off+lo, off+hi)
+	}
+	return ok
+}
+
+// faultAhead returns what the caller is to allocate of the main ring,
+// [lo, hi), when Warm comes within half a chunk of what is allocated
+// (Prefault). The caller holds the writer's lock.
+func (w *Writer) faultAhead() (lo, hi uint64) {
+	if w.ahead && w.head[main]+faultChunk/2 >= w.faulted && w.faulted < w.t.ringSize[main] {
+		// In the first lap, positions are offsets in the ring.
+		lo, hi = w.faulted, min(max(w.faulted, w.head[main])+faultChunk, w.t.ringSize[main])
+		w.faulted = hi
+	}
+	return lo, hi
+}
+
+// warm is Warm of one record, under the writer's lock.
+func (w *Writer) warm(r *Record) bool {
+	n := align8(recHeader + uint64(len(r.Key)) + uint64(len(r.Value)))
 	if w.head[main]+n > w.t.ringSize[main] {
 		return false
 	}
-	if w.Gen(hash) != gen || n > w.t.ringSize[main]/8 {
+	if w.Gen(r.Hash) != r.Gen || n > w.t.ringSize[main]/8 {
 		return true
 	}
-	off, held, free := w.lookWay(hash)
+	off, held, free := w.lookWay(r.Hash)
 	if held {
 		return true
 	} else if !free {
@@ -172,7 +260,7 @@ func (w *Writer) Warm(key string, hash uint64, value []byte, expiry int64, gen u
 	// In the first lap, reserve takes nothing from the tail: the way stays
 	// free.
 	pos := w.reserve(main, n)
-	w.write(main, pos, off, key, hash, value, expiry)
+	w.write(main, pos, off, r.Key, r.Hash, r.Value, r.Expiry)
 	return true
 }
 
@@ -190,9 +278,8 @@ func (w *Writer) Invalidate(hash uint64) {
 	}
 	b := w.t.bucket(hash)
 	for i := range uint64(ways) {
-		off := b + i*waySize
-		if atomic.LoadUint64(w.t.word(off+wHash)) == hash {
-			w.emptyWay(off)
+		if atomic.LoadUint64(w.t.word(b+8*i)) == hash {
+			w.emptyWay(wayAt(b, i))
 		}
 	}
 }
@@ -207,26 +294,32 @@ func (w *Writer) Clear() {
 }
 
 // lookWay returns the way of hash's bucket that holds hash's key (held),
-// or else an empty or dead one (free), if there is one.
+// or else an empty or dead one (free), if there is one. The hashes are
+// one cache line; only a bucket with no empty way has its ways read.
 func (w *Writer) lookWay(hash uint64) (off uint64, held, free bool) {
 	b := w.t.bucket(hash)
-	epoch := atomic.LoadUint64(w.t.word(hEpoch))
 	for i := range uint64(ways) {
-		o := b + i*waySize
-		h := atomic.LoadUint64(w.t.word(o + wHash))
+		h := atomic.LoadUint64(w.t.word(b + 8*i))
 		if h == hash {
-			return o, true, false
+			return wayAt(b, i), true, false
 		}
-		if free {
-			continue
-		}
-		r := atomic.LoadUint64(w.t.word(o + wRing))
-		if h == 0 || atomic.LoadUint64(w.t.word(o+wEpoch)) != epoch || r > main ||
-			atomic.LoadUint64(w.t.word(o+wPos)) < w.t.tail(int(r)) {
-			off, free = o, true
+		if h == 0 && !free {
+			off, free = wayAt(b, i), true
 		}
 	}
-	return off, false, free
+	if free {
+		return off, false, true
+	}
+	epoch := atomic.LoadUint64(w.t.word(hEpoch))
+	for i := range uint64(ways) {
+		o := wayAt(b, i)
+		r := atomic.LoadUint64(w.t.word(o + wRing))
+		if atomic.LoadUint64(w.t.word(o+wEpoch)) != epoch || r > main ||
+			atomic.LoadUint64(w.t.word(o+wPos)) < w.t.tail(int(r)) {
+			return o, false, true
+		}
+	}
+	return 0, false, false
 }
 
 // wayFor returns the way to write hash's key to: the one that holds it, an
@@ -238,12 +331,12 @@ func (w *Writer) wayFor(hash uint64) uint64 {
 	b := w.t.bucket(hash)
 	w.hand++
 	for i := range uint64(ways) {
-		off := b + (w.hand+i)%ways*waySize
+		off := wayAt(b, (w.hand+i)%ways)
 		if atomic.LoadUint32(w.t.word32(off+wRef)) == 0 {
 			return off
 		}
 	}
-	return b + w.hand%ways*waySize
+	return wayAt(b, w.hand%ways)
 }
 
 // writeWay writes way off under its sequence number; its ref starts unset.
@@ -251,11 +344,11 @@ func (w *Writer) writeWay(off, hash uint64, v way) {
 	seq := w.t.word32(off + wSeq)
 	s := atomic.LoadUint32(seq)
 	atomic.StoreUint32(seq, s+1)
-	if atomic.LoadUint64(w.t.word(off+wHash)) == 0 {
+	if atomic.LoadUint64(w.t.word(hashOf(off))) == 0 {
 		w.held[hash&w.t.mask]++
 		w.total.Add(1)
 	}
-	atomic.StoreUint64(w.t.word(off+wHash), hash)
+	atomic.StoreUint64(w.t.word(hashOf(off)), hash)
 	atomic.StoreUint64(w.t.word(off+wPos), v.pos)
 	atomic.StoreUint64(w.t.word(off+wLens), v.klen|v.vlen<<32)
 	atomic.StoreUint64(w.t.word(off+wExpiry), v.expiry)
@@ -270,11 +363,11 @@ func (w *Writer) emptyWay(off uint64) {
 	seq := w.t.word32(off + wSeq)
 	s := atomic.LoadUint32(seq)
 	atomic.StoreUint32(seq, s+1)
-	if atomic.LoadUint64(w.t.word(off+wHash)) != 0 {
+	if atomic.LoadUint64(w.t.word(hashOf(off))) != 0 {
 		w.held[(off-headerSize)/bucketSize]--
 		w.total.Add(-1)
 	}
-	atomic.StoreUint64(w.t.word(off+wHash), 0)
+	atomic.StoreUint64(w.t.word(hashOf(off)), 0)
 	atomic.StoreUint32(seq, s+2)
 }
 
@@ -359,8 +452,8 @@ func (w *Writer) live(hash uint64, r int, pos uint64) (uint64, bool) {
 	b := w.t.bucket(hash)
 	epoch := atomic.LoadUint64(w.t.word(hEpoch))
 	for i := range uint64(ways) {
-		off := b + i*waySize
-		if atomic.LoadUint64(w.t.word(off+wHash)) == hash &&
+		off := wayAt(b, i)
+		if atomic.LoadUint64(w.t.word(b+8*i)) == hash &&
 			atomic.LoadUint64(w.t.word(off+wPos)) == pos &&
 			atomic.LoadUint64(w.t.word(off+wRing)) == uint64(r) &&
 			atomic.LoadUint64(w.t.word(off+wEpoch)) == epoch {
