@@ -140,10 +140,11 @@ func (c *store) refreshFootprint(tick int) {
 // to any new high and decaying toward what it sees by half for each
 // limit's worth of bytes evicted: the mark is what the cache makes while
 // it writes at its limit. Neither an idle spell, when compaction catches
-// up, nor the first fill, when nothing is deleted, lowers it. The live data may take the room between the shares' budget
-// plus that mark and peakTarget of the limit: the budget and both disk
-// thresholds (compactAt, waitAt) move up by it, so that the garbage keeps
-// the room it had, and the directory's peaks move toward peakTarget. A
+// up, nor the first fill, when nothing is deleted, lowers it. The live
+// data may take the room between the shares' budget plus that mark and
+// peakTarget of the limit: the budget and both disk thresholds
+// (compactAt, waitAt) move up by it, so that the garbage keeps the room
+// it had, and the directory's peaks move toward peakTarget. A
 // workload whose overhead rises takes the room back within a tick
 // (10 ms). The shift is at most maxBoost-1 of the budget and keeps waitAt
 // under maxWaitAt. The mark starts where it gives no room, or, after

@@ -55,7 +55,7 @@ type limiter struct {
 	valueShare    float64 // monitor only
 	valueShareSet bool    // monitor only
 	// footprint is the bytes of table the live entries in Pebble take per
-	// byte counted, 1 until measured (footprint.go). Monitor only.
+	// byte counted, 1 until measured (budget.go). Monitor only.
 	footprint     float64
 	footprintSet  bool
 	footprintBits atomic.Uint64 // footprint's bits once measured, for footprintNow
