@@ -96,7 +96,7 @@ func openStore(abs string, o Options, lock *ownerLock) (*store, error) {
 		log:   o.Logger.With("cache", abs),
 		lim:   newLimiter(&o),
 	}
-	if c.tier, err = openOwnerTier(c, o.HotTierSize); err != nil {
+	if c.tier, err = openOwnerTier(c, o.HotTierSize, o.CacheSize); err != nil {
 		return nil, fmt.Errorf("diskcache: open %s: %w", abs, err)
 	}
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
@@ -148,6 +148,10 @@ func (c *store) openPebble() error {
 	if err := preflight(po.FS, path, 2*po.MemTableSize); err != nil {
 		return fmt.Errorf("diskcache: open %s: %w", c.dir, err)
 	}
+	// The block cache is made here so that the hot tier can take its
+	// share of it (ownerTier.reserve); Pebble holds a reference of its own.
+	po.Cache = pebble.NewCache(po.CacheSize)
+	defer po.Cache.Unref()
 	db, err := pebble.Open(path, po)
 	if err != nil {
 		return fmt.Errorf("diskcache: open %s: %w", c.dir, damaged(po.FS, path, err))
@@ -173,6 +177,7 @@ func (c *store) openPebble() error {
 	if !clean || c.keys.cur.Load() == nil {
 		c.rebuildKeys()
 	}
+	c.tier.reserve(po.Cache)
 	return nil
 }
 

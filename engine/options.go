@@ -22,9 +22,10 @@ const (
 	// (some 250,000 small values) once for all of them; its pages are
 	// allocated as values fill them.
 	defaultHotTierSize = 64 << 20
-	// defaultLoneTierSize is the tier of a process that has its directory
-	// to itself: it keeps the process's memory near what the same store
-	// costs in Pebble alone (tier.go).
+	// defaultLoneTierSize is the largest tier of a process that has its
+	// directory to itself; it is at most a quarter of CacheSize and is
+	// taken out of the block cache, so that the process's memory stays
+	// what the same store costs in Pebble alone (tier.go).
 	defaultLoneTierSize = 16 << 20
 	// maxValueFraction: a value may take at most 1/16 of the size limit. A
 	// bigger value would evict a good part of the cache on its own, and
@@ -53,7 +54,10 @@ type Options struct {
 	// interval; in return writes are about twice as fast.
 	FlushInterval time.Duration
 
-	// CacheSize is Pebble's block cache in bytes; 0 means 64 MiB.
+	// CacheSize is the memory in bytes a process's store keeps cached
+	// data in: Pebble's block cache and, while the process has the
+	// directory to itself with the default HotTierSize, the hot tier,
+	// which takes a quarter of it. 0 means 64 MiB.
 	CacheSize int64
 	// Compression of values; the zero value is S2. Values shorter than
 	// CompressMinSize (0 means 512 bytes) are stored as they are, and a
@@ -76,10 +80,12 @@ type Options struct {
 	// owner. There is one per directory, made by the owner with its own
 	// setting (the others' is not used). It is coherent: once a write has
 	// returned in any process, no process returns the value it replaced.
-	// 0 means 64 MiB once a second process connects, and 16 MiB while one
-	// process has the directory to itself (where the tier stands in front
-	// of Pebble's block cache, and its memory would come on top of it);
-	// a size set here is made from the start. Negative turns it off.
+	// 0 means 64 MiB once a second process connects, and a quarter of
+	// CacheSize, at most 16 MiB, while one process has the directory to
+	// itself: there the tier stands in front of Pebble's block cache, so
+	// it takes its memory out of the block cache rather than adding to
+	// it. A size set here is made from the start, on top of CacheSize.
+	// Negative turns it off.
 	HotTierSize int64
 
 	// LocalCacheSize was the size of a forwarding process's private cache

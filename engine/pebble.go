@@ -35,12 +35,21 @@ const formatMajorVersion = pebble.FormatTableFormatV6
 // cost of one more level. At 64 MiB Lbase is 2 MiB, not 8: an L0 that
 // spans the whole hash space (two flushes, or the log a new owner replays
 // after a crash) then rewrites 3% of the limit at once, not 12%.
+//
+// Pebble counts its memtables against its block cache: each one reserves
+// its size there for as long as it lives, the one kept for reuse included.
+// Given CacheSize alone, a cache at a 64 GiB limit (64 MiB memtables)
+// had a block cache with no room at all and read every index, filter and
+// data block from the page cache; at 1 GiB an eighth of it was gone. So
+// Pebble gets CacheSize plus the memtables' reservations, and CacheSize
+// is the block cache's whatever the limit; the memtables' memory is
+// allocated as writes fill them.
 func pebbleOptions(o *Options, d durability) *pebble.Options {
 	limit := o.SizeLimit
 	memtable := clamp(limit/256, 2<<20, 64<<20)
 	targetFile := clamp(limit/512, 512<<10, 8<<20)
 	po := &pebble.Options{
-		CacheSize:                   o.CacheSize,
+		CacheSize:                   o.CacheSize + memtablesReserved*memtable,
 		FS:                          d.fs,
 		FormatMajorVersion:          formatMajorVersion,
 		MemTableSize:                uint64(memtable),
@@ -84,6 +93,11 @@ func PebbleOptions(opts *Options) (*pebble.Options, *pebble.WriteOptions) {
 	d := o.durability()
 	return pebbleOptions(&o, d), d.write
 }
+
+// memtablesReserved is how many memtables hold a reservation in Pebble's
+// cache once the store has been written for a while: the one being
+// written and the one kept for reuse (or the one being flushed).
+const memtablesReserved = 2
 
 func clamp(v, lo, hi int64) int64 {
 	return max(lo, min(v, hi))

@@ -138,15 +138,21 @@ func randUint64() uint64 {
 //
 // A process that has its directory to itself writes a small tier
 // (tierSizes): there the tier only stands in front of Pebble's block
-// cache, and its memory would come on top of what the same store costs in
-// Pebble alone. The first forwarder to connect gets a tier of the full
-// size, made then; the small one is dropped with what it held.
+// cache, so it takes its memory out of the block cache (reserve), and the
+// process costs what the same store costs in Pebble alone. The first
+// forwarder to connect gets a tier of the full size, made then, on top of
+// the block cache, which has its memory back; the small one is dropped
+// with what it held.
 type ownerTier struct {
 	cur        atomic.Pointer[tierMem]        // nil when the tier is off or could not be made
 	sharedSize int64                          // the size to make when shared; 0: keep cur
 	old        atomic.Pointer[hottier.Writer] // the lone tier's, once replaced
-	dir        string
-	log        *slog.Logger
+	// reserved is what the lone tier takes of the block cache (reserve);
+	// unreserve gives it back. Both under mu.
+	reserved  int64
+	unreserve func()
+	dir       string
+	log       *slog.Logger
 
 	mu     sync.Mutex // one share at a time
 	epoch  *dirEpoch  // nil until shared, unless an earlier owner left one
@@ -187,18 +193,20 @@ func (m *tierMem) retire() {
 	runtime.AddCleanup(m, func(r *tierMem) { r.release() }, &tierMem{w: m.w, f: m.f})
 }
 
-// tierSizes turns Options.HotTierSize into the size of the tier a lone
-// owner makes and of the one it makes when a second process connects
-// (0: none). Only the default differs between the two: a size the user
-// set is what the owner makes from the start.
-func tierSizes(setting int64) (lone, shared int64) {
+// tierSizes turns Options.HotTierSize and CacheSize into the size of the
+// tier a lone owner makes, of the one it makes when a second process
+// connects (0: none), and of what the lone one takes of the block cache.
+// Only the default differs between the two: a size the user set is what
+// the owner makes from the start, on top of the block cache.
+func tierSizes(setting, cacheSize int64) (lone, shared, reserved int64) {
 	switch {
 	case setting < 0:
-		return 0, 0
+		return 0, 0, 0
 	case setting == 0:
-		return defaultLoneTierSize, defaultHotTierSize
+		lone = max(min(defaultLoneTierSize, cacheSize/4), hottier.MinSize)
+		return lone, defaultHotTierSize, min(lone, cacheSize/4)
 	}
-	return setting, setting
+	return setting, setting, 0
 }
 
 // warmAfter is how many reads the tier must miss in a process that does
@@ -216,7 +224,7 @@ const warmChunk = 4096
 // earlier owner left an epoch file, its epoch is bumped now, before this
 // owner serves a write: what processes of that owner read from its tier
 // may miss writes it applied and never acknowledged.
-func openOwnerTier(s *store, setting int64) (*ownerTier, error) {
+func openOwnerTier(s *store, setting, cacheSize int64) (*ownerTier, error) {
 	dir, log := s.dir, s.log
 	o := &ownerTier{dir: dir, log: log, s: s}
 	e, err := mapEpoch(epochPath(dir))
@@ -229,7 +237,7 @@ func openOwnerTier(s *store, setting int64) (*ownerTier, error) {
 	default:
 		return nil, err
 	}
-	lone, shared := tierSizes(setting)
+	lone, shared, reserved := tierSizes(setting, cacheSize)
 	if lone > 0 {
 		m, err := newTierMem(lone)
 		if err != nil {
@@ -239,9 +247,30 @@ func openOwnerTier(s *store, setting int64) (*ownerTier, error) {
 		o.cur.Store(m)
 		if shared != lone {
 			o.sharedSize = shared
+			o.reserved = reserved
 		}
 	}
 	return o, nil
+}
+
+// reserve takes the lone tier's share of the block cache out of cache,
+// which the store has just opened with: the tier then holds hot values in
+// memory the block cache would otherwise have held blocks in.
+func (o *ownerTier) reserve(cache *pebble.Cache) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.reserved > 0 && !o.shared.Load() && o.unreserve == nil {
+		o.unreserve = cache.Reserve(int(o.reserved))
+	}
+}
+
+// giveBack returns the lone tier's share to the block cache. The caller
+// holds mu.
+func (o *ownerTier) giveBack() {
+	if o.unreserve != nil {
+		o.unreserve()
+		o.unreserve = nil
+	}
 }
 
 // share runs in the owner for each connection before it is served: the
@@ -269,6 +298,7 @@ func (o *ownerTier) share() {
 			old := o.cur.Swap(m)
 			o.old.Store(old.w)
 			old.retire()
+			o.giveBack()
 		}
 		o.sharedSize = 0
 	}
@@ -499,6 +529,9 @@ func (o *ownerTier) close() {
 	if m := o.cur.Swap(nil); m != nil {
 		m.release()
 	}
+	o.mu.Lock()
+	o.giveBack()
+	o.mu.Unlock()
 }
 
 // readTier is a forwarder's side: the owner's tier, and the directory's

@@ -563,3 +563,30 @@ func BenchmarkWarmTier(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// A lone owner's default tier takes its share out of the block cache, so
+// that reads which fill both leave the process where the block cache
+// alone would; once a second process connects, the shared tier comes on
+// top and the block cache has all of CacheSize back.
+func TestLoneTierTakesItsShareOfBlockCache(t *testing.T) {
+	const cacheSize = 8 << 20 // a 2 MiB tier, the rest for blocks
+	dir := filepath.Join(t.TempDir(), "cache")
+	owner := openDir(t, dir, &Options{SizeLimit: 1 << 30, CacheSize: cacheSize})
+	if got := tierSize(owner); got != cacheSize/4 {
+		t.Fatalf("a lone owner's tier is %d bytes with CacheSize %d, want a quarter", got, cacheSize)
+	}
+	fillBlocks(t, owner)
+	db := owner.local().db
+	readAll := func() int64 { return readBlocks(t, db) }
+	// A shard of the cache may go over its share by a block or two.
+	const slack = 64 << 10
+	if got := readAll(); got > cacheSize-cacheSize/4+slack {
+		t.Fatalf("the lone owner's block cache holds %d bytes, more than CacheSize %d less the tier's %d",
+			got, cacheSize, cacheSize/4)
+	}
+	openDir(t, dir, &Options{SizeLimit: 1 << 30, CacheSize: cacheSize})
+	if got := readAll(); got < cacheSize-slack {
+		t.Fatalf("with the directory shared the block cache holds %d bytes, want CacheSize %d: the lone tier's share is not back",
+			got, cacheSize)
+	}
+}
