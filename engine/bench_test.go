@@ -170,6 +170,9 @@ func BenchmarkCompare(b *testing.B) {
 		opts Options
 	}{
 		{"default", Options{}},
+		// The hot tier off, against default: what a process alone on its
+		// directory pays for the tier (diskcache only; the others ignore it).
+		{"notier", Options{HotTierSize: -1}},
 		{"bigcache", Options{CacheSize: 512 << 20}},
 		{"sync", Options{Sync: true}}, // run with a small -benchtime: every write is fsynced
 		{"flush", Options{FlushInterval: 100e6}},
