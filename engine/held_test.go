@@ -20,8 +20,9 @@ import (
 // directory's size over the limit, dir-B/entry the directory's bytes per
 // entry held, peak/limit the directory's largest size (sampled every 50
 // ms) while it was written and settled, footprint the limiter's estimate
-// of the table bytes per byte counted (footprint.go). pebble-B/entry and layout-B/entry are the same for as many
-// entries in raw Pebble with the cache's options, flushed and compacted:
+// of the table bytes per byte counted (budget.go). pebble-B/entry and
+// layout-B/entry are the same for as many entries in raw Pebble with the
+// cache's options, flushed and compacted:
 // pebble under the plain keys, layout under the cache's keys and records
 // (layoutStore), values inline whatever their size.
 func BenchmarkHeldAtLimit(b *testing.B) {

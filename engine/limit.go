@@ -627,13 +627,14 @@ func (s *evictSource) At(dst []lru.Candidate, pos uint64, n int) ([]lru.Candidat
 }
 
 // atBucketed is At in a store of format 2, where the keys of a bucket are
-// in their own order, not by hash. It reads pos's bucket whole and takes
-// the n keys of least hash at or after pos, then goes on to the next
-// buckets: the same entries as format 1's run of n neighbours from pos.
-// So the sampler's draw is as uniform as it was (lru's simulation models
-// exactly this order), and the price is reading every key of a bucket
-// (about one in 65,536 of the entries; a value is read only for a key
-// that is among the n so far).
+// in their own order, not by hash. It reads pos's bucket whole and gives
+// every key of it at or after pos, in hash order: the seek is the cost,
+// and the keys of a bucket (about one in 65,536 of the entries, some 40
+// from pos on in a cache of 5M keys) are as random as any, so the sampler
+// counts them all toward its next picks (lru.Sampler.Next; lru's
+// simulation models this as whole buckets). When that is fewer than n it
+// goes on to the next buckets for the n keys of least hash: the same
+// entries as format 1's run of n neighbours from pos.
 func (s *evictSource) atBucketed(dst []lru.Candidate, pos uint64, n int) ([]lru.Candidate, error) {
 	c, it := s.c, s.it
 	now := c.now()
@@ -641,7 +642,7 @@ func (s *evictSource) atBucketed(dst []lru.Candidate, pos uint64, n int) ([]lru.
 	// After the end, from the start up to pos: wrapped, so that a store of
 	// fewer than n entries gives each once.
 	wrapped := false
-	for len(dst) < n {
+	for first := true; len(dst) < n; first = false {
 		if !valid {
 			if wrapped {
 				break
@@ -660,6 +661,9 @@ func (s *evictSource) atBucketed(dst []lru.Candidate, pos uint64, n int) ([]lru.
 			break
 		}
 		need := n - len(dst)
+		if first && !wrapped && uint64(bucket) == pos>>48 {
+			need = math.MaxInt // pos's own bucket: all of it from pos on
+		}
 		s.pick = s.pick[:0]
 		for ; valid; valid = it.Next() {
 			k := it.Key()

@@ -36,10 +36,13 @@ func (z *zipf) next() int {
 }
 
 // memStore is a Source over a set of hashes, kept in 4096 buckets by the top
-// bits of the hash so that finding the entry at a position is cheap.
+// bits of the hash so that finding the entry at a position is cheap. With
+// whole, At gives every entry of pos's bucket from pos on, as the engine's
+// bucketed keyspace does (about 25 here, for 200k keys).
 type memStore struct {
 	buckets [4096][]uint64
 	n       int
+	whole   bool
 }
 
 func bucketOf(h uint64) int { return int(h >> 52) }
@@ -70,7 +73,7 @@ func (m *memStore) At(dst []Candidate, pos uint64, n int) ([]Candidate, error) {
 		if j == 0 {
 			i, _ = slices.BinarySearch(b, pos)
 		}
-		for ; i < len(b) && len(dst) < n; i++ {
+		for ; i < len(b) && (len(dst) < n || j == 0 && m.whole); i++ {
 			dst = append(dst, Candidate{Hash: b[i]})
 		}
 	}
@@ -100,7 +103,7 @@ func (l *exactLRU) access(h uint64) bool {
 
 // simulate replays a zipf trace through an exact LRU and through the
 // sampler over an AccessClock, and returns both hit ratios.
-func simulate(t testing.TB, keys, capacity, requests int, s float64, samples, pool, slots int) (exact, approx float64) {
+func simulate(t testing.TB, keys, capacity, requests int, s float64, samples, pool, slots int, whole bool) (exact, approx float64) {
 	rng := rand.New(rand.NewPCG(11, uint64(s*100)))
 	hashes := make([]uint64, keys)
 	for i := range hashes {
@@ -108,7 +111,7 @@ func simulate(t testing.TB, keys, capacity, requests int, s float64, samples, po
 	}
 	z := newZipf(keys, s, rng)
 	ref := &exactLRU{ll: list.New(), items: map[uint64]*list.Element{}, cap: capacity}
-	store := &memStore{}
+	store := &memStore{whole: whole}
 	cached := map[uint64]bool{}
 	clock := NewAccessClock(slots)
 	sampler := NewSampler(store, clock, samples, pool, 5)
@@ -153,12 +156,18 @@ func TestApproximationMatchesExactLRU(t *testing.T) {
 	}
 	for _, s := range []float64{0.9, 1.1} {
 		t.Run(fmt.Sprintf("s=%.1f", s), func(t *testing.T) {
-			exact, approx := simulate(t, 200_000, 20_000, 1_000_000, s, DefaultSamples, DefaultPoolSize, 1<<18)
+			exact, approx := simulate(t, 200_000, 20_000, 1_000_000, s, DefaultSamples, DefaultPoolSize, 1<<18, false)
 			t.Logf("hit ratio: exact LRU %.4f, sampled %.4f (%+.2f points)", exact, approx, 100*(approx-exact))
-			_, twelve := simulate(t, 200_000, 20_000, 1_000_000, s, 12, DefaultPoolSize, 1<<18)
+			_, twelve := simulate(t, 200_000, 20_000, 1_000_000, s, 12, DefaultPoolSize, 1<<18, false)
 			t.Logf("with 12 samples instead of %d: %.4f", DefaultSamples, twelve)
 			if approx < exact-0.02 {
 				t.Fatalf("sampled LRU hit ratio %.4f is more than 2 points below exact LRU's %.4f", approx, exact)
+			}
+			// Whole buckets: a seek's candidates pay for several picks.
+			_, whole := simulate(t, 200_000, 20_000, 1_000_000, s, DefaultSamples, DefaultPoolSize, 1<<18, true)
+			t.Logf("with whole buckets: %.4f (%+.2f points)", whole, 100*(whole-exact))
+			if whole < exact-0.0035 {
+				t.Fatalf("with whole buckets the sampled LRU hit ratio %.4f is more than 0.35 points below exact LRU's %.4f", whole, exact)
 			}
 		})
 	}
