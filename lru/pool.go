@@ -110,7 +110,7 @@ func (s *Sampler) idleness(c Candidate, now Tick) uint64 {
 // still holds what the Candidate says.
 //
 // Each pick is paid for with samples candidates. A source that gives more
-// than asked at one position (a bucket read whole: some 80 entries in a
+// than asked at one position (the rest of a bucket read whole: some 40 in a
 // cache of 5M keys) pays for the next picks too, which then take the
 // idlest of the pool without a seek: a pick is still the idlest of its
 // share of random candidates, and a full cache of small values, which
