@@ -44,8 +44,8 @@ type Sampler struct {
 	// picks too (Next).
 	credit int
 	pool   []scored // ascending by score: the idlest last
-	max     int
-	buf     []Candidate
+	max    int
+	buf    []Candidate
 }
 
 type scored struct {
