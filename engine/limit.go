@@ -524,8 +524,10 @@ func (c *store) backpressure(ctx context.Context, n int64) error {
 		}
 		if time.Now().After(deadline) {
 			if l.waitLogged.CompareAndSwap(false, true) {
-				c.log.Warn("diskcache: compaction does not keep up with writes; writing past the size limit",
-					"size_limit", c.opts.SizeLimit, "disk_bytes", l.disk.Load())
+				// The writes go on past waitAt, which is below the limit:
+				// the directory may then pass the limit itself.
+				c.log.Warn("diskcache: compaction does not keep up with writes; writing on without waiting for it",
+					"size_limit", c.opts.SizeLimit, "disk_bytes", l.disk.Load(), "wait_at", l.steering().waitAt)
 			}
 			return nil
 		}
