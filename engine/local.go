@@ -106,7 +106,7 @@ func (c *store) GetMany(ctx context.Context, keys []string) (map[string][]byte, 
 func (c *store) read(key string, decode bool) ([]byte, time.Duration, error) {
 	var kb [64]byte
 	dk, h := c.layout.dataKeyHash(kb[:0], key)
-	th := hottier.Hash(key)
+	th := hottier.HashOf(h)
 	if v, expiry, ok := c.tier.get(key, th); ok {
 		left, live := c.left(expiry)
 		if live {
@@ -206,7 +206,7 @@ func (c *store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err := c.commit(b, d); err != nil {
 		return fmt.Errorf("diskcache: set %q: %w", key, err)
 	}
-	c.tier.written(key, value, expiry)
+	c.tier.written(key, h, value, expiry)
 	c.countSets(ctx, sh, 1)
 	return nil
 }
@@ -503,7 +503,7 @@ func (c *store) invalidate(b *pebble.Batch) {
 			return
 		}
 		if c.layout.isData(k) {
-			c.tier.invalidate(c.layout.userKey(k))
+			c.tier.invalidate(c.layout.hash(k))
 		}
 	}
 }
@@ -551,14 +551,17 @@ func putRecord(p *[]byte) {
 
 func (c *store) now() int64 { return c.clock.Now().UnixNano() }
 
-// left returns the time an entry with expiry has left to live (0 for
-// never), and whether it is still alive. The clock is read only for
-// entries that expire.
-func (c *store) left(expiry int64) (time.Duration, bool) {
+// left is timeLeft on the store's clock.
+func (c *store) left(expiry int64) (time.Duration, bool) { return timeLeft(expiry, c.clock) }
+
+// timeLeft returns the time an entry with expiry (unix nanoseconds, 0 for
+// none) has left to live on clock (0 for never), and whether it is still
+// alive. The clock is read only for entries that expire.
+func timeLeft(expiry int64, clock ttl.Clock) (time.Duration, bool) {
 	if expiry == 0 {
 		return 0, true
 	}
-	left := time.Duration(expiry - c.now())
+	left := time.Duration(expiry - clock.Now().UnixNano())
 	return left, left > 0
 }
 

@@ -321,7 +321,9 @@ func (o *ownerTier) share() {
 // missed counts a read the tier did not answer, and starts warming it
 // after warmAfter. The caller is inside the store's gate.
 func (o *ownerTier) missed() {
-	if o.misses.Add(1) == warmAfter {
+	// Counted up to warmAfter only: past it every miss would write the
+	// same shared cache line for nothing.
+	if o.misses.Load() < warmAfter && o.misses.Add(1) == warmAfter {
 		o.warm()
 	}
 }
@@ -414,7 +416,7 @@ func (c *store) warmSlice(w *hottier.Writer, lo, hi []byte, full *atomic.Bool) {
 			if err != nil || hdr.Expired(now) {
 				continue
 			}
-			h := hottier.HashBytes(key)
+			h := hottier.HashOf(c.layout.hash(k))
 			batch = append(batch, hottier.Record{Key: string(key), Hash: h, Value: v, Expiry: hdr.Expiry, Gen: gens.Of(h)})
 			if len(batch) == warmBatch {
 				flush()
@@ -491,13 +493,14 @@ func (o *ownerTier) fill(ft fillTicket, key string, hash uint64, value []byte, e
 // other write of the key comes between its commit and this Put, and the
 // invalidation of its commit came first: a fill that read the store
 // before the commit carries an older count and is dropped. A tier that is
-// idle stays so: a process that only writes pays nothing.
-func (o *ownerTier) written(key string, value []byte, expiry int64) {
+// idle stays so: a process that only writes pays nothing. kh is the key's
+// xxhash64, which the Set has computed.
+func (o *ownerTier) written(key string, kh uint64, value []byte, expiry int64) {
 	m := o.cur.Load()
 	if m == nil || m.w.Idle() || len(value) > m.maxValue {
 		return
 	}
-	h := hottier.Hash(key)
+	h := hottier.HashOf(kh)
 	m.w.StartFill()
 	defer m.w.EndFill()
 	m.w.Put(key, h, value, expiry, m.w.Gen(h))
@@ -510,9 +513,10 @@ func (o *ownerTier) idle() bool {
 	return m == nil || m.w.Idle()
 }
 
-func (o *ownerTier) invalidate(key []byte) {
+// invalidate drops the key whose xxhash64 is kh.
+func (o *ownerTier) invalidate(kh uint64) {
 	if m := o.cur.Load(); m != nil {
-		m.w.Invalidate(hottier.HashBytes(key))
+		m.w.Invalidate(hottier.HashOf(kh))
 	}
 }
 

@@ -242,21 +242,15 @@ func hashOf(off uint64) uint64 {
 }
 
 // Hash is the hash a tier files key under; 0 is kept for empty ways.
-func Hash(key string) uint64 {
-	h := xxhash.Sum64String(key)
-	if h == 0 {
-		h = 1
-	}
-	return h
-}
+func Hash(key string) uint64 { return HashOf(xxhash.Sum64String(key)) }
 
-// HashBytes is Hash of a key held in a byte slice.
-func HashBytes(key []byte) uint64 {
-	h := xxhash.Sum64(key)
-	if h == 0 {
-		h = 1
+// HashOf is Hash of a key whose xxhash64 the caller has already computed
+// (the engine indexes everything by it): a key is not hashed twice.
+func HashOf(xxh uint64) uint64 {
+	if xxh == 0 {
+		return 1
 	}
-	return h
+	return xxh
 }
 
 // way is what a reader read of a way, consistent under its sequence number.
