@@ -198,13 +198,8 @@ func (f *forwarder) lookup(key string) ([]byte, time.Duration, bool) {
 	if !ok {
 		return nil, 0, false
 	}
-	var left time.Duration
-	if expiry != 0 {
-		if left = time.Duration(expiry - f.clock.Now().UnixNano()); left <= 0 {
-			return nil, 0, false
-		}
-	}
-	return v, left, true
+	left, live := timeLeft(expiry, f.clock)
+	return v, left, live
 }
 
 // hit counts a Get answered from the tier.
