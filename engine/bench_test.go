@@ -282,15 +282,20 @@ func BenchmarkForwarded(b *testing.B) {
 
 // BenchmarkCompareZipf is the benchmarks' W3 on one page: zipf (s = 1.1)
 // over 100,000 loaded keys, 90% Get / 10% Set, 4 goroutines, against raw
-// Pebble with the same options.
+// Pebble with the same options; notier is diskcache without its lone hot
+// tier (which wakes for these reads: tierjudge.go).
 //
 //	go test ./engine -run XXX -bench CompareZipf -benchtime 500000x
 func BenchmarkCompareZipf(b *testing.B) {
-	for _, name := range []string{"diskcache", "pebble"} {
+	for _, name := range []string{"diskcache", "notier", "pebble"} {
 		b.Run(name, func(b *testing.B) {
 			var s benchStore
-			if name == "diskcache" {
-				c, err := Open(b.TempDir(), nil)
+			if name != "pebble" {
+				var o *Options
+				if name == "notier" {
+					o = &Options{HotTierSize: -1}
+				}
+				c, err := Open(b.TempDir(), o)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -113,6 +113,7 @@ func (c *store) read(key string, decode bool) ([]byte, time.Duration, error) {
 			c.lim.touch(h)
 			if decode {
 				c.stats.tierHits.add(rand.Uint64()%numShards, 1)
+				c.tier.saw(th, len(key)+len(v))
 			}
 			return v, left, nil
 		}
@@ -134,6 +135,7 @@ func (c *store) read(key string, decode bool) ([]byte, time.Duration, error) {
 	}
 	if decode {
 		c.tier.fill(ft, key, th, v, hdr.Expiry)
+		c.tier.saw(th, len(key)+len(v))
 	}
 	c.lim.touch(h)
 	return v, left, nil

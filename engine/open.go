@@ -177,7 +177,7 @@ func (c *store) openPebble() error {
 	if !clean || c.keys.cur.Load() == nil {
 		c.rebuildKeys()
 	}
-	c.tier.reserve(po.Cache)
+	c.tier.useCache(po.Cache)
 	return nil
 }
 

@@ -24,8 +24,9 @@ const (
 	defaultHotTierSize = 64 << 20
 	// defaultLoneTierSize is the largest tier of a process that has its
 	// directory to itself; it is at most a quarter of CacheSize and is
-	// taken out of the block cache, so that the process's memory stays
-	// what the same store costs in Pebble alone (tier.go).
+	// taken out of the block cache while it is awake, so that the
+	// process's memory stays what the same store costs in Pebble alone
+	// (tier.go).
 	defaultLoneTierSize = 16 << 20
 	// maxValueFraction: a value may take at most 1/16 of the size limit. A
 	// bigger value would evict a good part of the cache on its own, and
@@ -57,7 +58,8 @@ type Options struct {
 	// CacheSize is the memory in bytes a process's store keeps cached
 	// data in: Pebble's block cache and, while the process has the
 	// directory to itself with the default HotTierSize, the hot tier,
-	// which takes a quarter of it. 0 means 64 MiB.
+	// which takes a quarter of it while its reads pay for it. 0 means
+	// 64 MiB.
 	CacheSize int64
 	// Compression of values; the zero value is S2. Values shorter than
 	// CompressMinSize (0 means 512 bytes) are stored as they are, and a
@@ -84,7 +86,10 @@ type Options struct {
 	// CacheSize, at most 16 MiB, while one process has the directory to
 	// itself: there the tier stands in front of Pebble's block cache, so
 	// it takes its memory out of the block cache rather than adding to
-	// it. A size set here is made from the start, on top of CacheSize.
+	// it, and only while a simulation of it on a sample of the reads
+	// shows it hits enough to pay for that (tierjudge.go); otherwise it
+	// is dormant and the block cache has all of CacheSize. A size set
+	// here is made from the start, on top of CacheSize.
 	// Negative turns it off.
 	HotTierSize int64
 

@@ -139,10 +139,19 @@ func randUint64() uint64 {
 // A process that has its directory to itself writes a small tier
 // (tierSizes): there the tier only stands in front of Pebble's block
 // cache, so it takes its memory out of the block cache (reserve), and the
-// process costs what the same store costs in Pebble alone. The first
-// forwarder to connect gets a tier of the full size, made then, on top of
-// the block cache, which has its memory back; the small one is dropped
-// with what it held.
+// process costs what the same store costs in Pebble alone. It does so only
+// while it earns that memory (tierjudge.go): until then, and whenever its
+// reads stop paying for it, the tier is dormant, neither read nor written,
+// and the block cache has all its memory. The first forwarder to connect
+// gets a tier of the full size, made then, on top of the block cache,
+// which has its memory back; the small one is dropped with what it held.
+//
+// Coherence across dormancy: a dormant tier skips invalidations, so it is
+// cleared before it wakes, and it wakes (dormant false) only after: a
+// write that skipped its invalidation checked dormant after its commit,
+// so before the wake, and every fill that can land in the cleared tier
+// took its ticket after the wake and reads the store after that write.
+// Fills and warms whose tickets predate the clear are dropped by it.
 type ownerTier struct {
 	cur        atomic.Pointer[tierMem]        // nil when the tier is off or could not be made
 	sharedSize int64                          // the size to make when shared; 0: keep cur
@@ -160,6 +169,14 @@ type ownerTier struct {
 
 	s      *store
 	misses atomic.Int64 // reads the tier could not answer (warmAfter)
+
+	// judge is set for the lone tier of the default size, which is
+	// dormant while it does not earn its share of the block cache; cache
+	// and cacheSize are that block cache (reserve).
+	judge     *tierJudge
+	dormant   atomic.Bool
+	cache     *pebble.Cache
+	cacheSize int64
 }
 
 // tierMem is one tier the owner writes.
@@ -248,19 +265,65 @@ func openOwnerTier(s *store, setting, cacheSize int64) (*ownerTier, error) {
 		if shared != lone {
 			o.sharedSize = shared
 			o.reserved = reserved
+			o.cacheSize = cacheSize
+			o.judge = newTierJudge(m.w.Tier().Geometry())
+			o.dormant.Store(true)
 		}
 	}
 	return o, nil
 }
 
-// reserve takes the lone tier's share of the block cache out of cache,
-// which the store has just opened with: the tier then holds hot values in
-// memory the block cache would otherwise have held blocks in.
-func (o *ownerTier) reserve(cache *pebble.Cache) {
+// useCache tells the tier the block cache the store has just opened
+// with: an awake lone tier takes its share out of it (reserve).
+func (o *ownerTier) useCache(cache *pebble.Cache) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.reserved > 0 && !o.shared.Load() && o.unreserve == nil {
-		o.unreserve = cache.Reserve(int(o.reserved))
+	o.cache = cache
+	o.reserve()
+}
+
+// reserve takes the lone tier's share of the block cache, unless it is
+// dormant: the tier then holds hot values in memory the block cache would
+// otherwise have held blocks in. The caller holds mu.
+func (o *ownerTier) reserve() {
+	if o.reserved > 0 && o.cache != nil && !o.shared.Load() && !o.dormant.Load() && o.unreserve == nil {
+		o.unreserve = o.cache.Reserve(int(o.reserved))
+	}
+}
+
+// saw tells the judge of a lone tier of a read of the key of tier hash th,
+// whose key and value are size bytes, and follows its verdict.
+func (o *ownerTier) saw(th uint64, size int) {
+	if o.judge == nil || !sampled(th) || o.shared.Load() {
+		return
+	}
+	if ratio, done := o.judge.read(th, size); done {
+		o.follow(ratio)
+	}
+}
+
+// follow wakes the lone tier when a window's hit ratio earns its memory,
+// and puts it to sleep when the ratio falls a quarter below that (so that
+// a ratio near the line does not swap the block cache's memory back and
+// forth).
+func (o *ownerTier) follow(ratio float64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	m := o.cur.Load()
+	if m == nil || o.shared.Load() {
+		return
+	}
+	line := worth(o.reserved, o.cacheSize, o.s.keys.counts.bytes.load())
+	switch dormant := o.dormant.Load(); {
+	case dormant && ratio >= line:
+		m.w.Clear()
+		o.dormant.Store(false)
+		o.reserve()
+		o.log.Debug("diskcache: the hot tier wakes", "hit_ratio", ratio, "worth", line)
+	case !dormant && ratio < 0.75*line:
+		o.dormant.Store(true)
+		o.giveBack()
+		o.log.Debug("diskcache: the hot tier sleeps: the block cache has its memory", "hit_ratio", ratio, "worth", line)
 	}
 }
 
@@ -302,6 +365,12 @@ func (o *ownerTier) share() {
 		}
 		o.sharedSize = 0
 	}
+	if o.dormant.Load() {
+		// The new tier, or the lone one kept when it could not be made:
+		// woken as follow wakes it, for good.
+		o.cur.Load().w.Clear()
+		o.dormant.Store(false)
+	}
 	if o.epoch == nil {
 		e, err := createEpoch(o.dir)
 		if err != nil {
@@ -321,6 +390,9 @@ func (o *ownerTier) share() {
 // missed counts a read the tier did not answer, and starts warming it
 // after warmAfter. The caller is inside the store's gate.
 func (o *ownerTier) missed() {
+	if o.dormant.Load() {
+		return
+	}
 	// Counted up to warmAfter only: past it every miss would write the
 	// same shared cache line for nothing.
 	if o.misses.Load() < warmAfter && o.misses.Add(1) == warmAfter {
@@ -391,7 +463,7 @@ func (c *store) warmSlice(w *hottier.Writer, lo, hi []byte, full *atomic.Bool) {
 	}
 	var next []byte // the key after the last one read; lo is the iterator's
 	now := c.now()
-	for c.bgCtx.Err() == nil && !full.Load() && !c.tier.replaced(w) {
+	for c.bgCtx.Err() == nil && !full.Load() && !c.tier.replaced(w) && !c.tier.dormant.Load() {
 		w.Gens(&gens)
 		it, err := c.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 		if err != nil {
@@ -448,7 +520,7 @@ func (o *ownerTier) handle() (int64, uint64) {
 // get returns key's value and expiry from the tier.
 func (o *ownerTier) get(key string, hash uint64) ([]byte, int64, bool) {
 	m := o.cur.Load()
-	if m == nil {
+	if m == nil || o.dormant.Load() {
 		return nil, 0, false
 	}
 	v, exp, ok := m.w.Tier().Get(key, hash)
@@ -467,7 +539,7 @@ type fillTicket struct {
 // before reading the store, fill with the value read, and endFill.
 func (o *ownerTier) startFill(hash uint64) fillTicket {
 	m := o.cur.Load()
-	if m == nil {
+	if m == nil || o.dormant.Load() {
 		return fillTicket{}
 	}
 	m.w.StartFill()
@@ -497,7 +569,7 @@ func (o *ownerTier) fill(ft fillTicket, key string, hash uint64, value []byte, e
 // xxhash64, which the Set has computed.
 func (o *ownerTier) written(key string, kh uint64, value []byte, expiry int64) {
 	m := o.cur.Load()
-	if m == nil || m.w.Idle() || len(value) > m.maxValue {
+	if m == nil || o.dormant.Load() || m.w.Idle() || len(value) > m.maxValue {
 		return
 	}
 	h := hottier.HashOf(kh)
@@ -510,7 +582,7 @@ func (o *ownerTier) written(key string, kh uint64, value []byte, expiry int64) {
 // (hottier.Writer.Idle): a process that only writes skips them.
 func (o *ownerTier) idle() bool {
 	m := o.cur.Load()
-	return m == nil || m.w.Idle()
+	return m == nil || o.dormant.Load() || m.w.Idle()
 }
 
 // invalidate drops the key whose xxhash64 is kh.

@@ -46,6 +46,10 @@ func openDir(t *testing.T, dir string, o *Options) *Cache {
 
 func localHits(c *Cache) int64 { return c.Stats().LocalHits }
 
+// wakeTier wakes a lone owner's dormant tier as a judge's verdict of
+// nothing but hits would.
+func wakeTier(c *Cache) { c.local().tier.follow(1) }
+
 // A hot key read in a forwarder is soon answered from the tier, and then
 // always, without asking the owner.
 func TestHotTierAnswersHotKeys(t *testing.T) {
@@ -298,12 +302,14 @@ func TestEpochFileDamaged(t *testing.T) {
 	}
 }
 
-// A cache used by one process reads its hot keys from the tier too, and
-// writes no epoch file; from the first connection on, forwarders read the
-// same tier, and a write in the owner is seen by them at once.
+// A cache used by one process reads its hot keys from the tier too (once
+// awake), and writes no epoch file; from the first connection on,
+// forwarders read the same tier, and a write in the owner is seen by them
+// at once.
 func TestEpochFileOnlyWhenShared(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cache")
 	owner := openDir(t, dir, &Options{SizeLimit: 64 << 20})
+	wakeTier(owner)
 	for i := range 100 {
 		owner.Set(ctx, fmt.Sprint("k", i), []byte("before"), 0)
 	}
@@ -368,6 +374,7 @@ func TestLocalCacheSizeOffAsksTheOwner(t *testing.T) {
 func TestHotTierWarms(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cache")
 	c := openDir(t, dir, &Options{SizeLimit: 64 << 20})
+	wakeTier(c)
 	const n = 3 * warmAfter
 	var entries []Entry
 	for i := range n {
@@ -439,6 +446,7 @@ func TestLoneOwnerTierGrowsWhenShared(t *testing.T) {
 	if got := tierSize(owner); got != defaultLoneTierSize {
 		t.Fatalf("a lone owner's tier is %d bytes, want %d", got, defaultLoneTierSize)
 	}
+	wakeTier(owner)
 	for i := range 100 {
 		owner.Set(ctx, fmt.Sprint("k", i), []byte("v1"), 0)
 	}
@@ -564,10 +572,11 @@ func BenchmarkWarmTier(b *testing.B) {
 	}
 }
 
-// A lone owner's default tier takes its share out of the block cache, so
-// that reads which fill both leave the process where the block cache
-// alone would; once a second process connects, the shared tier comes on
-// top and the block cache has all of CacheSize back.
+// A lone owner's default tier, once awake, takes its share out of the
+// block cache, so that reads which fill both leave the process where the
+// block cache alone would; dormant, it takes nothing; once a second
+// process connects, the shared tier comes on top and the block cache has
+// all of CacheSize back.
 func TestLoneTierTakesItsShareOfBlockCache(t *testing.T) {
 	const cacheSize = 8 << 20 // a 2 MiB tier, the rest for blocks
 	dir := filepath.Join(t.TempDir(), "cache")
@@ -580,6 +589,10 @@ func TestLoneTierTakesItsShareOfBlockCache(t *testing.T) {
 	readAll := func() int64 { return readBlocks(t, db) }
 	// A shard of the cache may go over its share by a block or two.
 	const slack = 64 << 10
+	if got := readAll(); got < cacheSize-slack {
+		t.Fatalf("with the lone tier dormant the block cache holds %d bytes, want CacheSize %d", got, cacheSize)
+	}
+	wakeTier(owner)
 	if got := readAll(); got > cacheSize-cacheSize/4+slack {
 		t.Fatalf("the lone owner's block cache holds %d bytes, more than CacheSize %d less the tier's %d",
 			got, cacheSize, cacheSize/4)

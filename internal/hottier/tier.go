@@ -213,6 +213,20 @@ func (t *Tier) ID() uint64 { return t.id }
 // Size is the tier's size in bytes.
 func (t *Tier) Size() int { return len(t.mem) }
 
+// Geometry returns the sizes in bytes of the small and the main ring, and
+// the number of hashes the writer's ghost list keeps: what a simulation of
+// the tier's eviction needs.
+func (t *Tier) Geometry() (small, main uint64, ghosts int) {
+	return t.ringSize[0], t.ringSize[1], ghostSize(t.mask + 1)
+}
+
+// ghostSize is the length of the ghost list of a tier of so many buckets.
+func ghostSize(buckets uint64) int { return int(max(buckets, 1024)) }
+
+// RecordSize is the bytes a record of a key and a value of so many bytes
+// together takes in a ring.
+func RecordSize(keyValue int) uint64 { return align8(recHeader + uint64(keyValue)) }
+
 // OwnerEpoch is a number the owner engine stores in the tier and readers
 // compare with one it keeps elsewhere: the engine's way of telling its
 // readers that a tier was left by an owner that is gone.

@@ -57,7 +57,7 @@ func NewWriter(t *Tier) *Writer {
 		t:     t,
 		gens:  make([]atomic.Uint32, buckets),
 		held:  make([]uint8, buckets),
-		ghost: make([]uint64, max(buckets, 1024)),
+		ghost: make([]uint64, ghostSize(buckets)),
 	}
 }
 
