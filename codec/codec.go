@@ -23,7 +23,7 @@ type Config struct {
 	// ones are stored raw. Zero means DefaultMinSize.
 	MinSize int
 	// MaxValue is the largest decoded value Decode accepts. It is checked
-	// before allocating, so a record whose checksum matches but whose
+	// before allocating, so a record whose header is sound but whose
 	// compressed payload claims a huge size (a decompression bomb) costs an
 	// error, not the memory. Zero means DefaultMaxValue. Writers should
 	// refuse values above it: AppendRecord encodes them, Decode rejects them.

@@ -4,30 +4,32 @@
 //
 // # Layout
 //
-// A record is a header of 10 bytes (18 when it expires) and the stored
+// A record is a header of 4 bytes (12 when it expires) and the stored
 // payload. Integers are little-endian.
 //
 //	offset  size  field
-//	0       1     format version (Version, currently 1)
-//	1       1     flags: bits 0-1 payload compression (0 none, 1 S2, 2 zstd;
-//	              3 is invalid); bit 2 set when the record expires; bit 3 set
-//	              when the payload is a Ref; bits 4-7 must be zero in version 1
-//	2       8     expiry, unix nanoseconds (int64, not 0); only when bit 2 is set
-//	h-8     4     write time, unix seconds (uint32)
-//	h-4     4     CRC-32C (Castagnoli) of the stored payload, then bytes 0..h-4
+//	0       1     version and flags: bits 4-7 the version tag (2); bits 0-1
+//	              payload compression (0 none, 1 S2, 2 zstd; 3 is invalid);
+//	              bit 2 set when the record expires; bit 3 set when the
+//	              payload is a Ref
+//	1       8     expiry, unix nanoseconds (int64, not 0); only when bit 2 is set
+//	h-3     3     write time, minutes since 2020-01-01 UTC (held within 24 bits)
 //	h       n     stored payload: the value, or its S2 block or zstd frame
 //
 // Small values dominate many caches (a 128-byte value is the common case),
 // so the header is kept short: an entry that never expires does not carry an
 // expiry, and the write time, which only the size limit's recency fallback
-// reads, is kept to the second. Every byte of a record is paid for in the
-// block cache and in every compaction.
+// reads (the access clock has every write to 10 ms), is kept to the minute.
+// Every byte of a record is paid for in the block cache and in every
+// compaction.
 //
-// The checksum covers the payload before the header so that SetExpiry can
-// check the old record and sign the new one in a single pass over the payload.
+// A record carries no checksum: Pebble checks every block of its tables
+// and every record of its log against its own, and the value log every
+// entry. Version 1 records (record_v1.go), which stores written before
+// version 2 still hold, carry a CRC-32C and a write time to the second,
+// and are read as they are; a record written again is written in version 2.
 //
-// DecodeHeader reads the expiry and write time without touching the payload
-// or the checksum.
+// DecodeHeader reads the expiry and write time without touching the payload.
 //
 // # References
 //
@@ -50,8 +52,8 @@
 //
 // # Safety
 //
-// Decode treats every record as untrusted: it verifies the checksum before
-// decompressing, bounds the decoded size by Config.MaxValue before
-// allocating, and reports every problem as an error wrapping ErrCorrupt rather
-// than panicking.
+// Decode treats every record as untrusted: it checks the header (and a
+// version 1 record's checksum) before decompressing, bounds the decoded size
+// by Config.MaxValue before allocating, and reports every problem as an error
+// wrapping ErrCorrupt rather than panicking.
 package codec

@@ -2,34 +2,44 @@ package codec
 
 import (
 	"encoding/binary"
-	"hash/crc32"
 	"slices"
 )
 
-// Version is the record format version that AppendRecord writes and Decode
-// reads.
-const Version = 1
+// Version is the record format version that AppendRecord writes. Decode
+// reads it and version 1 (records written before it).
+const Version = 2
 
 // MinHeaderSize and MaxHeaderSize bound the header that starts every
-// record: 10 bytes, 18 when the record expires.
+// record AppendRecord writes: 4 bytes, 12 when the record expires.
+// Version 1 records, still read, have 10 and 18.
 const (
-	MinHeaderSize = 10
-	MaxHeaderSize = 18
+	MinHeaderSize = 4
+	MaxHeaderSize = 12
 )
 
-// Offsets of the header fields; see the package documentation.
+// The first byte of a version 2 record is v2Tag | flags; version 1
+// records start with a byte 1, which no version 2 record does.
 const (
-	offVersion = 0
-	offFlags   = 1
-	offExpiry  = 2 // only when flagExpiry is set
+	v2Tag     = 0x20
+	v2TagMask = 0xf0
 
 	algoMask   = 0x03 // flags bits that hold the algorithm
 	flagExpiry = 0x04 // the header holds an expiry
 	flagRef    = 0x08 // the payload is a Ref to the stored value
 	knownFlags = algoMask | flagExpiry | flagRef
+
+	offExpiry = 1 // only when flagExpiry is set
 )
 
-// headerLen returns the header length that flags announce.
+// writeEpoch is where a version 2 record's write time counts minutes
+// from, 2020-01-01 UTC, in unix seconds; its three bytes reach 2051.
+const (
+	writeEpoch    = 1_577_836_800
+	maxWriteMinus = 1<<24 - 1
+)
+
+// headerLen returns the length of the version 2 header that flags
+// announce.
 func headerLen(flags byte) int {
 	if flags&flagExpiry != 0 {
 		return MaxHeaderSize
@@ -37,16 +47,22 @@ func headerLen(flags byte) int {
 	return MinHeaderSize
 }
 
-// castagnoli is read-only after package initialisation; crc32 uses the
-// CPU's CRC-32C instruction for this table where there is one.
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// writeMinutes is writeTime (unix nanoseconds) in the minutes of a
+// version 2 header: rounded down, and held within its three bytes.
+func writeMinutes(writeTime int64) uint32 {
+	m := (writeTime/1e9 - writeEpoch) / 60
+	return uint32(min(max(m, 0), maxWriteMinus))
+}
 
 // Header is the part of a record before the payload.
 type Header struct {
-	Version   uint8
-	Algo      uint8 // payload compression as stored: AlgoNone, AlgoS2 or AlgoZstd
-	Expiry    int64 // unix nanoseconds; 0 means never
-	WriteTime int64 // unix nanoseconds, whole seconds: the record keeps seconds
+	Version uint8
+	Algo    uint8 // payload compression as stored: AlgoNone, AlgoS2 or AlgoZstd
+	Expiry  int64 // unix nanoseconds; 0 means never
+	// WriteTime is when the record was written, in unix nanoseconds, to
+	// the minute (version 1 records: to the second). Only the size
+	// limit's recency fallback reads it.
+	WriteTime int64
 	// Ref is set when the payload is a Ref: the stored value (compressed
 	// as Algo says) lives in a value log, not in the record.
 	Ref bool
@@ -61,7 +77,7 @@ func (h Header) Expired(nowNanos int64) bool {
 // AppendRecord appends the record for value to dst and returns the extended
 // slice. It compresses value when len(value) >= MinSize and the compressed
 // form saves at least an eighth of len(value); otherwise it stores value raw.
-// writeTime is kept to the second. It allocates at most once, and not at all
+// writeTime is kept to the minute. It allocates at most once, and not at all
 // when dst has room.
 func (c *Codec) AppendRecord(dst []byte, expiry, writeTime int64, value []byte) []byte {
 	algo := c.algoFor(value)
@@ -109,16 +125,19 @@ func expiryFlag(expiry int64) byte {
 	return 0
 }
 
-// sign fills in the header of rec, whose payload is in place.
+// sign fills in the version 2 header of rec, whose payload is in place.
 func sign(rec []byte, flags byte, expiry, writeTime int64) {
+	putHeader(rec, flags, expiry, writeMinutes(writeTime))
+}
+
+// putHeader writes a version 2 header at the start of rec.
+func putHeader(rec []byte, flags byte, expiry int64, minutes uint32) {
 	hl := headerLen(flags)
-	rec[offVersion] = Version
-	rec[offFlags] = flags
+	rec[0] = v2Tag | flags
 	if expiry != 0 {
 		binary.LittleEndian.PutUint64(rec[offExpiry:], uint64(expiry))
 	}
-	binary.LittleEndian.PutUint32(rec[hl-8:], uint32(writeTime/1e9))
-	binary.LittleEndian.PutUint32(rec[hl-4:], checksum(payloadSum(rec, hl), rec, hl))
+	rec[hl-3], rec[hl-2], rec[hl-1] = byte(minutes), byte(minutes>>8), byte(minutes>>16)
 }
 
 // DecodeHeader parses and checks the header of rec: its length, version and
@@ -132,32 +151,42 @@ func DecodeHeader(rec []byte) (Header, error) {
 
 // decodeHeader is DecodeHeader that also returns the header's length.
 func decodeHeader(rec []byte) (int, Header, error) {
-	if len(rec) < MinHeaderSize {
-		return 0, Header{}, corrupt("too short: %d bytes, a header is at least %d", len(rec), MinHeaderSize)
+	if len(rec) == 0 {
+		return 0, Header{}, corrupt("empty: a header is at least %d bytes", MinHeaderSize)
 	}
-	if v := rec[offVersion]; v != Version {
-		return 0, Header{}, corrupt("unsupported version %d (want %d)", v, Version)
+	if rec[0] == v1 {
+		return decodeHeaderV1(rec)
 	}
-	flags := rec[offFlags]
+	if rec[0]&v2TagMask != v2Tag {
+		return 0, Header{}, corrupt("unsupported version (first byte %#02x)", rec[0])
+	}
+	flags := rec[0] &^ v2TagMask
 	algo := flags & algoMask
-	if flags&^knownFlags != 0 || algo > AlgoZstd {
+	if algo > AlgoZstd {
 		return 0, Header{}, corrupt("bad flags %#02x", flags)
 	}
 	hl := headerLen(flags)
 	if len(rec) < hl {
 		return 0, Header{}, corrupt("too short: %d bytes, the header is %d", len(rec), hl)
 	}
+	minutes := int64(rec[hl-3]) | int64(rec[hl-2])<<8 | int64(rec[hl-1])<<16
 	h := Header{
 		Version:   Version,
 		Algo:      algo,
-		WriteTime: int64(binary.LittleEndian.Uint32(rec[hl-8:])) * 1e9,
+		WriteTime: (writeEpoch + 60*minutes) * 1e9,
 		Ref:       flags&flagRef != 0,
 	}
+	return checkHeader(rec, flags, hl, h)
+}
+
+// checkHeader completes h, the header of rec of length hl with flags: the
+// expiry, and the length of a reference record. Both versions share it.
+func checkHeader(rec []byte, flags byte, hl int, h Header) (int, Header, error) {
 	if h.Ref && len(rec) != hl+RefSize {
 		return 0, Header{}, corrupt("a reference record of %d bytes, want %d", len(rec), hl+RefSize)
 	}
 	if flags&flagExpiry != 0 {
-		h.Expiry = int64(binary.LittleEndian.Uint64(rec[offExpiry:]))
+		h.Expiry = int64(binary.LittleEndian.Uint64(rec[expiryAt(h.Version):]))
 		if h.Expiry == 0 {
 			return 0, Header{}, corrupt("expiry flag set with a zero expiry")
 		}
@@ -189,9 +218,9 @@ func (c *Codec) Decode(dst, rec []byte) (Header, []byte, error) {
 	return h, out, nil
 }
 
-// Verify checks rec's header and checksum and returns the header and the
-// stored payload, which aliases rec: the value as stored, or for a
-// reference record the Ref (ParseRef).
+// Verify checks rec's header (and a version 1 record's checksum) and
+// returns the header and the stored payload, which aliases rec: the value
+// as stored, or for a reference record the Ref (ParseRef).
 func Verify(rec []byte) (Header, []byte, error) {
 	hl, h, err := verify(rec)
 	if err != nil {
@@ -229,36 +258,23 @@ func (c *Codec) DecodeStored(dst []byte, algo uint8, stored []byte) ([]byte, err
 	return out, nil
 }
 
-// SetExpiry returns a copy of rec with expiry replaced (0: never expires)
-// and the checksum recomputed; the payload is copied as stored, not
-// decoded. It first checks rec's header and checksum, so it never signs a
-// damaged record.
+// SetExpiry returns a copy of rec with expiry replaced (0: never expires),
+// as a version 2 record; the payload is copied as stored, not decoded. It
+// first checks rec as Verify does, so it never rewrites a damaged version
+// 1 record.
 func SetExpiry(rec []byte, expiry int64) ([]byte, error) {
-	hl, _, err := decodeHeader(rec)
+	hl, h, err := verify(rec)
 	if err != nil {
 		return nil, err
 	}
-	// The checksum covers the payload first, so one pass over it checks
-	// the old header and signs the new one.
-	sum := payloadSum(rec, hl)
-	if got, want := checksum(sum, rec, hl), binary.LittleEndian.Uint32(rec[hl-4:]); got != want {
-		return nil, corrupt("checksum mismatch: computed %#08x, stored %#08x", got, want)
-	}
-	flags := rec[offFlags] &^ flagExpiry
-	if expiry != 0 {
-		flags |= flagExpiry
+	flags := h.Algo | expiryFlag(expiry)
+	if h.Ref {
+		flags |= flagRef
 	}
 	nl := headerLen(flags)
 	out := make([]byte, nl, nl+len(rec)-hl)
-	out[offVersion] = Version
-	out[offFlags] = flags
-	if expiry != 0 {
-		binary.LittleEndian.PutUint64(out[offExpiry:], uint64(expiry))
-	}
-	copy(out[nl-8:nl-4], rec[hl-8:hl-4]) // write time
-	out = append(out, rec[hl:]...)
-	binary.LittleEndian.PutUint32(out[nl-4:], checksum(sum, out, nl))
-	return out, nil
+	putHeader(out, flags, expiry, writeMinutes(h.WriteTime))
+	return append(out, rec[hl:]...), nil
 }
 
 // PayloadLen returns the length of rec's stored payload (compressed when the
@@ -284,27 +300,15 @@ func ExternalLen(rec []byte) int {
 	return int(binary.LittleEndian.Uint32(rec[hl+refOffLength:]))
 }
 
-// verify checks rec's header and checksum and returns the header and its
-// length.
+// verify checks rec's header, and a version 1 record's checksum, and
+// returns the header and its length.
 func verify(rec []byte) (int, Header, error) {
 	hl, h, err := decodeHeader(rec)
-	if err != nil {
-		return 0, Header{}, err
+	if err != nil || h.Version != v1 {
+		return hl, h, err
 	}
-	if got, want := checksum(payloadSum(rec, hl), rec, hl), binary.LittleEndian.Uint32(rec[hl-4:]); got != want {
+	if got, want := checksumV1(payloadSum(rec, hl), rec, hl), binary.LittleEndian.Uint32(rec[hl-4:]); got != want {
 		return 0, Header{}, corrupt("checksum mismatch: computed %#08x, stored %#08x", got, want)
 	}
 	return hl, h, nil
-}
-
-// payloadSum returns the CRC-32C of the payload of rec, whose header is hl
-// bytes: the first part of its checksum.
-func payloadSum(rec []byte, hl int) uint32 {
-	return crc32.Update(0, castagnoli, rec[hl:])
-}
-
-// checksum finishes the record checksum from payloadSum by adding the header
-// bytes that precede the checksum field.
-func checksum(payloadSum uint32, rec []byte, hl int) uint32 {
-	return crc32.Update(payloadSum, castagnoli, rec[:hl-4])
 }

@@ -48,21 +48,49 @@ func mustNew(t testing.TB, cfg Config) *Codec {
 	return c
 }
 
-// reseal recomputes rec's checksum in place, so a test can reach the checks
-// that come after it.
-func reseal(rec []byte) []byte {
-	hl := headerLen(rec[offFlags])
-	binary.LittleEndian.PutUint32(rec[hl-4:], checksum(payloadSum(rec, hl), rec, hl))
+// writeTime is a write time a record keeps exactly: a whole minute.
+const writeTime = 1_600_000_020_000_000_000
+
+// record builds a record by hand with the given flags (which may set the
+// version tag's bits too) and stored payload.
+func record(flags byte, payload []byte) []byte {
+	rec := make([]byte, MinHeaderSize, MinHeaderSize+len(payload))
+	rec[0] = v2Tag ^ flags
+	return append(rec, payload...)
+}
+
+// v1HeaderLen is headerLen for version 1.
+func v1HeaderLen(flags byte) int {
+	if flags&flagExpiry != 0 {
+		return v1MaxHeader
+	}
+	return v1MinHeader
+}
+
+// resealV1 recomputes a version 1 record's checksum in place, so a test can
+// reach the checks that come after it.
+func resealV1(rec []byte) []byte {
+	hl := v1HeaderLen(rec[v1OffFlags])
+	binary.LittleEndian.PutUint32(rec[hl-4:], checksumV1(payloadSum(rec, hl), rec, hl))
 	return rec
 }
 
-// record builds a record by hand with the given flags and stored payload.
-func record(flags byte, payload []byte) []byte {
-	rec := make([]byte, MinHeaderSize, MinHeaderSize+len(payload))
-	rec[offVersion] = Version
-	rec[offFlags] = flags
-	rec = append(rec, payload...)
-	return reseal(rec)
+// toV1 rewrites a version 2 record as the version 1 writer wrote it, with
+// the write time in seconds: what stores of before version 2 hold.
+func toV1(rec []byte) []byte {
+	hl, h, err := decodeHeader(rec)
+	if err != nil {
+		panic(err)
+	}
+	flags := rec[0] &^ v2TagMask
+	nl := v1HeaderLen(flags)
+	out := make([]byte, nl, nl+len(rec)-hl)
+	out[0], out[v1OffFlags] = v1, flags
+	if h.Expiry != 0 {
+		binary.LittleEndian.PutUint64(out[v1OffExpiry:], uint64(h.Expiry))
+	}
+	binary.LittleEndian.PutUint32(out[nl-8:], uint32(h.WriteTime/1e9))
+	return resealV1(append(out, rec[hl:]...))
 }
 
 // overlaps reports whether a and b share memory.
@@ -104,7 +132,6 @@ func TestRoundTrip(t *testing.T) {
 					name := fmt.Sprintf("%v/%s/%d/expiry=%d", comp.c, kind.name, size, expiry)
 					t.Run(name, func(t *testing.T) {
 						value := kind.gen(uint64(size), size)
-						const writeTime = 1_600_000_000_000_000_000 // whole seconds: the record keeps seconds
 						rec := c.AppendRecord(nil, expiry, writeTime, value)
 
 						wantAlgo := AlgoNone
@@ -222,8 +249,8 @@ func TestExpired(t *testing.T) {
 func TestCorrupt(t *testing.T) {
 	c := mustNew(t, Config{})
 	small := mustNew(t, Config{MaxValue: 1000})
-	raw := c.AppendRecord(nil, 0, 8e9, []byte("hello, world"))
-	expiring := c.AppendRecord(nil, 9, 8e9, []byte("hello, world"))
+	raw := c.AppendRecord(nil, 0, writeTime, []byte("hello, world"))
+	expiring := c.AppendRecord(nil, 9, writeTime, []byte("hello, world"))
 
 	zeros := make([]byte, 64<<10)
 	s2Big := mustNew(t, Config{Compression: CompressionS2}).AppendRecord(nil, 0, 0, zeros)
@@ -244,17 +271,25 @@ func TestCorrupt(t *testing.T) {
 		rec   []byte
 		want  string // in the error message
 	}{
-		{"empty", c, nil, "too short"},
+		{"empty", c, nil, "empty"},
 		{"header only minus one", c, raw[:MinHeaderSize-1], "too short"},
 		{"expiry header cut", c, expiring[:MaxHeaderSize-1], "too short"},
 		{"expiry flag with zero expiry", c, func() []byte {
 			r := bytes.Clone(expiring)
 			binary.LittleEndian.PutUint64(r[offExpiry:], 0)
-			return reseal(r)
+			return r
 		}(), "zero expiry"},
-		{"version 0", c, func() []byte { r := bytes.Clone(raw); r[0] = 0; return reseal(r) }(), "version"},
-		{"version 2", c, func() []byte { r := bytes.Clone(raw); r[0] = 2; return reseal(r) }(), "version"},
+		{"version 0", c, func() []byte { r := bytes.Clone(raw); r[0] = 0; return r }(), "version"},
+		{"version 2 without its tag", c, func() []byte { r := bytes.Clone(raw); r[0] = 2; return r }(), "version"},
 		{"algo 3", c, record(3, []byte("x")), "flags"},
+		{"version 1 cut", c, toV1(raw)[:v1MinHeader-1], "too short"},
+		{"version 1 checksum", c, func() []byte { r := toV1(raw); r[len(r)-1] ^= 1; return r }(), "checksum"},
+		{"version 1 zero expiry", c, func() []byte {
+			r := toV1(expiring)
+			binary.LittleEndian.PutUint64(r[v1OffExpiry:], 0)
+			return resealV1(r)
+		}(), "zero expiry"},
+		{"version 1 algo 3", c, func() []byte { r := toV1(raw); r[v1OffFlags] = 3; return resealV1(r) }(), "flags"},
 		{"s2 garbage", c, record(AlgoS2, []byte{0x10, 0xff, 0xff, 0xff, 0xff}), "s2"},
 		{"s2 bad varint", c, record(AlgoS2, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}), "s2"},
 		{"s2 empty", c, record(AlgoS2, nil), "s2"},
@@ -274,13 +309,23 @@ func TestCorrupt(t *testing.T) {
 		rec   []byte
 		want  string
 	}{"reference of the wrong length", c, record(flagRef, []byte("x")), "reference record"})
-	for bit := 4; bit < 8; bit++ { // bit 2 is the expiry flag, bit 3 the reference flag
+	for bit := 4; bit < 8; bit++ { // bits 0-3 are the flags, 4-7 the version tag
 		tests = append(tests, struct {
 			name  string
 			codec *Codec
 			rec   []byte
 			want  string
-		}{fmt.Sprintf("flag bit %d", bit), c, record(1<<bit, []byte("x")), "flags"})
+		}{fmt.Sprintf("tag bit %d", bit), c, record(1<<bit, []byte("x")), "version"},
+			struct {
+				name  string
+				codec *Codec
+				rec   []byte
+				want  string
+			}{fmt.Sprintf("version 1 flag bit %d", bit), c, func() []byte {
+				r := toV1(raw)
+				r[v1OffFlags] |= 1 << bit
+				return resealV1(r)
+			}(), "flags"})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -298,14 +343,16 @@ func TestCorrupt(t *testing.T) {
 	}
 }
 
-// TestCorruptEveryByte truncates records at every length and flips every bit
-// of every byte of small records of each algorithm: all must fail to decode.
-func TestCorruptEveryByte(t *testing.T) {
+// TestCorruptEveryByteV1 truncates version 1 records at every length and
+// flips every bit of every byte of small records of each algorithm: their
+// checksum makes all fail to decode. (A version 2 record leaves that to
+// Pebble's checksums: TestCorruptHeaderV2.)
+func TestCorruptEveryByteV1(t *testing.T) {
 	c := mustNew(t, Config{MinSize: 1})
 	recs := map[string][]byte{
-		"raw":  c.AppendRecord(nil, 1, 2, randomBytes(1, 40)),
-		"s2":   c.AppendRecord(nil, 1, 2, textBytes(1, 200)),
-		"zstd": mustNew(t, Config{MinSize: 1, Compression: CompressionZstd}).AppendRecord(nil, 1, 2, textBytes(1, 200)),
+		"raw":  toV1(c.AppendRecord(nil, 1, 2, randomBytes(1, 40))),
+		"s2":   toV1(c.AppendRecord(nil, 1, 2, textBytes(1, 200))),
+		"zstd": toV1(mustNew(t, Config{MinSize: 1, Compression: CompressionZstd}).AppendRecord(nil, 1, 2, textBytes(1, 200))),
 	}
 	for name, rec := range recs {
 		t.Run(name, func(t *testing.T) {
@@ -333,11 +380,46 @@ func TestCorruptEveryByte(t *testing.T) {
 	}
 }
 
+// TestCorruptHeaderV2: a version 2 record cut inside its header, or whose
+// first byte is not a version 2 tag with known flags, fails to decode.
+func TestCorruptHeaderV2(t *testing.T) {
+	c := mustNew(t, Config{MinSize: 1})
+	for _, rec := range [][]byte{
+		c.AppendRecord(nil, 0, writeTime, randomBytes(1, 40)),
+		c.AppendRecord(nil, 1, writeTime, textBytes(1, 200)),
+		AppendRefRecord(nil, 1, writeTime, AlgoS2, Ref{Segment: 1, Offset: 2, Length: 3, Sum: 4}),
+	} {
+		hl, _, err := decodeHeader(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for n := range hl {
+			if _, _, err := c.Decode(nil, rec[:n]); !errors.Is(err, ErrCorrupt) {
+				t.Errorf("cut to %d of a %d-byte header: error %v", n, hl, err)
+			}
+		}
+		for b := range 256 {
+			r := bytes.Clone(rec)
+			r[0] = byte(b)
+			_, _, err := c.Decode(nil, r)
+			known := b&v2TagMask == v2Tag && b&algoMask != 3
+			if !known && b != v1 && !errors.Is(err, ErrCorrupt) {
+				t.Errorf("first byte %#02x: error %v, want ErrCorrupt", b, err)
+			}
+		}
+	}
+}
+
+// Reading old stores: a version 1 record decodes, with its write time to
+// the second, and its header reads without the checksum.
 func TestDecodeHeaderSkipsChecksum(t *testing.T) {
-	rec := mustNew(t, Config{}).AppendRecord(nil, 42, 7e9, []byte("value"))
+	rec := toV1(mustNew(t, Config{}).AppendRecord(nil, 42, writeTime, []byte("value")))
+	if h, v, err := mustNew(t, Config{}).Decode(nil, rec); err != nil || h.Version != v1 || h.Expiry != 42 || h.WriteTime != writeTime || string(v) != "value" {
+		t.Fatalf("Decode of a version 1 record = %+v, %q, %v", h, v, err)
+	}
 	rec[len(rec)-1] ^= 0xff
 	h, err := DecodeHeader(rec)
-	if err != nil || h.Expiry != 42 || h.WriteTime != 7e9 {
+	if err != nil || h.Expiry != 42 || h.WriteTime != writeTime {
 		t.Fatalf("DecodeHeader = %+v, %v", h, err)
 	}
 	if _, _, err := mustNew(t, Config{}).Decode(nil, rec); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "checksum") {
@@ -355,29 +437,33 @@ func TestSetExpiry(t *testing.T) {
 		c := mustNew(t, Config{Compression: comp})
 		for name, value := range values {
 			t.Run(fmt.Sprintf("%v/%s", comp, name), func(t *testing.T) {
-				rec := c.AppendRecord(nil, 0, 99e9, value)
-				orig := bytes.Clone(rec)
-				for _, expiry := range []int64{123, 0, -1} {
-					out, err := SetExpiry(rec, expiry)
-					if err != nil {
-						t.Fatalf("SetExpiry(%d): %v", expiry, err)
-					}
-					if !bytes.Equal(rec, orig) {
-						t.Fatal("SetExpiry changed its input")
-					}
-					if !bytes.Equal(out[headerLen(out[offFlags]):], rec[headerLen(rec[offFlags]):]) || out[offFlags]&algoMask != rec[offFlags]&algoMask {
-						t.Fatal("SetExpiry changed the stored payload")
-					}
-					h, got, err := c.Decode(nil, out)
-					if err != nil || h.Expiry != expiry || h.WriteTime != 99e9 || !bytes.Equal(got, value) {
-						t.Fatalf("Decode after SetExpiry(%d) = %+v, %v", expiry, h, err)
+				v2 := c.AppendRecord(nil, 0, writeTime, value)
+				for _, rec := range [][]byte{v2, toV1(v2)} {
+					orig := bytes.Clone(rec)
+					for _, expiry := range []int64{123, 0, -1} {
+						out, err := SetExpiry(rec, expiry)
+						if err != nil {
+							t.Fatalf("SetExpiry(%d): %v", expiry, err)
+						}
+						if !bytes.Equal(rec, orig) {
+							t.Fatal("SetExpiry changed its input")
+						}
+						ho, _, _ := Verify(out)
+						hr, pr, _ := Verify(rec)
+						if !bytes.Equal(out[len(out)-PayloadLen(out):], pr) || ho.Algo != hr.Algo {
+							t.Fatal("SetExpiry changed the stored payload")
+						}
+						h, got, err := c.Decode(nil, out)
+						if err != nil || h.Version != Version || h.Expiry != expiry || h.WriteTime != writeTime || !bytes.Equal(got, value) {
+							t.Fatalf("Decode after SetExpiry(%d) = %+v, %v", expiry, h, err)
+						}
 					}
 				}
 			})
 		}
 	}
-	bad := mustNew(t, Config{}).AppendRecord(nil, 0, 0, []byte("x"))
-	bad[MinHeaderSize] ^= 1
+	bad := toV1(mustNew(t, Config{}).AppendRecord(nil, 0, 0, []byte("x")))
+	bad[v1MinHeader] ^= 1
 	if _, err := SetExpiry(bad, 1); !errors.Is(err, ErrCorrupt) {
 		t.Errorf("SetExpiry on a damaged record: %v, want ErrCorrupt", err)
 	}

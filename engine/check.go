@@ -113,8 +113,10 @@ const checkProblemLimit = 100
 
 // Check verifies the store of the cache directory dir: Pebble opens it
 // (which replays the WAL and checks the MANIFEST), every block of every
-// table is read and its checksum checked, every record decodes with its
-// own checksum, every expiry index entry points at a record with that
+// table is read and its checksum checked, every record decodes (a record
+// of version 1 with its own checksum), every reference to the value log
+// finds its entry with the entry's checksum, every expiry index entry
+// points at a record with that
 // expiry and every expiring record has its index entry, the counts and key
 // filter a clean Close saved agree with the scan, and the format metadata
 // is there. A damaged store gives a report with Problems, not an error;
@@ -361,8 +363,9 @@ func (r *CheckReport) checkMeta(db *pebble.DB, fsys vfs.FS) *presence {
 	return p
 }
 
-// scanData reads every record: its key, checksum, value and expiry index
-// entry, and that the saved key filter has it.
+// scanData reads every record: its key, header, value (and the checksum of
+// a version 1 record or of a value log entry) and expiry index entry, and
+// that the saved key filter has it.
 func (r *CheckReport) scanData(ctx context.Context, db *pebble.DB, values *vlog.Log, p *presence) error {
 	// The largest value any cache accepts, whatever limit wrote this one.
 	cd, err := codec.New(codec.Config{MaxValue: maxValueCeiling})

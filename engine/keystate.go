@@ -344,7 +344,7 @@ func (c *store) scanKeys(ctx context.Context) error {
 				scanned.entries++
 				lv := it.LazyValue()
 				scanned.bytes += int64(len(k) + lv.Len())
-				if lv.Len() == codec.MinHeaderSize+codec.RefSize || lv.Len() == codec.MaxHeaderSize+codec.RefSize {
+				if codec.MayBeRefRecord(lv.Len()) {
 					// Perhaps a reference record: add what it refers to.
 					if v, _, err := lv.Value(nil); err == nil {
 						scanned.bytes += int64(codec.ExternalLen(v))

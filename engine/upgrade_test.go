@@ -14,16 +14,19 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/diskcache-go/diskcache/codec"
 	"github.com/diskcache-go/diskcache/ttl"
 )
 
-// Stores written by earlier versions are checked in under
-// testdata/format<N>/, each written by writeFixture at a commit whose
-// storeFormat was N:
+// Stores written by earlier versions are checked in under testdata, each
+// written by writeFixture at a commit of that version: format1 (store
+// format 1, record version 1) and format2-record1 (store format 2, record
+// version 1, written just before record version 2).
 //
 //	go test ./engine -run TestWriteFormatFixture -write-fixture
 //
-// writes testdata/format<storeFormat>/ with the code of the working tree.
+// writes testdata/format<storeFormat>-record<codec.Version>/ with the code
+// of the working tree.
 // The tests below open them with today's code and check that every entry
 // is there with its value, its TTL and its recency.
 var writeFixtureFlag = flag.Bool("write-fixture", false, "write testdata/format<storeFormat>/ (TestWriteFormatFixture)")
@@ -69,7 +72,7 @@ func TestWriteFormatFixture(t *testing.T) {
 	if !*writeFixtureFlag {
 		t.Skip("writes testdata only with -write-fixture")
 	}
-	dir := filepath.Join("testdata", fmt.Sprintf("format%d", storeFormat))
+	dir := filepath.Join("testdata", fmt.Sprintf("format%d-record%d", storeFormat, codec.Version))
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
@@ -162,11 +165,11 @@ func copyTree(src, dst string) error {
 
 // openFixture copies the fixture of format n into a temporary directory
 // and opens it at fixtureRead.
-func openFixture(t *testing.T, n int) (*Cache, string) {
+func openFixture(t *testing.T, name string) (*Cache, string) {
 	t.Helper()
-	src := filepath.Join("testdata", fmt.Sprintf("format%d", n), storeDir)
+	src := filepath.Join("testdata", name, storeDir)
 	if _, err := os.Stat(src); err != nil {
-		t.Fatalf("fixture of format %d: %v", n, err)
+		t.Fatalf("fixture %s: %v", name, err)
 	}
 	dir := filepath.Join(t.TempDir(), "cache")
 	if err := copyTree(src, filepath.Join(dir, storeDir)); err != nil {
@@ -174,7 +177,7 @@ func openFixture(t *testing.T, n int) (*Cache, string) {
 	}
 	c, err := Open(dir, &Options{SizeLimit: 64 << 20, Clock: ttl.NewManualClock(fixtureRead)})
 	if err != nil {
-		t.Fatalf("open the fixture of format %d: %v", n, err)
+		t.Fatalf("open the fixture %s: %v", name, err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c, dir
@@ -230,18 +233,45 @@ func checkRecency(t *testing.T, c *Cache) {
 	}
 }
 
-// TestOpensFormat1: a store of format 1 opens with every entry, its TTL
-// and its recency, stays in format 1, and takes writes, deletes and
-// expiry that a reopen and Check find sound.
-func TestOpensFormat1(t *testing.T) {
-	c, dir := openFixture(t, 1)
-	if f := c.local().layout.format; f != hashedFormat {
-		t.Fatalf("the store reads as format %d", f)
+// fixtures are the stores of earlier versions kept in testdata, with the
+// store format each is in.
+var fixtures = []struct {
+	name   string
+	format byte
+}{
+	{"format1", hashedFormat},
+	{"format2-record1", storeFormat},
+}
+
+// TestOpensFixtures: a store of each earlier version opens with every
+// entry, its TTL and its recency, stays in its format, and takes writes,
+// deletes and expiry that a reopen and Check find sound. Its records of
+// version 1 read as they are; a record written again is version 2.
+func TestOpensFixtures(t *testing.T) {
+	for _, fx := range fixtures {
+		t.Run(fx.name, func(t *testing.T) { testOpensFixture(t, fx.name, fx.format) })
+	}
+}
+
+func testOpensFixture(t *testing.T, name string, format byte) {
+	c, dir := openFixture(t, name)
+	if f := c.local().layout.format; f != format {
+		t.Fatalf("the store reads as format %d, want %d", f, format)
 	}
 	checkRecency(t, c)
 	checkFixture(t, c)
 	if n := c.Stats().Entries; n != fixtureKeys && n != fixtureKeys+1 {
 		t.Errorf("Stats().Entries = %d, want %d (%d until the expired one is swept)", n, fixtureKeys, fixtureKeys+1)
+	}
+	old, _, _ := fixtureEntry(5)
+	if v := recordVersion(t, c, old); v != 1 {
+		t.Errorf("%s's record is of version %d, want 1 as the fixture wrote it", old, v)
+	}
+	if err := c.Set(ctx, old, []byte("again"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if v := recordVersion(t, c, old); v != codec.Version {
+		t.Errorf("%s's record written again is of version %d, want %d", old, v, codec.Version)
 	}
 	for i := range 100 {
 		if err := c.Set(ctx, fmt.Sprintf("new-%d", i), []byte("new"), time.Duration(i%2)*24*time.Hour); err != nil {
@@ -276,26 +306,46 @@ func TestOpensFormat1(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The expired entry is there until the sweeper gets to it.
-	if want := int64(fixtureKeys - 1 + 100); r.Format != hashedFormat || (r.Entries != want && r.Entries != want+1) || r.Damaged() {
-		t.Errorf("Check after writes: format %d, %d entries, problems %v; want format 1, %d entries", r.Format, r.Entries, r.Problems, want)
+	if want := int64(fixtureKeys - 1 + 100); r.Format != int(format) || (r.Entries != want && r.Entries != want+1) || r.Damaged() {
+		t.Errorf("Check after writes: format %d, %d entries, problems %v; want format %d, %d entries", r.Format, r.Entries, r.Problems, format, want)
 	}
 }
 
-// TestCheckFormat1 checks a store of format 1 offline, as diskcache check
-// does: it is sound.
-func TestCheckFormat1(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "cache")
-	if err := copyTree(filepath.Join("testdata", "format1", storeDir), filepath.Join(dir, storeDir)); err != nil {
-		t.Fatal(err)
-	}
-	r, err := Check(ctx, dir, nil)
+// recordVersion returns the version of key's record in c's store.
+func recordVersion(t *testing.T, c *Cache, key string) uint8 {
+	t.Helper()
+	s := c.local()
+	rec, closer, err := s.db.Get(s.layout.dataKey(nil, key))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range r.Problems {
-		t.Errorf("problem: %+v", p)
+	defer closer.Close()
+	h, err := codec.DecodeHeader(rec)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if r.Entries != fixtureKeys+1 || r.Format != hashedFormat {
-		t.Errorf("checked %d entries of format %d, want %d of format 1", r.Entries, r.Format, fixtureKeys+1)
+	return h.Version
+}
+
+// TestCheckFixtures checks the store of each earlier version offline, as
+// diskcache check does: each is sound.
+func TestCheckFixtures(t *testing.T) {
+	for _, fx := range fixtures {
+		t.Run(fx.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "cache")
+			if err := copyTree(filepath.Join("testdata", fx.name, storeDir), filepath.Join(dir, storeDir)); err != nil {
+				t.Fatal(err)
+			}
+			r, err := Check(ctx, dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range r.Problems {
+				t.Errorf("problem: %+v", p)
+			}
+			if r.Entries != fixtureKeys+1 || r.Format != int(fx.format) {
+				t.Errorf("checked %d entries of format %d, want %d of format %d", r.Entries, r.Format, fixtureKeys+1, fx.format)
+			}
+		})
 	}
 }

@@ -17,10 +17,12 @@ func (a *app) checkCommand() *cobra.Command {
 		Short: "Verify the cache's store, and repair it by starting over",
 		Long: `Verify the store of the cache directory: Pebble opens it (replaying the log and
 reading the MANIFEST), every block of every table is read and its checksum
-checked, every entry decodes with its own checksum, every expiry index entry
-points at an entry with that expiry, the counts saved at the last close agree
-with a scan, and the format is recorded: 2, or 1 for a store written before
-the bucketed keyspace, which is read as it is. It prints a report, or JSON with
+checked, every entry decodes (records of version 1, written before version 2,
+with their own checksum), every value in the value log matches its entry's
+checksum, every expiry index entry points at an entry with that expiry, the
+counts saved at the last close agree with a scan, and the format is recorded:
+2, or 1 for a store written before the bucketed keyspace, which is read as it
+is. It prints a report, or JSON with
 --json.
 
 check needs the directory to itself: if a process has it open, it says which
