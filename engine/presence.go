@@ -17,13 +17,18 @@ import (
 // store. A write must know whether its key is new, to keep Len exact, and
 // asking Pebble costs a Get (measured: about 40% of a Set's CPU). The
 // filter answers "certainly absent" for almost every new key, so only
-// overwrites (and about 1% false positives) pay for the read; a Get of a
-// key the filter has never seen is a miss without touching Pebble.
+// overwrites (and a few percent of false positives) pay for the read; a
+// Get of a key the filter has never seen is a miss without touching Pebble.
 //
 // It is a blocked filter: the probes of one key fall in one 64-byte block,
-// one cache line. At 10 bits per key and 7 probes its false positive rate
-// is about 1%. Deleted keys stay in it, so it is rebuilt from a scan of the
-// store when the keys added since it was built pass its capacity.
+// one cache line. At 8 bits per key and 6 probes its false positive rate
+// is about 2.5% when full, and it is built for twice the keys, so about
+// 0.5% just after a build. A false positive costs a Pebble Get of a
+// missing key (Pebble's own bloom filters answer most of those), so the
+// rate matters less than the memory: at 10 bits a key the filter of 5M
+// keys took 12.5 MB, at 8 it takes 10. Deleted keys stay in it, so it is
+// rebuilt from a scan of the store when the keys added since it was built
+// pass its capacity.
 type presence struct {
 	// blocks live outside the Go heap (internal/offheap): every method that
 	// uses them keeps p alive past its last use.
@@ -33,9 +38,9 @@ type presence struct {
 }
 
 const (
-	presenceBitsPerKey = 10
-	presenceProbes     = 7
-	// presenceMinKeys is the smallest capacity: 5 KB of filter. The filter
+	presenceBitsPerKey = 8
+	presenceProbes     = 6 // filters saved with 7 (before 2026-12-05) check the same bits and more
+	// presenceMinKeys is the smallest capacity: 4 KB of filter. The filter
 	// grows with the keys (a rebuild when the keys added pass its capacity),
 	// not with the limit: a cache of a few keys keeps and saves kilobytes.
 	presenceMinKeys = 1 << 12
@@ -46,7 +51,11 @@ type presenceBlock [8]atomic.Uint64
 // newPresence returns an empty filter for capacity keys (at least one).
 func newPresence(capacity int64) *presence {
 	capacity = max(capacity, 1)
-	n := presenceBlocks(capacity)
+	return newPresenceBlocks(capacity, presenceBlocks(capacity))
+}
+
+// newPresenceBlocks returns an empty filter of n blocks for capacity keys.
+func newPresenceBlocks(capacity, n int64) *presence {
 	p := &presence{capacity: capacity}
 	p.blocks = offheap.Make[presenceBlock](p, int(n))
 	return p
@@ -133,9 +142,11 @@ func (p *presence) writeTo(w io.Writer) error {
 	return err
 }
 
-// readPresence reads a filter written by writeTo from r, which holds at
-// most size bytes: a damaged header cannot make it allocate more than the
-// file could fill.
+// readPresence reads a filter written by writeTo from r, which holds size
+// bytes: the header and the blocks. The number of blocks comes from size,
+// not from the capacity, so that filters built at another number of bits
+// a key (10, before 2026-12-05) read as they were built; a damaged header
+// cannot make it allocate more than the file could fill.
 func readPresence(r io.Reader, size int64) (*presence, error) {
 	buf := make([]byte, 64<<10)
 	if _, err := io.ReadFull(r, buf[:16]); err != nil {
@@ -143,10 +154,11 @@ func readPresence(r io.Reader, size int64) (*presence, error) {
 	}
 	capacity := binary.LittleEndian.Uint64(buf)
 	added := binary.LittleEndian.Uint64(buf[8:])
-	if capacity == 0 || capacity > 1<<40 || added > 1<<62 || 16+presenceBlocks(int64(capacity))*64 > size {
+	n := (size - 16) / 64
+	if capacity == 0 || capacity > 1<<40 || added > 1<<62 || (size-16)%64 != 0 || n < 1 || n > int64(capacity) {
 		return nil, fmt.Errorf("%w: presence filter for %d keys, %d added, in %d bytes", ErrCorrupt, capacity, added, size)
 	}
-	p := newPresence(int64(capacity))
+	p := newPresenceBlocks(int64(capacity), n)
 	if nativeLittleEndian {
 		if _, err := io.ReadFull(r, p.words()); err != nil {
 			return nil, fmt.Errorf("%w: presence filter for %d keys cut short: %w", ErrCorrupt, capacity, err)

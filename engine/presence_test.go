@@ -30,8 +30,8 @@ func TestPresenceFilter(t *testing.T) {
 			fp++
 		}
 	}
-	if rate := float64(fp) / probes; rate > 0.02 {
-		t.Fatalf("false positive rate %.4f at capacity, want under 2%%", rate)
+	if rate := float64(fp) / probes; rate > 0.03 {
+		t.Fatalf("false positive rate %.4f at capacity, want under 3%%", rate)
 	}
 	if p.full() {
 		t.Fatal("full at capacity")
@@ -230,4 +230,34 @@ func TestNoteKeyRacesSwap(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustGet(t, c, "racer", []byte("v"))
+}
+
+// A filter saved before 2026-12-05 (10 bits a key, 7 probes) reads as it
+// was built: its blocks from the file's size, and no key it holds missing.
+func TestPresenceReadsOlderFilters(t *testing.T) {
+	const capacity = 50_000
+	old := newPresenceBlocks(capacity, (capacity*10+511)/512)
+	rng := rand.New(rand.NewPCG(5, 6))
+	in := make([]uint64, capacity)
+	for i := range in {
+		in[i] = rng.Uint64()
+		b := old.block(in[i])
+		h1, h2 := uint32(in[i]), uint32(in[i]>>32)|1
+		for j := range 7 {
+			bit := (h1 + uint32(j)*h2) & 511
+			b[bit>>6].Or(1 << (bit & 63))
+		}
+	}
+	p, err := decodePresence(encodePresence(old))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.blocks) != len(old.blocks) {
+		t.Fatalf("read %d blocks of a filter of %d", len(p.blocks), len(old.blocks))
+	}
+	for _, h := range in {
+		if !p.mayContain(h) {
+			t.Fatalf("an older filter read back lost %x", h)
+		}
+	}
 }
