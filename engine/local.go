@@ -208,6 +208,7 @@ func (c *store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err := c.commit(b, d); err != nil {
 		return fmt.Errorf("diskcache: set %q: %w", key, err)
 	}
+	c.noteRecord(h, *rec, expiry)
 	c.tier.written(key, h, value, expiry)
 	c.countSets(ctx, sh, 1)
 	return nil
@@ -371,6 +372,7 @@ func (c *store) Clear(ctx context.Context) error {
 	}
 	err = c.apply(b)
 	c.tier.clear()
+	c.forgetAll()
 	if err != nil {
 		return fmt.Errorf("diskcache: clear %s: %w", c.dir, err)
 	}
@@ -420,7 +422,7 @@ func (c *store) stage(b *pebble.Batch, dk []byte, kh uint64, rec []byte) (counts
 	var old oldRecord
 	found := false
 	c.lim.warm(kh)
-	if c.mayExist(kh) {
+	if old, found = c.known(kh); !found && c.mayExist(kh) {
 		var err error
 		if old, found, err = c.lookup(dk, false); err != nil {
 			return counts{}, err
@@ -432,6 +434,7 @@ func (c *store) stage(b *pebble.Batch, dk []byte, kh uint64, rec []byte) (counts
 // stageOver is stage when the caller has looked up the record rec replaces:
 // old, if found.
 func (c *store) stageOver(b *pebble.Batch, dk []byte, kh uint64, rec []byte, old oldRecord, found bool) (counts, error) {
+	c.forget(kh)
 	c.noteKey(kh)
 	c.lim.touch(kh)
 	h, err := codec.DecodeHeader(rec)
@@ -461,6 +464,7 @@ func (c *store) stageOver(b *pebble.Batch, dk []byte, kh uint64, rec []byte, old
 // change in counts. DeleteSized tells Pebble's compaction picker how many
 // bytes the tombstone frees.
 func (c *store) stageDelete(b *pebble.Batch, dk []byte, old oldRecord) counts {
+	c.forget(c.layout.hash(dk))
 	b.DeleteSized(dk, uint32(old.size), nil)
 	if old.header.Expiry != 0 {
 		b.Delete(ttl.AppendIndexKey(nil, old.header.Expiry, dk[1:]), nil)

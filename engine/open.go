@@ -45,9 +45,12 @@ type store struct {
 	layout keyLayout
 
 	stripes [numStripes]sync.Mutex
-	keys    keyState
-	stats   statCounters
-	lim     *limiter
+	// knownRecords: what the last Sets of a few keys of each stripe wrote
+	// (known.go), under the stripe's lock.
+	knownRecords [numStripes][knownWays]knownRecord
+	keys         keyState
+	stats        statCounters
+	lim          *limiter
 
 	values *vlog.Log // large values (values.go)
 	gc     collector

@@ -1,0 +1,61 @@
+package engine
+
+import "github.com/diskcache-go/diskcache/codec"
+
+// A Set that replaces a record must know what it replaces, to keep Len and
+// the bytes exact and to delete the old expiry's index entry, and the
+// presence filter cannot tell it: the key is there. That costs a Pebble Get,
+// about as much as the rest of the Set: under W3 (zipf, one op in ten a Set
+// of a hot key) the Sets of 10% of the ops cost as much as the 90% of Gets
+// that the hot tier answers. So each stripe remembers what the last Sets of
+// a few of its keys wrote: the size and expiry of the record now stored
+// under each. A Set of a key written since, by a Set, finds it here.
+//
+// Every write of a data key goes through stageOver or stageDelete, which
+// forget the key, under its stripe; Clear forgets all of them under every
+// stripe; a Set notes its record after its commit succeeds, still under its
+// stripe. So an entry is the record in the store, or it is not there (a
+// miss costs the Get). Records whose value is in the value log are not
+// noted: their value log entry can move without a stage.
+type knownRecord struct {
+	hash   uint64
+	size   int32 // 0: an empty way
+	expiry int64
+}
+
+// knownWays is how many keys a stripe remembers: 512 stripes x 8 ways x 24
+// bytes, 96 KiB a store.
+const knownWays = 8
+
+// knownWay is the way of kh in its stripe's ways: the stripe takes the low
+// bits of the hash, the way the next ones.
+func knownWay(kh uint64) int { return int(kh/numStripes) % knownWays }
+
+// known returns what the store holds under the key of hash kh, if a Set
+// wrote it and no write came since. The caller holds kh's stripe.
+func (c *store) known(kh uint64) (oldRecord, bool) {
+	k := &c.knownRecords[kh%numStripes][knownWay(kh)]
+	if k.size == 0 || k.hash != kh {
+		return oldRecord{}, false
+	}
+	return oldRecord{size: int(k.size), header: codec.Header{Expiry: k.expiry}}, true
+}
+
+// forget drops kh's key before a write of it. The caller holds its stripe.
+func (c *store) forget(kh uint64) {
+	if k := &c.knownRecords[kh%numStripes][knownWay(kh)]; k.hash == kh {
+		k.size = 0
+	}
+}
+
+// forgetAll drops every key: the caller holds every stripe.
+func (c *store) forgetAll() { clear(c.knownRecords[:]) }
+
+// noteRecord remembers rec, of expiry, as what the key of hash kh holds,
+// once the write of it has committed. The caller holds kh's stripe.
+func (c *store) noteRecord(kh uint64, rec []byte, expiry int64) {
+	if codec.ExternalLen(rec) != 0 || len(rec) > 1<<30 {
+		return
+	}
+	c.knownRecords[kh%numStripes][knownWay(kh)] = knownRecord{hash: kh, size: int32(len(rec)), expiry: expiry}
+}
