@@ -34,8 +34,8 @@ const (
 // writeEpoch is where a version 2 record's write time counts minutes
 // from, 2020-01-01 UTC, in unix seconds; its three bytes reach 2051.
 const (
-	writeEpoch    = 1_577_836_800
-	maxWriteMinus = 1<<24 - 1
+	writeEpoch      = 1_577_836_800
+	maxWriteMinutes = 1<<24 - 1
 )
 
 // headerLen returns the length of the version 2 header that flags
@@ -51,7 +51,7 @@ func headerLen(flags byte) int {
 // version 2 header: rounded down, and held within its three bytes.
 func writeMinutes(writeTime int64) uint32 {
 	m := (writeTime/1e9 - writeEpoch) / 60
-	return uint32(min(max(m, 0), maxWriteMinus))
+	return uint32(min(max(m, 0), maxWriteMinutes))
 }
 
 // Header is the part of a record before the payload.
