@@ -23,9 +23,15 @@ type knownRecord struct {
 	expiry int64
 }
 
-// knownWays is how many keys a stripe remembers: 512 stripes x 8 ways x 24
-// bytes, 96 KiB a store.
-const knownWays = 8
+// knownTable is every stripe's ways. It is made by the first Set that
+// replaces a record, and only such Sets note theirs: a store that is only
+// filled with new keys (which the presence filter answers) or only read
+// never has one, and a fill does not push the keys written again out.
+type knownTable [numStripes][knownWays]knownRecord
+
+// knownWays is how many keys a stripe remembers: 512 stripes x 32 ways x
+// 24 bytes, 384 KiB a store that rewrites keys.
+const knownWays = 32
 
 // knownWay is the way of kh in its stripe's ways: the stripe takes the low
 // bits of the hash, the way the next ones.
@@ -34,7 +40,11 @@ func knownWay(kh uint64) int { return int(kh/numStripes) % knownWays }
 // known returns what the store holds under the key of hash kh, if a Set
 // wrote it and no write came since. The caller holds kh's stripe.
 func (c *store) known(kh uint64) (oldRecord, bool) {
-	k := &c.knownRecords[kh%numStripes][knownWay(kh)]
+	t := c.knownRecords.Load()
+	if t == nil {
+		return oldRecord{}, false
+	}
+	k := &t[kh%numStripes][knownWay(kh)]
 	if k.size == 0 || k.hash != kh {
 		return oldRecord{}, false
 	}
@@ -43,19 +53,32 @@ func (c *store) known(kh uint64) (oldRecord, bool) {
 
 // forget drops kh's key before a write of it. The caller holds its stripe.
 func (c *store) forget(kh uint64) {
-	if k := &c.knownRecords[kh%numStripes][knownWay(kh)]; k.hash == kh {
-		k.size = 0
+	if t := c.knownRecords.Load(); t != nil {
+		if k := &t[kh%numStripes][knownWay(kh)]; k.hash == kh {
+			k.size = 0
+		}
 	}
 }
 
 // forgetAll drops every key: the caller holds every stripe.
-func (c *store) forgetAll() { clear(c.knownRecords[:]) }
+func (c *store) forgetAll() {
+	if t := c.knownRecords.Load(); t != nil {
+		clear(t[:])
+	}
+}
 
 // noteRecord remembers rec, of expiry, as what the key of hash kh holds,
-// once the write of it has committed. The caller holds kh's stripe.
+// once the write of it, which replaced a record, has committed. The caller
+// holds kh's stripe. A table made here is empty but for this key: a key
+// forgotten before it existed has no way in it.
 func (c *store) noteRecord(kh uint64, rec []byte, expiry int64) {
 	if codec.ExternalLen(rec) != 0 || len(rec) > 1<<30 {
 		return
 	}
-	c.knownRecords[kh%numStripes][knownWay(kh)] = knownRecord{hash: kh, size: int32(len(rec)), expiry: expiry}
+	t := c.knownRecords.Load()
+	if t == nil {
+		c.knownRecords.CompareAndSwap(nil, new(knownTable))
+		t = c.knownRecords.Load()
+	}
+	t[kh%numStripes][knownWay(kh)] = knownRecord{hash: kh, size: int32(len(rec)), expiry: expiry}
 }

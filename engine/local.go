@@ -208,7 +208,9 @@ func (c *store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err := c.commit(b, d); err != nil {
 		return fmt.Errorf("diskcache: set %q: %w", key, err)
 	}
-	c.noteRecord(h, *rec, expiry)
+	if d.entries == 0 { // it replaced a record
+		c.noteRecord(h, *rec, expiry)
+	}
 	c.tier.written(key, h, value, expiry)
 	c.countSets(ctx, sh, 1)
 	return nil

@@ -47,7 +47,7 @@ type store struct {
 	stripes [numStripes]sync.Mutex
 	// knownRecords: what the last Sets of a few keys of each stripe wrote
 	// (known.go), under the stripe's lock.
-	knownRecords [numStripes][knownWays]knownRecord
+	knownRecords atomic.Pointer[knownTable]
 	keys         keyState
 	stats        statCounters
 	lim          *limiter
