@@ -302,6 +302,14 @@ func (o *ownerTier) saw(th uint64, size int) {
 	}
 }
 
+// wake ends m's dormancy: it clears m first, since a dormant tier skipped
+// invalidations, and only then lets reads and fills in (see ownerTier).
+// The caller holds mu.
+func (o *ownerTier) wake(m *tierMem) {
+	m.w.Clear()
+	o.dormant.Store(false)
+}
+
 // follow wakes the lone tier when a window's hit ratio earns its memory,
 // and puts it to sleep when the ratio falls a quarter below that (so that
 // a ratio near the line does not swap the block cache's memory back and
@@ -316,8 +324,7 @@ func (o *ownerTier) follow(ratio float64) {
 	line := worth(o.reserved, o.cacheSize, o.s.keys.counts.bytes.load())
 	switch dormant := o.dormant.Load(); {
 	case dormant && ratio >= line:
-		m.w.Clear()
-		o.dormant.Store(false)
+		o.wake(m)
 		o.reserve()
 		o.log.Debug("diskcache: the hot tier wakes", "hit_ratio", ratio, "worth", line)
 	case !dormant && ratio < 0.75*line:
@@ -367,9 +374,8 @@ func (o *ownerTier) share() {
 	}
 	if o.dormant.Load() {
 		// The new tier, or the lone one kept when it could not be made:
-		// woken as follow wakes it, for good.
-		o.cur.Load().w.Clear()
-		o.dormant.Store(false)
+		// awake for good.
+		o.wake(o.cur.Load())
 	}
 	if o.epoch == nil {
 		e, err := createEpoch(o.dir)
