@@ -27,7 +27,6 @@ const (
 	v1MaxHeader = 18
 	v1OffFlags  = 1
 	v1OffExpiry = 2
-	v2OffExpiry = offExpiry
 )
 
 // castagnoli is read-only after package initialisation; crc32 uses the
@@ -39,7 +38,7 @@ func expiryAt(v uint8) int {
 	if v == v1 {
 		return v1OffExpiry
 	}
-	return v2OffExpiry
+	return offExpiry
 }
 
 // decodeHeaderV1 is decodeHeader for a record whose first byte is 1.

@@ -7,9 +7,10 @@ import "github.com/diskcache-go/diskcache/codec"
 // presence filter cannot tell it: the key is there. That costs a Pebble Get,
 // about as much as the rest of the Set: under W3 (zipf, one op in ten a Set
 // of a hot key) the Sets of 10% of the ops cost as much as the 90% of Gets
-// that the hot tier answers. So each stripe remembers what the last Sets of
-// a few of its keys wrote: the size and expiry of the record now stored
-// under each. A Set of a key written since, by a Set, finds it here.
+// that the hot tier answers. So each stripe remembers what the last Sets
+// that replaced a record wrote, for a few of its keys: the size and expiry
+// of the record now stored under each. A Set of a key that such a Set
+// wrote, with no other write since, finds it here.
 //
 // Every write of a data key goes through stageOver or stageDelete, which
 // forget the key, under its stripe; Clear forgets all of them under every
@@ -54,9 +55,21 @@ func (c *store) known(kh uint64) (oldRecord, bool) {
 // forget drops kh's key before a write of it. The caller holds its stripe.
 func (c *store) forget(kh uint64) {
 	if t := c.knownRecords.Load(); t != nil {
-		if k := &t[kh%numStripes][knownWay(kh)]; k.hash == kh {
-			k.size = 0
-		}
+		t.forget(kh)
+	}
+}
+
+// forgetKey is forget for the data key dk, hashed only when there is a
+// table: a store that never rewrites keys pays nothing on its deletes.
+func (c *store) forgetKey(dk []byte) {
+	if t := c.knownRecords.Load(); t != nil {
+		t.forget(c.layout.hash(dk))
+	}
+}
+
+func (t *knownTable) forget(kh uint64) {
+	if k := &t[kh%numStripes][knownWay(kh)]; k.hash == kh {
+		k.size = 0
 	}
 }
 

@@ -466,7 +466,7 @@ func (c *store) stageOver(b *pebble.Batch, dk []byte, kh uint64, rec []byte, old
 // change in counts. DeleteSized tells Pebble's compaction picker how many
 // bytes the tombstone frees.
 func (c *store) stageDelete(b *pebble.Batch, dk []byte, old oldRecord) counts {
-	c.forget(c.layout.hash(dk))
+	c.forgetKey(dk)
 	b.DeleteSized(dk, uint32(old.size), nil)
 	if old.header.Expiry != 0 {
 		b.Delete(ttl.AppendIndexKey(nil, old.header.Expiry, dk[1:]), nil)
