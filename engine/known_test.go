@@ -11,21 +11,29 @@ import (
 	"github.com/diskcache-go/diskcache/ttl"
 )
 
-// Sets that find their key's record among the known ones (known.go) skip
-// the Pebble Get; every other kind of write in between must make them read
-// it again. Random writes of every kind over a few keys, with expiries that
-// pass and Clears, leave Len and Stats' bytes equal to what a scan of the
-// store counts, and no expiry index entry without its record.
+// Sets that find their key's record among the known ones (known.go), or
+// its size in the hot tier (ownerTier.stored), skip the Pebble Get; every
+// other kind of write in between must make them read it again. Random
+// writes of every kind and reads over a few keys, with expiries that pass
+// and Clears, leave Len and Stats' bytes equal to what a scan of the store
+// counts, and no expiry index entry without its record. With the tier
+// awake (a size set) the reads fill it with what they find.
 func TestKnownRecordsKeepCountsExact(t *testing.T) {
+	for _, tier := range []int64{0, 1 << 20} {
+		t.Run(fmt.Sprint("tier=", tier), func(t *testing.T) { testKnownRecords(t, tier) })
+	}
+}
+
+func testKnownRecords(t *testing.T, tier int64) {
 	clock := ttl.NewManualClock(time.Unix(1_700_000_000, 0))
 	dir := filepath.Join(t.TempDir(), "cache")
-	c := openDir(t, dir, &Options{SizeLimit: 64 << 20, Clock: clock, SweepInterval: time.Hour})
+	c := openDir(t, dir, &Options{SizeLimit: 64 << 20, Clock: clock, SweepInterval: time.Hour, HotTierSize: tier})
 	rng := rand.New(rand.NewPCG(7, 8))
 	value := func() []byte { return make([]byte, rng.IntN(300)) }
 	for i := range 20_000 {
 		k := fmt.Sprint("k", rng.IntN(40))
 		var err error
-		switch op := rng.IntN(100); {
+		switch op := rng.IntN(130); {
 		case op < 50:
 			ttl := time.Duration(0)
 			if rng.IntN(3) == 0 {
@@ -46,6 +54,10 @@ func TestKnownRecordsKeepCountsExact(t *testing.T) {
 			clock.Advance(time.Second)
 			if rng.IntN(4) == 0 {
 				_, err = c.local().Sweep(clock.Now().UnixNano(), 1000)
+			}
+		case op >= 100:
+			if _, err = c.Get(ctx, k); errors.Is(err, ErrNotFound) {
+				err = nil
 			}
 		}
 		if err == nil && i%2500 == 1000 {

@@ -125,7 +125,7 @@ func (c *store) read(key string, decode bool) ([]byte, time.Duration, error) {
 	ft := c.tier.startFill(th)
 	defer c.tier.endFill(ft)
 	c.tier.missed()
-	hdr, v, err := c.readRecord(dk, decode)
+	hdr, v, stored, err := c.readRecord(dk, decode)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -134,25 +134,27 @@ func (c *store) read(key string, decode bool) ([]byte, time.Duration, error) {
 		return nil, 0, ErrNotFound
 	}
 	if decode {
-		c.tier.fill(ft, key, th, v, hdr.Expiry)
+		c.tier.fill(ft, key, th, v, hdr.Expiry, stored)
 		c.tier.saw(th, len(key)+len(v))
 	}
 	c.lim.touch(h)
 	return v, left, nil
 }
 
-// readRecord reads the record under dk: its header and, with decode, its
-// value. A collection of the value log may move the value between the
-// read of the record and the read of the value: the record is read again.
-func (c *store) readRecord(dk []byte, decode bool) (codec.Header, []byte, error) {
+// readRecord reads the record under dk: its header, with decode its value,
+// and the record's size when it holds its value (0 when the value is in
+// the value log). A collection of the value log may move the value between
+// the read of the record and the read of the value: the record is read
+// again.
+func (c *store) readRecord(dk []byte, decode bool) (codec.Header, []byte, int, error) {
 	key := c.layout.userKey(dk)
 	for try := 0; ; try++ {
 		rec, closer, err := c.db.Get(dk)
 		if errors.Is(err, pebble.ErrNotFound) {
-			return codec.Header{}, nil, ErrNotFound
+			return codec.Header{}, nil, 0, ErrNotFound
 		}
 		if err != nil {
-			return codec.Header{}, nil, fmt.Errorf("diskcache: get %q: %w", truncKey(string(key)), corruptIf(err))
+			return codec.Header{}, nil, 0, fmt.Errorf("diskcache: get %q: %w", truncKey(string(key)), corruptIf(err))
 		}
 		var hdr codec.Header
 		var v []byte
@@ -161,14 +163,15 @@ func (c *store) readRecord(dk []byte, decode bool) (codec.Header, []byte, error)
 		} else {
 			hdr, err = codec.DecodeHeader(rec)
 		}
+		stored := int(recordStored(rec))
 		closer.Close()
 		if errors.Is(err, vlog.ErrGone) && try < 3 {
 			continue
 		}
 		if err != nil {
-			return codec.Header{}, nil, fmt.Errorf("%w: key %q in %s: %w", ErrCorrupt, truncKey(string(key)), c.dir, err)
+			return codec.Header{}, nil, 0, fmt.Errorf("%w: key %q in %s: %w", ErrCorrupt, truncKey(string(key)), c.dir, err)
 		}
-		return hdr, v, nil
+		return hdr, v, stored, nil
 	}
 }
 
@@ -211,7 +214,7 @@ func (c *store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	if d.entries == 0 { // it replaced a record
 		c.noteRecord(h, *rec, expiry)
 	}
-	c.tier.written(key, h, value, expiry)
+	c.tier.written(key, h, value, expiry, *rec)
 	c.countSets(ctx, sh, 1)
 	return nil
 }
@@ -424,7 +427,10 @@ func (c *store) stage(b *pebble.Batch, dk []byte, kh uint64, rec []byte) (counts
 	var old oldRecord
 	found := false
 	c.lim.warm(kh)
-	if old, found = c.known(kh); !found && c.mayExist(kh) {
+	if old, found = c.known(kh); !found {
+		old, found = c.tier.stored(kh, len(c.layout.userKey(dk)))
+	}
+	if !found && c.mayExist(kh) {
 		var err error
 		if old, found, err = c.lookup(dk, false); err != nil {
 			return counts{}, err

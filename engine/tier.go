@@ -18,6 +18,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"golang.org/x/sys/unix"
 
+	"github.com/diskcache-go/diskcache/codec"
 	"github.com/diskcache-go/diskcache/internal/hottier"
 )
 
@@ -495,7 +496,7 @@ func (c *store) warmSlice(w *hottier.Writer, lo, hi []byte, full *atomic.Bool) {
 				continue
 			}
 			h := hottier.HashOf(c.layout.hash(k))
-			batch = append(batch, hottier.Record{Key: string(key), Hash: h, Value: v, Expiry: hdr.Expiry, Gen: gens.Of(h)})
+			batch = append(batch, hottier.Record{Key: string(key), Hash: h, Value: v, Expiry: hdr.Expiry, Gen: gens.Of(h), Stored: recordStored(rec)})
 			if len(batch) == warmBatch {
 				flush()
 			}
@@ -558,12 +559,41 @@ func (o *ownerTier) endFill(ft fillTicket) {
 	}
 }
 
-// fill puts a value read from the store, unless a write of its bucket came
-// since the ticket was taken.
-func (o *ownerTier) fill(ft fillTicket, key string, hash uint64, value []byte, expiry int64) {
+// fill puts a value read from the store, whose record there takes stored
+// bytes (0: unknown), unless a write of its bucket came since the ticket
+// was taken.
+func (o *ownerTier) fill(ft fillTicket, key string, hash uint64, value []byte, expiry int64, stored int) {
 	if ft.m != nil && len(value) <= ft.m.maxValue {
-		ft.m.w.Put(key, hash, value, expiry, ft.gen)
+		ft.m.w.Put(hottier.Record{Key: key, Hash: hash, Value: value, Expiry: expiry, Gen: ft.gen, Stored: storedSize(stored)})
 	}
+}
+
+// storedSize is the record size the tier keeps for the owner's Sets
+// (hottier.Record.Stored): records whose value is in the value log are not
+// kept, as in the known records (known.go).
+func storedSize(rec int) uint32 {
+	if rec <= 0 || rec > 1<<30 {
+		return 0
+	}
+	return uint32(rec)
+}
+
+// stored returns the size and expiry of the record the store holds under
+// the key of xxhash64 kh, klen bytes long, if the tier holds the key's
+// value and knows them. The caller holds the key's stripe: every write of
+// the key invalidates it in the tier under that stripe, so what the tier
+// holds is what the store holds. A dormant tier skips invalidations and
+// answers nothing.
+func (o *ownerTier) stored(kh uint64, klen int) (oldRecord, bool) {
+	m := o.cur.Load()
+	if m == nil || o.dormant.Load() || m.w.Idle() {
+		return oldRecord{}, false
+	}
+	size, expiry, ok := m.w.Stored(hottier.HashOf(kh), klen)
+	if !ok {
+		return oldRecord{}, false
+	}
+	return oldRecord{size: int(size), header: codec.Header{Expiry: expiry}}, true
 }
 
 // written puts the value a Set just wrote, so that the next read of a hot
@@ -572,8 +602,8 @@ func (o *ownerTier) fill(ft fillTicket, key string, hash uint64, value []byte, e
 // invalidation of its commit came first: a fill that read the store
 // before the commit carries an older count and is dropped. A tier that is
 // idle stays so: a process that only writes pays nothing. kh is the key's
-// xxhash64, which the Set has computed.
-func (o *ownerTier) written(key string, kh uint64, value []byte, expiry int64) {
+// xxhash64, which the Set has computed; rec the record it stored.
+func (o *ownerTier) written(key string, kh uint64, value []byte, expiry int64, rec []byte) {
 	m := o.cur.Load()
 	if m == nil || o.dormant.Load() || m.w.Idle() || len(value) > m.maxValue {
 		return
@@ -581,7 +611,15 @@ func (o *ownerTier) written(key string, kh uint64, value []byte, expiry int64) {
 	h := hottier.HashOf(kh)
 	m.w.StartFill()
 	defer m.w.EndFill()
-	m.w.Put(key, h, value, expiry, m.w.Gen(h))
+	m.w.Put(hottier.Record{Key: key, Hash: h, Value: value, Expiry: expiry, Gen: m.w.Gen(h), Stored: recordStored(rec)})
+}
+
+// recordStored is storedSize of the record rec.
+func recordStored(rec []byte) uint32 {
+	if codec.ExternalLen(rec) != 0 {
+		return 0
+	}
+	return storedSize(len(rec))
 }
 
 // idle reports whether invalidations have nothing to do now

@@ -10,8 +10,9 @@
 //	[4096+index, size)     arena: two rings of records, small then main
 //
 // A way says which key's record it holds (its hash), where the record is
-// (ring, position), how long its key and value are, when it expires and
-// the xxhash64 of key and value. A bucket keeps its 8 ways' hashes in its
+// (ring, position), how long its key and value are, when it expires, the
+// xxhash64 of key and value and, for the owner alone, how many bytes the
+// value's record takes in the store (Writer.Stored). A bucket keeps its 8 ways' hashes in its
 // first cache line and their other fields (56 bytes a way) after it, so a
 // lookup reads one line to find its way, or to find there is none. A way
 // is written under a sequence number (a seqlock: odd while the writer
@@ -53,7 +54,7 @@ import (
 )
 
 const (
-	magic      = "dchot\x00\x00\x02"
+	magic      = "dchot\x00\x00\x03"
 	headerSize = 4096
 	ways       = 8
 	hashesSize = ways * 8 // a bucket's first line: its ways' hashes
@@ -90,7 +91,7 @@ const (
 	wExpiry = 24
 	wSum    = 32
 	wEpoch  = 40
-	wRing   = 48
+	wRing   = 48 // the ring (low 32 bits) and the stored record's size (high 32)
 )
 
 const (
@@ -271,6 +272,7 @@ func HashOf(xxh uint64) uint64 {
 type way struct {
 	pos, expiry, sum, epoch, ring uint64
 	klen, vlen                    uint64
+	stored                        uint64 // Record.Stored
 }
 
 // readWay reads the way at off if it holds hash and was not being changed.
@@ -280,12 +282,14 @@ func (t *Tier) readWay(off, hash uint64) (way, bool) {
 		return way{}, false
 	}
 	lens := atomic.LoadUint64(t.word(off + wLens))
+	ring := atomic.LoadUint64(t.word(off + wRing))
 	w := way{
 		pos:    atomic.LoadUint64(t.word(off + wPos)),
 		expiry: atomic.LoadUint64(t.word(off + wExpiry)),
 		sum:    atomic.LoadUint64(t.word(off + wSum)),
 		epoch:  atomic.LoadUint64(t.word(off + wEpoch)),
-		ring:   atomic.LoadUint64(t.word(off + wRing)),
+		ring:   ring & 0xffffffff,
+		stored: ring >> 32,
 		klen:   lens & 0xffffffff,
 		vlen:   lens >> 32,
 	}

@@ -45,7 +45,7 @@ func versionOf(key string, v []byte) (uint64, error) {
 func fill(w *Writer, key string, hash uint64, value []byte, expiry int64) bool {
 	w.StartFill()
 	defer w.EndFill()
-	return w.Put(key, hash, value, expiry, w.Gen(hash))
+	return w.Put(Record{Key: key, Hash: hash, Value: value, Expiry: expiry, Gen: w.Gen(hash)})
 }
 
 func newTier(t testing.TB, size int64) (*Tier, *Writer, *os.File) {
@@ -82,7 +82,7 @@ func TestPutGetInvalidateClear(t *testing.T) {
 	w.StartFill()
 	g := w.Gen(h)
 	w.Invalidate(h)
-	if w.Put(k, h, []byte("stale"), 0, g) {
+	if w.Put(Record{Key: k, Hash: h, Value: []byte("stale"), Gen: g}) {
 		t.Fatal("Put with a generation from before a write stored its value")
 	}
 	w.EndFill()
@@ -93,7 +93,7 @@ func TestPutGetInvalidateClear(t *testing.T) {
 	if _, _, ok := tr.Get(k, h); ok {
 		t.Fatal("hit after Clear")
 	}
-	if w.Put(k, h, []byte("stale"), 0, g) {
+	if w.Put(Record{Key: k, Hash: h, Value: []byte("stale"), Gen: g}) {
 		t.Fatal("Put with a generation from before Clear stored its value")
 	}
 	w.EndFill()
@@ -216,7 +216,7 @@ func TestConcurrentReadsAreCoherent(t *testing.T) {
 				mu.Lock()
 				v := store[i]
 				mu.Unlock()
-				w.Put(k, h, valueOf(k, v), 0, gen)
+				w.Put(Record{Key: k, Hash: h, Value: valueOf(k, v), Gen: gen})
 				w.EndFill()
 			}
 		}()
@@ -358,6 +358,70 @@ func TestScanKeepsHotSet(t *testing.T) {
 		t.Fatalf("%d misses of hot keys in %d reads during the scan", misses, 300000)
 	}
 	t.Logf("hot misses during the scan: %d of %d", misses, 300000)
+}
+
+// TestStoredFollowsTheKey: the stored record's size a Put gave is what
+// Stored answers while the tier holds the key, also after the record moved
+// to the main ring, and nothing after an Invalidate or a Clear, for a key
+// of another length, or for a Put that gave none.
+func TestStoredFollowsTheKey(t *testing.T) {
+	tr, w, _ := newTier(t, MinSize)
+	put := func(k string, stored uint32, expiry int64) {
+		w.StartFill()
+		defer w.EndFill()
+		if !w.Put(Record{Key: k, Hash: Hash(k), Value: make([]byte, 100), Expiry: expiry, Gen: w.Gen(Hash(k)), Stored: stored}) {
+			t.Fatalf("Put of %s refused", k)
+		}
+	}
+	k := "alpha"
+	h := Hash(k)
+	if _, _, ok := w.Stored(h, len(k)); ok {
+		t.Fatal("Stored answered in an empty tier")
+	}
+	put(k, 133, 99)
+	if n, exp, ok := w.Stored(h, len(k)); !ok || n != 133 || exp != 99 {
+		t.Fatalf("Stored = %d, %d, %v; want 133, 99, true", n, exp, ok)
+	}
+	if _, _, ok := w.Stored(h, len(k)+1); ok {
+		t.Fatal("Stored answered for a key of another length")
+	}
+	// Read it, then push the small ring round: the record moves to main.
+	tr.Get(k, h)
+	for i := 0; ; i++ {
+		if i > 100000 {
+			t.Fatal("the record never moved to the main ring")
+		}
+		put("filler-"+strconv.Itoa(i), 0, 0)
+		v, ok := tr.readWay(w.lookWayOf(h), h)
+		if ok && v.ring == main {
+			break
+		}
+	}
+	if n, exp, ok := w.Stored(h, len(k)); !ok || n != 133 || exp != 99 {
+		t.Fatalf("after the move to main Stored = %d, %d, %v; want 133, 99, true", n, exp, ok)
+	}
+	if v, _, ok := tr.Get(k, h); !ok || len(v) != 100 {
+		t.Fatal("the moved record does not read back")
+	}
+	w.Invalidate(h)
+	if _, _, ok := w.Stored(h, len(k)); ok {
+		t.Fatal("Stored answered after Invalidate")
+	}
+	put(k, 0, 0)
+	if _, _, ok := w.Stored(h, len(k)); ok {
+		t.Fatal("Stored answered for a Put that gave no size")
+	}
+	put(k, 140, 0)
+	w.Clear()
+	if _, _, ok := w.Stored(h, len(k)); ok {
+		t.Fatal("Stored answered after Clear")
+	}
+}
+
+// lookWayOf is the way that holds hash's key, for tests.
+func (w *Writer) lookWayOf(hash uint64) uint64 {
+	off, _, _ := w.lookWay(hash)
+	return off
 }
 
 // TestMapRefusesDamage: a header that does not describe its memory is

@@ -83,49 +83,74 @@ func (w *Writer) Gen(hash uint64) uint64 {
 	return uint64(w.clear.Load())<<32 | uint64(w.gens[hash&w.t.mask].Load())
 }
 
-// Put stores key's value with its expiry (unix nanoseconds, 0 for none).
-// gen is Gen(hash) read before the value was read from the store: if a
-// write of a key in the bucket (or a Clear) came since, the value may be
-// older than that write, and Put drops it. It reports whether it stored
-// the value; one larger than an eighth of the main ring is not stored.
-func (w *Writer) Put(key string, hash uint64, value []byte, expiry int64, gen uint64) bool {
-	n := align8(recHeader + uint64(len(key)) + uint64(len(value)))
+// Put stores r's value with its expiry. r.Gen is Gen(r.Hash) read before
+// the value was read from the store: if a write of a key in the bucket (or
+// a Clear) came since, the value may be older than that write, and Put
+// drops it. It reports whether it stored the value; one larger than an
+// eighth of the main ring is not stored.
+func (w *Writer) Put(r Record) bool {
+	n := align8(recHeader + uint64(len(r.Key)) + uint64(len(r.Value)))
 	if n > w.t.ringSize[main]/8 || n > w.t.ringSize[small] {
 		return false
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.Gen(hash) != gen {
+	if w.Gen(r.Hash) != r.Gen {
 		return false
 	}
 	ring := small
-	if w.ghost[hash%uint64(len(w.ghost))] == hash {
+	if w.ghost[r.Hash%uint64(len(w.ghost))] == r.Hash {
 		ring = main
 	}
 	w.moves = maxMoves
 	pos := w.reserve(ring, n)
-	w.write(ring, pos, w.wayFor(hash), key, hash, value, expiry)
+	w.write(ring, pos, w.wayFor(r.Hash), &r)
 	return true
 }
 
-// write writes key's record at pos of ring and publishes it in way off.
-func (w *Writer) write(ring int, pos, off uint64, key string, hash uint64, value []byte, expiry int64) {
+// write writes r's record at pos of ring and publishes it in way off.
+func (w *Writer) write(ring int, pos, off uint64, r *Record) {
 	rel := w.t.ringOff[ring] + pos%w.t.ringSize[ring]
-	n := align8(recHeader + uint64(len(key)) + uint64(len(value)))
+	n := align8(recHeader + uint64(len(r.Key)) + uint64(len(r.Value)))
 	rec := w.t.mem[rel : rel+n]
-	binary.LittleEndian.PutUint64(rec, hash)
-	binary.LittleEndian.PutUint32(rec[8:], uint32(len(key)))
-	binary.LittleEndian.PutUint32(rec[12:], uint32(len(value)))
-	copy(rec[recHeader:], key)
-	copy(rec[recHeader+len(key):], value)
+	binary.LittleEndian.PutUint64(rec, r.Hash)
+	binary.LittleEndian.PutUint32(rec[8:], uint32(len(r.Key)))
+	binary.LittleEndian.PutUint32(rec[12:], uint32(len(r.Value)))
+	copy(rec[recHeader:], r.Key)
+	copy(rec[recHeader+len(r.Key):], r.Value)
 	d := xxhash.New()
-	d.WriteString(key)
-	d.Write(value)
-	w.writeWay(off, hash, way{
-		pos: pos, expiry: uint64(expiry), sum: d.Sum64(), ring: uint64(ring),
+	d.WriteString(r.Key)
+	d.Write(r.Value)
+	w.writeWay(off, r.Hash, way{
+		pos: pos, expiry: uint64(r.Expiry), sum: d.Sum64(), ring: uint64(ring),
 		epoch: atomic.LoadUint64(w.t.word(hEpoch)),
-		klen:  uint64(len(key)), vlen: uint64(len(value)),
+		klen:  uint64(len(r.Key)), vlen: uint64(len(r.Value)),
+		stored: uint64(r.Stored),
 	})
+}
+
+// Stored returns what Record.Stored and Record.Expiry said of the key of
+// hash, whose key is klen bytes long, when the tier holds it and its
+// record's size was given. Only the owner calls it, for a key no other
+// write can change meanwhile (it holds the key's lock): then the tier holds
+// what the last write or read of the key stored, or nothing, since every
+// write invalidates the key. It reads no record from the rings, so a value
+// whose space is being reused still answers; only the key's length is
+// compared, and the 64-bit hash trusted, as the engine's own table of
+// known records does.
+func (w *Writer) Stored(hash uint64, klen int) (size uint32, expiry int64, ok bool) {
+	epoch := atomic.LoadUint64(w.t.word(hEpoch))
+	b := w.t.bucket(hash)
+	for i := range uint64(ways) {
+		if atomic.LoadUint64(w.t.word(b+8*i)) != hash {
+			continue
+		}
+		v, ok := w.t.readWay(wayAt(b, i), hash)
+		if ok && v.epoch == epoch && v.klen == uint64(klen) && v.stored != 0 {
+			return uint32(v.stored), int64(v.expiry), true
+		}
+	}
+	return 0, 0, false
 }
 
 // Gens is a copy of a writer's counts of writes, for a fill from a
@@ -191,13 +216,16 @@ func populate(mem []byte, lo, hi uint64) {
 	unix.Madvise(mem[lo:hi], unix.MADV_POPULATE_WRITE)
 }
 
-// A Record is a value read from the store, for Warm.
+// A Record is a value for the tier, from a read or a write of the store.
 type Record struct {
 	Key    string
 	Hash   uint64 // Hash(Key)
 	Value  []byte
 	Expiry int64  // unix nanoseconds, 0 for none
 	Gen    uint64 // Gens.Of(Hash), taken before the value was read
+	// Stored is the size in bytes of the record the store holds for the
+	// value, which the owner reads back with Stored; 0 for unknown.
+	Stored uint32
 }
 
 // Warm stores values read from the store before any read asked for them:
@@ -260,7 +288,7 @@ func (w *Writer) warm(r *Record) bool {
 	// In the first lap, reserve takes nothing from the tail: the way stays
 	// free.
 	pos := w.reserve(main, n)
-	w.write(main, pos, off, r.Key, r.Hash, r.Value, r.Expiry)
+	w.write(main, pos, off, r)
 	return true
 }
 
@@ -313,7 +341,7 @@ func (w *Writer) lookWay(hash uint64) (off uint64, held, free bool) {
 	epoch := atomic.LoadUint64(w.t.word(hEpoch))
 	for i := range uint64(ways) {
 		o := wayAt(b, i)
-		r := atomic.LoadUint64(w.t.word(o + wRing))
+		r := atomic.LoadUint64(w.t.word(o+wRing)) & 0xffffffff
 		if atomic.LoadUint64(w.t.word(o+wEpoch)) != epoch || r > main ||
 			atomic.LoadUint64(w.t.word(o+wPos)) < w.t.tail(int(r)) {
 			return o, false, true
@@ -354,7 +382,7 @@ func (w *Writer) writeWay(off, hash uint64, v way) {
 	atomic.StoreUint64(w.t.word(off+wExpiry), v.expiry)
 	atomic.StoreUint64(w.t.word(off+wSum), v.sum)
 	atomic.StoreUint64(w.t.word(off+wEpoch), v.epoch)
-	atomic.StoreUint64(w.t.word(off+wRing), v.ring)
+	atomic.StoreUint64(w.t.word(off+wRing), v.ring|v.stored<<32)
 	atomic.StoreUint32(w.t.word32(off+wRef), 0)
 	atomic.StoreUint32(seq, s+2)
 }
@@ -455,7 +483,7 @@ func (w *Writer) live(hash uint64, r int, pos uint64) (uint64, bool) {
 		off := wayAt(b, i)
 		if atomic.LoadUint64(w.t.word(b+8*i)) == hash &&
 			atomic.LoadUint64(w.t.word(off+wPos)) == pos &&
-			atomic.LoadUint64(w.t.word(off+wRing)) == uint64(r) &&
+			atomic.LoadUint64(w.t.word(off+wRing))&0xffffffff == uint64(r) &&
 			atomic.LoadUint64(w.t.word(off+wEpoch)) == epoch {
 			return off, true
 		}
