@@ -107,6 +107,10 @@ func (c *store) read(key string, decode bool) ([]byte, time.Duration, error) {
 	var kb [64]byte
 	dk, h := c.layout.dataKeyHash(kb[:0], key)
 	th := hottier.HashOf(h)
+	// The clock's slot is a cache miss on a large store, as are the tier's
+	// lines: loaded first, with nothing waiting on it, it is fetched while
+	// the tier is read, and the touch finds it in the cache (limiter.warm).
+	c.lim.warm(h)
 	if v, expiry, ok := c.tier.get(key, th); ok {
 		left, live := c.left(expiry)
 		if live {
@@ -118,7 +122,6 @@ func (c *store) read(key string, decode bool) ([]byte, time.Duration, error) {
 			return v, left, nil
 		}
 	}
-	c.lim.warm(h)
 	if !c.mayExist(h) {
 		return nil, 0, ErrNotFound
 	}
