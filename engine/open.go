@@ -155,10 +155,14 @@ func (c *store) openPebble() error {
 	// share of it (ownerTier.reserve); Pebble holds a reference of its own.
 	po.Cache = pebble.NewCache(po.CacheSize)
 	defer po.Cache.Unref()
+	gate := newCompactionGate()
+	po.Experimental.CompactionScheduler = gate
 	db, err := pebble.Open(path, po)
 	if err != nil {
+		gate.Unregister()
 		return fmt.Errorf("diskcache: open %s: %w", c.dir, damaged(po.FS, path, err))
 	}
+	gate.release()
 	c.db = db
 	if err := c.checkFormat(); err != nil {
 		db.Close()

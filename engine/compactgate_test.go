@@ -1,0 +1,152 @@
+package engine
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// fakeCompactDB is a DB with compactions waiting, for the gate alone.
+type fakeCompactDB struct {
+	mu        sync.Mutex
+	allowed   int
+	waiting   int
+	scheduled int
+}
+
+func (d *fakeCompactDB) GetAllowedWithoutPermission() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.allowed
+}
+
+func (d *fakeCompactDB) GetWaitingCompaction() (bool, pebble.WaitingCompaction) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.waiting > 0, pebble.WaitingCompaction{}
+}
+
+func (d *fakeCompactDB) Schedule(pebble.CompactionGrantHandle) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.waiting == 0 {
+		return false
+	}
+	d.waiting--
+	d.scheduled++
+	return true
+}
+
+func (d *fakeCompactDB) count() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.scheduled
+}
+
+// TestCompactionGate: no compaction starts before release, neither asked
+// for (TrySchedule) nor granted; after it, waiting compactions start up to
+// what the DB allows, and the next when one is done.
+func TestCompactionGate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := &fakeCompactDB{allowed: 1, waiting: 3}
+		g := newCompactionGate()
+		g.Register(2, db)
+		if ok, _ := g.TrySchedule(); ok {
+			t.Fatal("a compaction was allowed while Open runs")
+		}
+		g.UpdateGetAllowedWithoutPermission()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if n := db.count(); n != 0 {
+			t.Fatalf("%d compactions granted while Open runs", n)
+		}
+		g.release()
+		synctest.Wait()
+		if n := db.count(); n != 1 {
+			t.Fatalf("%d compactions started after release, want the 1 allowed", n)
+		}
+		if ok, _ := g.TrySchedule(); ok {
+			t.Fatal("a second compaction was allowed beside the running one")
+		}
+		g.Done()
+		synctest.Wait()
+		if n := db.count(); n != 2 {
+			t.Fatalf("%d compactions started after one was done, want 2", n)
+		}
+		g.Done()
+		synctest.Wait()
+		g.Done()
+		if ok, _ := g.TrySchedule(); !ok {
+			t.Fatal("TrySchedule refused with no compaction running")
+		}
+		g.Unregister()
+		g.Unregister() // again: Close after a failed Open's own call
+	})
+}
+
+// TestCompactionGateOpensByItself: a gate Open never released (a
+// migration inside Open waiting for a compaction) opens after gateTimeout.
+func TestCompactionGateOpensByItself(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := &fakeCompactDB{allowed: 1, waiting: 1}
+		g := newCompactionGate()
+		g.Register(2, db)
+		time.Sleep(gateTimeout - time.Millisecond)
+		synctest.Wait()
+		if db.count() != 0 {
+			t.Fatal("the gate opened before its timeout")
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		if db.count() != 1 {
+			t.Fatal("the gate did not open after its timeout")
+		}
+		g.Unregister()
+	})
+}
+
+// TestReopenCompacts: a reopened store compacts, automatically and when
+// asked: the gate that held compactions back during Open let them go.
+func TestReopenCompacts(t *testing.T) {
+	dir := t.TempDir()
+	c := openDir(t, dir, &Options{SizeLimit: 64 << 20})
+	for i := range 20_000 {
+		if err := c.Set(ctx, fmt.Sprint("k", i), make([]byte, 100), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c = openDir(t, dir, &Options{SizeLimit: 64 << 20})
+	defer c.Close()
+	s := c.local()
+	before := s.db.Metrics().Compact.Count
+	// Three memtables' worth of writes, each flushed: L0 passes its
+	// compaction threshold, and only a compaction brings it back.
+	for round := range 3 {
+		for i := range 5_000 {
+			if err := c.Set(ctx, fmt.Sprint("k", round*5_000+i), make([]byte, 100), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.db.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for s.db.Metrics().Compact.Count == before {
+		if time.Now().After(deadline) {
+			t.Fatalf("no compaction within 30 s of three flushes after a reopen; L0 holds %d tables", s.db.Metrics().Levels[0].TablesCount)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	lo, hi := dataSpan()
+	if err := s.compact(lo, hi); err != nil {
+		t.Fatal(err)
+	}
+}
