@@ -179,7 +179,7 @@ func (c *store) saveKeyState() error {
 	if p := c.keys.cur.Load(); p != nil {
 		binary.LittleEndian.PutUint64(id, rand.Uint64()|1)
 		path := filepath.Join(c.dir, storeDir, presenceFile)
-		err := writeSideFile(c.opts.filesystem(), path, presenceMagic, func(w io.Writer) error {
+		err := writeSideFile(c.opts.filesystem(), path, presenceMagic, int64(len(id))+p.fileSize(), func(w io.Writer) error {
 			if _, err := w.Write(id); err != nil {
 				return err
 			}

@@ -412,7 +412,7 @@ func (c *store) saveAccess() error {
 		return nil
 	}
 	path := filepath.Join(c.dir, storeDir, accessFile)
-	if err := writeSideFile(c.opts.filesystem(), path, accessMagic, func(w io.Writer) error {
+	if err := writeSideFile(c.opts.filesystem(), path, accessMagic, c.lim.clock.SnapshotSize(), func(w io.Writer) error {
 		_, err := c.lim.clock.WriteTo(w)
 		return err
 	}); err != nil {

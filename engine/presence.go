@@ -113,6 +113,9 @@ func (p *presence) words() []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(&p.blocks[0])), len(p.blocks)*int(unsafe.Sizeof(p.blocks[0])))
 }
 
+// fileSize is the bytes writeTo writes.
+func (p *presence) fileSize() int64 { return 16 + 64*int64(len(p.blocks)) }
+
 // writeTo streams the filter out (presenceFile): capacity, added, then the
 // words, little-endian. It is only called when no writer runs (Close).
 func (p *presence) writeTo(w io.Writer) error {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -302,4 +303,62 @@ func FuzzPresenceFile(f *testing.F) {
 			t.Fatal("the filter lost its key")
 		}
 	})
+}
+
+// TestSideFileOverwritesInPlace: a side file of the size it had is written
+// over in place (same inode: no new file for ext4 to make), one of another
+// size beside and renamed; both read back whole, and a body of another
+// size than announced leaves no file to trust.
+func TestSideFileOverwritesInPlace(t *testing.T) {
+	fs := vfs.Default
+	path := filepath.Join(t.TempDir(), "side")
+	write := func(body string, size int64) error {
+		return writeSideFile(fs, path, "testside", size, func(w io.Writer) error {
+			_, err := io.WriteString(w, body)
+			return err
+		})
+	}
+	read := func() string {
+		t.Helper()
+		var got []byte
+		err := readSideFile(fs, path, "testside", func(r io.Reader, n int64) error {
+			var err error
+			got, err = io.ReadAll(r)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(got)
+	}
+	inode := func() uint64 {
+		t.Helper()
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	if err := write("abcd", 4); err != nil {
+		t.Fatal(err)
+	}
+	first := inode()
+	if err := write("efgh", 4); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); got != "efgh" || inode() != first {
+		t.Fatalf("read %q, inode %d after a write of the same size; want efgh in inode %d", got, inode(), first)
+	}
+	if err := write("longer", 6); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); got != "longer" || inode() == first {
+		t.Fatalf("read %q, inode %d after a longer write; want longer in a new file", got, inode())
+	}
+	if err := write("xyz", 6); err == nil {
+		t.Fatal("a body shorter than announced was accepted")
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a side file whose write fell short is still there: %v", err)
+	}
 }

@@ -203,6 +203,9 @@ func (a *AccessClock) Snapshot() []byte {
 	return b.Bytes()
 }
 
+// SnapshotSize is the bytes WriteTo writes, unless the clock grows first.
+func (a *AccessClock) SnapshotSize() int64 { return int64(8 + 4*a.Slots()) }
+
 // WriteTo writes the clock's snapshot to w, streaming it: a 16 MiB table
 // is not copied whole into memory first.
 func (a *AccessClock) WriteTo(w io.Writer) (int64, error) {
