@@ -29,10 +29,10 @@ import (
 // A table's properties give the bytes its keys and values hold; its size
 // is what it takes. Both include deleted data and tombstones, which
 // compress alike. The monitor reads the tables over a random 256th of the
-// data keys: every L0 table (each spans the whole hash space) and the few
-// of each level below that overlap the slice. L0 holds the newest writes,
-// so values that stop compressing show in the next measure after a flush,
-// and the estimate rises at once and falls slowly (footprintRise,
+// data keys: the few of each level that overlap the slice, and every L0
+// table (each spans the whole hash space), counted for the 256th of it the
+// slice holds. Values that stop compressing show as they reach the
+// levels, and the estimate rises at once and falls slowly (footprintRise,
 // footprintFall): a too-high footprint only evicts early.
 const (
 	// footprintEvery is the monitor ticks between measures (1 s).
@@ -61,14 +61,23 @@ const (
 // and returns the bytes they take per byte they hold, or false when they
 // hold too little to tell.
 func (c *store) measureFootprint(n int) (float64, bool) {
-	var size, held uint64
+	var size, held float64
 	for range n {
 		lo, hi := c.layout.slice(rand.IntN(footprintSlices), footprintSlices)
 		levels, err := c.db.SSTables(pebble.WithProperties(), pebble.WithKeyRangeFilter(lo, hi))
 		if err != nil {
 			return 0, false
 		}
-		for _, level := range levels {
+		for l, level := range levels {
+			// An L0 table spans the whole hash space, of which the slice
+			// holds a footprintSlices-th: counted whole in every slice, a
+			// large L0 table (the last Close's flush, before its
+			// compaction) outweighed the levels below and set a restarted
+			// store's footprint high enough to evict.
+			share := 1.0
+			if l == 0 {
+				share = 1.0 / footprintSlices
+			}
 			for _, t := range level {
 				p := t.Properties
 				if p == nil {
@@ -80,15 +89,15 @@ func (c *store) measureFootprint(n int) (float64, bool) {
 				if raw <= trailers {
 					continue
 				}
-				size += t.Size
-				held += raw - trailers
+				size += share * float64(t.Size)
+				held += share * float64(raw-trailers)
 			}
 		}
 	}
 	if held < footprintMinHeld {
 		return 0, false
 	}
-	return float64(size) / float64(held), true
+	return size / held, true
 }
 
 // measured takes a measure r of the footprint into the estimate: the

@@ -109,6 +109,71 @@ func TestCompactionGateOpensByItself(t *testing.T) {
 	})
 }
 
+// TestCompactionGateAfterOpen: after Open the gate stays shut until a
+// flush, or gateIdle; Open opens it at once when an L0 compaction is due,
+// or when it opened by itself during Open.
+func TestCompactionGateAfterOpen(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		l0Due bool
+		slow  bool // Open took past gateTimeout
+		flush bool
+		open  bool // right after opened (and the flush)
+	}{
+		{name: "little in L0"},
+		{name: "a flush", flush: true, open: true},
+		{name: "L0 due", l0Due: true, open: true},
+		{name: "slow Open", slow: true, open: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				db := &fakeCompactDB{allowed: 1, waiting: 1}
+				g := newCompactionGate()
+				g.Register(2, db)
+				defer g.Unregister()
+				g.flushed() // Open's own flush of the log it replays
+				if tc.slow {
+					time.Sleep(gateTimeout)
+				}
+				g.opened(tc.l0Due)
+				if tc.flush {
+					g.flushed()
+				}
+				synctest.Wait()
+				if got := db.count() == 1; got != tc.open {
+					t.Fatalf("a compaction started right after Open: %v, want %v", got, tc.open)
+				}
+				time.Sleep(gateIdle)
+				synctest.Wait()
+				if db.count() != 1 {
+					t.Fatal("no compaction gateIdle after Open")
+				}
+			})
+		})
+	}
+}
+
+// TestShortSessionsKeepL0Small: sessions too short to flush or to reach
+// gateIdle leave compactions to a later one, but not L0's: L0 never holds
+// more sublevels at an Open than start an L0 compaction, as a session that
+// finds that many lets the compaction run.
+func TestShortSessionsKeepL0Small(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 12 {
+		c := openDir(t, dir, &Options{SizeLimit: 64 << 20})
+		limit := pebbleOptions(&c.local().opts, c.local().opts.durability()).L0CompactionThreshold
+		if n := int(c.local().db.Metrics().Levels[0].Sublevels); n > limit {
+			t.Fatalf("session %d: L0 holds %d sublevels at Open, more than %d", i, n, limit)
+		}
+		if err := c.Set(ctx, fmt.Sprint("k", i), []byte("v"), 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestReopenCompacts: a reopened store compacts, automatically and when
 // asked: the gate that held compactions back during Open let them go.
 func TestReopenCompacts(t *testing.T) {

@@ -239,6 +239,7 @@ func (c *store) apply(b *pebble.Batch) error {
 // compact compacts [lo, hi) unless the store failed: a compaction flushes
 // the memtable first, which in a failed store panics while rotating the log.
 func (c *store) compact(lo, hi []byte) error {
+	c.compactions.release()
 	return c.guard(func() error { return c.db.Compact(c.bgCtx, lo, hi, false) })
 }
 

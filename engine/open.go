@@ -31,14 +31,15 @@ const numStripes = 512
 // everything around it. Cache uses it directly in the owner and reaches it
 // through the owner's socket elsewhere.
 type store struct {
-	dir   string
-	opts  Options
-	db    *pebble.DB
-	lock  *ownerLock
-	codec *codec.Codec
-	write *pebble.WriteOptions
-	clock ttl.Clock
-	log   *slog.Logger
+	dir         string
+	opts        Options
+	db          *pebble.DB
+	compactions *compactionGate // Pebble's compaction scheduler (compactgate.go)
+	lock        *ownerLock
+	codec       *codec.Codec
+	write       *pebble.WriteOptions
+	clock       ttl.Clock
+	log         *slog.Logger
 
 	// layout is how the data keys are laid out, by the store's format
 	// (keys.go).
@@ -157,13 +158,20 @@ func (c *store) openPebble() error {
 	defer po.Cache.Unref()
 	gate := newCompactionGate()
 	po.Experimental.CompactionScheduler = gate
+	flushed := po.EventListener.FlushEnd
+	po.EventListener.FlushEnd = func(info pebble.FlushInfo) {
+		if flushed != nil {
+			flushed(info)
+		}
+		gate.flushed()
+	}
 	db, err := pebble.Open(path, po)
 	if err != nil {
 		gate.Unregister()
 		return fmt.Errorf("diskcache: open %s: %w", c.dir, damaged(po.FS, path, err))
 	}
-	gate.release()
-	c.db = db
+	gate.opened(int(db.Metrics().Levels[0].Sublevels) >= po.L0CompactionThreshold)
+	c.db, c.compactions = db, gate
 	if err := c.checkFormat(); err != nil {
 		db.Close()
 		return fmt.Errorf("diskcache: open %s: %w", c.dir, err)
