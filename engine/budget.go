@@ -29,11 +29,13 @@ import (
 // A table's properties give the bytes its keys and values hold; its size
 // is what it takes. Both include deleted data and tombstones, which
 // compress alike. The monitor reads the tables over a random 256th of the
-// data keys: the few of each level that overlap the slice, and every L0
-// table (each spans the whole hash space), counted for the 256th of it the
-// slice holds. Values that stop compressing show as they reach the
-// levels, and the estimate rises at once and falls slowly (footprintRise,
-// footprintFall): a too-high footprint only evicts early.
+// data keys: every L0 table (each spans the whole hash space) and the few
+// of each level below that overlap the slice. L0 holds the newest writes,
+// so values that stop compressing show in the next measure after a flush,
+// and the estimate rises at once and falls slowly (footprintRise,
+// footprintFall): a too-high footprint only evicts early. (While the
+// compaction gate holds back the last session's compaction, L0 counts for
+// the slice's share of it: see measureFootprint.)
 const (
 	// footprintEvery is the monitor ticks between measures (1 s).
 	footprintEvery = 100
@@ -69,13 +71,15 @@ func (c *store) measureFootprint(n int) (float64, bool) {
 			return 0, false
 		}
 		for l, level := range levels {
-			// An L0 table spans the whole hash space, of which the slice
-			// holds a footprintSlices-th: counted whole in every slice, a
-			// large L0 table (the last Close's flush, before its
-			// compaction) outweighed the levels below and set a restarted
-			// store's footprint high enough to evict.
+			// Every L0 table counts whole: L0 holds the newest writes. But
+			// while the compaction gate holds back what the last session
+			// left (no flush since Open, which would open it), L0 is that
+			// session's last flush, spanning the whole hash space: counted
+			// whole in every slice it outweighed the levels below and set
+			// a reopened store's footprint high enough to evict 3-4% of
+			// its entries. Then it counts for the slice's share of it.
 			share := 1.0
-			if l == 0 {
+			if l == 0 && c.compactions.holding() {
 				share = 1.0 / footprintSlices
 			}
 			for _, t := range level {

@@ -92,6 +92,10 @@ func (g *compactionGate) flushed() {
 	}
 }
 
+// holding reports whether the gate still holds compactions back: no flush
+// since Open, no compaction asked for, gateIdle not passed.
+func (g *compactionGate) holding() bool { return g != nil && !g.open.Load() }
+
 // release lets compactions start.
 func (g *compactionGate) release() {
 	g.timer.Stop()
