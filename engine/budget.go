@@ -33,9 +33,9 @@ import (
 // of each level below that overlap the slice. L0 holds the newest writes,
 // so values that stop compressing show in the next measure after a flush,
 // and the estimate rises at once and falls slowly (footprintRise,
-// footprintFall): a too-high footprint only evicts early. (While the
-// compaction gate holds back the last session's compaction, L0 counts for
-// the slice's share of it: see measureFootprint.)
+// footprintFall): a too-high footprint only evicts early. (Until the
+// session's first flush, L0 counts for the slice's share of it: see
+// measureFootprint.)
 const (
 	// footprintEvery is the monitor ticks between measures (1 s).
 	footprintEvery = 100
@@ -72,14 +72,14 @@ func (c *store) measureFootprint(n int) (float64, bool) {
 		}
 		for l, level := range levels {
 			// Every L0 table counts whole: L0 holds the newest writes. But
-			// while the compaction gate holds back what the last session
-			// left (no flush since Open, which would open it), L0 is that
-			// session's last flush, spanning the whole hash space: counted
-			// whole in every slice it outweighed the levels below and set
-			// a reopened store's footprint high enough to evict 3-4% of
-			// its entries. Then it counts for the slice's share of it.
+			// until the session flushes, L0 is what the last one left (its
+			// last flush, the compaction of which the gate may hold back),
+			// spanning the whole hash space: counted whole in every slice
+			// it outweighed the levels below and set a reopened store's
+			// footprint high enough to evict 3-4% of its entries. Then it
+			// counts for the slice's share of it.
 			share := 1.0
-			if l == 0 && c.compactions.holding() {
+			if l == 0 && c.compactions.oldL0() {
 				share = 1.0 / footprintSlices
 			}
 			for _, t := range level {

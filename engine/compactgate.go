@@ -37,8 +37,9 @@ import (
 // of an old format inside Open could wait for a compaction, and must not
 // wait for ever.
 type compactionGate struct {
-	open  atomic.Bool
-	armed atomic.Bool // Open returned: a flush opens the gate
+	open    atomic.Bool
+	armed   atomic.Bool // Open returned: a flush opens the gate
+	flushes atomic.Bool // a memtable was flushed since Open returned
 
 	mu       sync.Mutex
 	db       pebble.DBForCompaction
@@ -87,14 +88,18 @@ func (g *compactionGate) opened(l0Due bool) {
 // flushed is told of every flush: after Open, one opens the gate, since
 // each flush adds to L0.
 func (g *compactionGate) flushed() {
-	if g.armed.Load() && !g.open.Load() {
+	if !g.armed.Load() {
+		return
+	}
+	g.flushes.Store(true)
+	if !g.open.Load() {
 		g.release()
 	}
 }
 
-// holding reports whether the gate still holds compactions back: no flush
-// since Open, no compaction asked for, gateIdle not passed.
-func (g *compactionGate) holding() bool { return g != nil && !g.open.Load() }
+// oldL0 reports whether L0 holds only what the last session left: no
+// flush since Open returned.
+func (g *compactionGate) oldL0() bool { return g != nil && !g.flushes.Load() }
 
 // release lets compactions start.
 func (g *compactionGate) release() {
