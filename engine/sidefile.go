@@ -55,17 +55,7 @@ func writeSideFile(fs vfs.FS, path, magic string, size int64, body func(io.Write
 			fs.Remove(tmp)
 		}
 	}()
-	sum := crc32.New(castagnoli)
-	_, err = io.WriteString(f, magic)
-	if err == nil {
-		err = body(io.MultiWriter(f, sum))
-	}
-	if err == nil {
-		_, err = f.Write(binary.LittleEndian.AppendUint32(nil, sum.Sum32()))
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	_, err = writeSide(f, magic, body)
 	if err == nil {
 		// Remove the old file first: ext4 (auto_da_alloc) starts writing
 		// out a file renamed over another at once, which cost a third of
@@ -98,14 +88,21 @@ func overwriteSideFile(fs vfs.FS, path, magic string, size int64, body func(io.W
 			err = fmt.Errorf("write %s: %w", path, err)
 		}
 	}()
+	n, err := writeSide(f, magic, body)
+	if err == nil && n != size {
+		err = fmt.Errorf("%d bytes of body, %d expected", n, size)
+	}
+	return err
+}
+
+// writeSide writes magic, what body writes and the checksum of the latter
+// to f from its start, closes f, and returns the bytes body wrote.
+func writeSide(f vfs.File, magic string, body func(io.Writer) error) (int64, error) {
 	sum := crc32.New(castagnoli)
 	w := &countingWriter{w: io.MultiWriter(f, sum)}
-	_, err = io.WriteString(f, magic)
+	_, err := io.WriteString(f, magic)
 	if err == nil {
 		err = body(w)
-	}
-	if err == nil && w.n != size {
-		err = fmt.Errorf("%d bytes of body, %d expected", w.n, size)
 	}
 	if err == nil {
 		_, err = f.Write(binary.LittleEndian.AppendUint32(nil, sum.Sum32()))
@@ -113,7 +110,7 @@ func overwriteSideFile(fs vfs.FS, path, magic string, size int64, body func(io.W
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	return err
+	return w.n, err
 }
 
 type countingWriter struct {
