@@ -360,6 +360,37 @@ func TestScanKeepsHotSet(t *testing.T) {
 	t.Logf("hot misses during the scan: %d of %d", misses, 300000)
 }
 
+// TestPutNeverWaits: a Put that finds the writer's lock taken (a warm's
+// batch, another fill) drops its value instead of waiting; once the lock
+// is free, the same Put stores it.
+func TestPutNeverWaits(t *testing.T) {
+	tr, w, _ := newTier(t, MinSize)
+	k := "alpha"
+	h := Hash(k)
+	r := Record{Key: k, Hash: h, Value: []byte("value"), Gen: w.Gen(h)}
+	w.mu.Lock()
+	done := make(chan bool)
+	go func() { done <- w.Put(r) }()
+	select {
+	case ok := <-done:
+		if ok {
+			t.Fatal("a Put stored its value while the writer's lock was held")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a Put waited for the writer's lock")
+	}
+	w.mu.Unlock()
+	if _, _, ok := tr.Get(k, h); ok {
+		t.Fatal("the tier holds the value of a Put it dropped")
+	}
+	if !w.Put(r) {
+		t.Fatal("a Put with the lock free was refused")
+	}
+	if v, _, ok := tr.Get(k, h); !ok || string(v) != "value" {
+		t.Fatalf("after the Put the tier answers %q, %v", v, ok)
+	}
+}
+
 // TestStoredFollowsTheKey: the stored record's size a Put gave is what
 // Stored answers while the tier holds the key, also after the record moved
 // to the main ring, and nothing after an Invalidate or a Clear, for a key

@@ -88,12 +88,21 @@ func (w *Writer) Gen(hash uint64) uint64 {
 // a Clear) came since, the value may be older than that write, and Put
 // drops it. It reports whether it stored the value; one larger than an
 // eighth of the main ring is not stored.
+//
+// Put never waits for the writer's lock: a read that fills the tier must
+// not wait for a warm's batch (Warm) or another fill, so a Put that finds
+// the lock taken drops its value, and the key's next read fills it. While
+// a warm ran beside one reader, fills that waited made that reader's
+// misses cost 22 us instead of 8 (W2: 500,000 uniform Gets just after a
+// reopen, 1.18 s and 1.04 s instead of 1.43 s and 1.18 s).
 func (w *Writer) Put(r Record) bool {
 	n := align8(recHeader + uint64(len(r.Key)) + uint64(len(r.Value)))
 	if n > w.t.ringSize[main]/8 || n > w.t.ringSize[small] {
 		return false
 	}
-	w.mu.Lock()
+	if !w.mu.TryLock() {
+		return false
+	}
 	defer w.mu.Unlock()
 	if w.Gen(r.Hash) != r.Gen {
 		return false
