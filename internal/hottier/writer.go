@@ -100,6 +100,7 @@ func (w *Writer) Put(r Record) bool {
 	if n > w.t.ringSize[main]/8 || n > w.t.ringSize[small] {
 		return false
 	}
+	w.loadWay(r.Hash)
 	if !w.mu.TryLock() {
 		return false
 	}
@@ -250,6 +251,9 @@ func (w *Writer) Warm(recs []Record) bool {
 	for i := range recs {
 		atomic.LoadUint64(w.t.word(w.t.bucket(recs[i].Hash)))
 	}
+	for i := range recs {
+		w.loadWay(recs[i].Hash)
+	}
 	w.mu.Lock()
 	lo, hi := w.faultAhead()
 	ok := true
@@ -374,6 +378,17 @@ func (w *Writer) wayFor(hash uint64) uint64 {
 		}
 	}
 	return wayAt(b, w.hand%ways)
+}
+
+// loadWay loads the lines of the way a Put or Warm of hash would write
+// (lookWay), so that their misses are not paid under the writer's lock:
+// its atomic stores wait for the line. Called without the lock, it may
+// load the wrong way, which costs nothing but the load.
+func (w *Writer) loadWay(hash uint64) {
+	if off, held, free := w.lookWay(hash); held || free {
+		atomic.LoadUint32(w.t.word32(off + wSeq))
+		atomic.LoadUint64(w.t.word(off + wRing))
+	}
 }
 
 // writeWay writes way off under its sequence number; its ref starts unset.
