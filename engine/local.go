@@ -166,7 +166,10 @@ func (c *store) readRecord(dk []byte, decode bool) (codec.Header, []byte, int, e
 		} else {
 			hdr, err = codec.DecodeHeader(rec)
 		}
-		stored := int(recordStored(rec))
+		stored := 0
+		if err == nil && !hdr.Ref { // recordStored, from the header just read
+			stored = int(storedSize(len(rec)))
+		}
 		closer.Close()
 		if errors.Is(err, vlog.ErrGone) && try < 3 {
 			continue

@@ -106,15 +106,16 @@ func (c *store) valuesFailed(err error) error {
 // decodeRecord verifies rec, the record of key, and returns its header and
 // value, read from the value log when the record refers to it. ErrGone
 // from the log means the entry moved (a collection) since rec was read:
-// read the record again.
+// read the record again. Only a record that refers to the log takes a
+// buffer from the pool: most Gets read a value kept in Pebble, and the
+// pool's Get and Put were a tenth of the cache's own share of such a Get.
 func (c *store) decodeRecord(key []byte, rec []byte) (codec.Header, []byte, error) {
-	buf := recordPool.Get().(*[]byte)
-	defer putRecord(buf)
-	return decodeWith(c.codec, c.values, key, rec, buf)
+	return decodeWith(c.codec, c.values, key, rec, nil)
 }
 
 // decodeWith is decodeRecord with cd and values, for Check too; a value
-// read from the log passes through *buf, which keeps its room.
+// read from the log passes through *buf, which keeps its room, or through
+// a buffer of the pool when buf is nil.
 func decodeWith(cd *codec.Codec, values *vlog.Log, key, rec []byte, buf *[]byte) (codec.Header, []byte, error) {
 	h, payload, err := codec.Verify(rec)
 	if err != nil {
@@ -127,6 +128,10 @@ func decodeWith(cd *codec.Codec, values *vlog.Log, key, rec []byte, buf *[]byte)
 		}
 		if values == nil {
 			return codec.Header{}, nil, fmt.Errorf("it refers to segment %d of the value log, and there is no value log", ref.Segment)
+		}
+		if buf == nil {
+			buf = recordPool.Get().(*[]byte)
+			defer putRecord(buf)
 		}
 		if payload, err = values.Read(*buf, ref, key); err != nil {
 			return codec.Header{}, nil, err
