@@ -564,7 +564,7 @@ func (o *ownerTier) endFill(ft fillTicket) {
 // was taken.
 func (o *ownerTier) fill(ft fillTicket, key string, hash uint64, value []byte, expiry int64, stored int) {
 	if ft.m != nil && len(value) <= ft.m.maxValue {
-		ft.m.w.Put(hottier.Record{Key: key, Hash: hash, Value: value, Expiry: expiry, Gen: ft.gen, Stored: storedSize(stored)})
+		ft.m.w.TryPut(hottier.Record{Key: key, Hash: hash, Value: value, Expiry: expiry, Gen: ft.gen, Stored: storedSize(stored)})
 	}
 }
 

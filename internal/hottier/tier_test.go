@@ -360,34 +360,45 @@ func TestScanKeepsHotSet(t *testing.T) {
 	t.Logf("hot misses during the scan: %d of %d", misses, 300000)
 }
 
-// TestPutNeverWaits: a Put that finds the writer's lock taken (a warm's
-// batch, another fill) drops its value instead of waiting; once the lock
-// is free, the same Put stores it.
-func TestPutNeverWaits(t *testing.T) {
+// TestTryPutNeverWaits: a TryPut (a read's fill) that finds the writer's
+// lock taken (a warm's batch, another fill) drops its value instead of
+// waiting; once the lock is free, the same TryPut stores it. Put (a
+// write's) waits for the lock and stores its value.
+func TestTryPutNeverWaits(t *testing.T) {
 	tr, w, _ := newTier(t, MinSize)
 	k := "alpha"
 	h := Hash(k)
 	r := Record{Key: k, Hash: h, Value: []byte("value"), Gen: w.Gen(h)}
 	w.mu.Lock()
 	done := make(chan bool)
-	go func() { done <- w.Put(r) }()
+	go func() { done <- w.TryPut(r) }()
 	select {
 	case ok := <-done:
 		if ok {
-			t.Fatal("a Put stored its value while the writer's lock was held")
+			t.Fatal("a TryPut stored its value while the writer's lock was held")
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("a Put waited for the writer's lock")
+		t.Fatal("a TryPut waited for the writer's lock")
 	}
-	w.mu.Unlock()
 	if _, _, ok := tr.Get(k, h); ok {
-		t.Fatal("the tier holds the value of a Put it dropped")
+		t.Fatal("the tier holds the value of a TryPut it dropped")
 	}
-	if !w.Put(r) {
-		t.Fatal("a Put with the lock free was refused")
+	go func() { done <- w.Put(Record{Key: k, Hash: h, Value: []byte("write"), Gen: w.Gen(h)}) }()
+	time.Sleep(10 * time.Millisecond) // let the Put reach the lock
+	w.mu.Unlock()
+	if !<-done {
+		t.Fatal("a Put that waited for the lock was refused")
 	}
-	if v, _, ok := tr.Get(k, h); !ok || string(v) != "value" {
+	if v, _, ok := tr.Get(k, h); !ok || string(v) != "write" {
 		t.Fatalf("after the Put the tier answers %q, %v", v, ok)
+	}
+	k2 := "beta"
+	r = Record{Key: k2, Hash: Hash(k2), Value: []byte("value"), Gen: w.Gen(Hash(k2))}
+	if !w.TryPut(r) {
+		t.Fatal("a TryPut with the lock free was refused")
+	}
+	if v, _, ok := tr.Get(r.Key, r.Hash); !ok || string(v) != "value" {
+		t.Fatalf("after the TryPut the tier answers %q, %v", v, ok)
 	}
 }
 
