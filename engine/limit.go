@@ -17,6 +17,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/klauspost/compress/s2"
 
 	"github.com/diskcache-go/diskcache/codec"
 	"github.com/diskcache-go/diskcache/lru"
@@ -114,7 +115,28 @@ var (
 const (
 	accessFile  = "access.clock"
 	accessMagic = "dcclock1"
+	// accessMagicS2 is the same snapshot compressed with S2, as a clock of
+	// accessCompressMin or more is saved: the table has 16 slots a key
+	// held, most of them empty, so 4 bytes a slot are mostly zeros. A
+	// 16 MiB snapshot of 500,000 keys came to 2.8 MB: the access clock had
+	// been a sixth of W1's directory (105 MiB against raw Pebble's 81).
+	accessMagicS2 = "dcclock2"
 )
+
+// accessMagics are the clock snapshot's kinds of file Open reads.
+var accessMagics = []string{accessMagic, accessMagicS2}
+
+// accessCompressMin is the smallest snapshot saved compressed (256Ki
+// slots). Smaller ones keep their size from one save to the next, so
+// their file is overwritten in place (sidefile.go), and cost little.
+const accessCompressMin = 1 << 20
+
+// accessMaxSnapshot is the largest snapshot a clock writes.
+const accessMaxSnapshot = 8 + 4*lru.MaxSlots
+
+// accessBlock is the S2 block of a compressed snapshot: small, so that
+// saving and loading one holds little memory beside the clock.
+const accessBlock = 64 << 10
 
 // Limits derived from SizeLimit (newLimiter). The fixed overhead is what
 // Pebble keeps on disk whatever the cache holds: recycled WAL files (1.1 x
@@ -320,7 +342,8 @@ func (c *store) clockSlots() int {
 }
 
 // accessLoadInline is the largest clock snapshot Open loads before it
-// returns (256Ki slots); a larger one loads in the background while calls
+// returns (256Ki slots); a larger one, or a compressed one (of at least
+// that many slots), loads in the background while calls
 // are served, so that reopening a cache of millions of keys does not wait
 // for 16 MiB to be read and faulted in. Touches made meanwhile are kept
 // (lru.AccessClock.ReadFrom merges).
@@ -337,7 +360,7 @@ func (c *store) loadAccess() *lru.AccessClock {
 	path := filepath.Join(c.dir, storeDir, accessFile)
 	fi, err := fs.Stat(path)
 	switch {
-	case err == nil && fi.Size() > accessLoadInline:
+	case err == nil && (fi.Size() > accessLoadInline || sideFileMagic(fs, path) == accessMagicS2):
 		c.bg.Add(1)
 		go func() {
 			defer c.bg.Done()
@@ -345,7 +368,7 @@ func (c *store) loadAccess() *lru.AccessClock {
 			// A Close stops the load (ctxReader): it would otherwise wait
 			// for a snapshot of up to 16 MiB read twice, and a clock that
 			// is not loaded is not saved either.
-			err := readSideFile(fs, path, accessMagic, func(r io.Reader, _ int64) error {
+			err := readSideFileOf(fs, path, accessMagics, func(r io.Reader, _ int64, _ string) error {
 				_, err := io.Copy(io.Discard, ctxReader{c.bgCtx, r})
 				return err
 			})
@@ -375,10 +398,26 @@ func (c *store) loadAccess() *lru.AccessClock {
 // readAccess merges the snapshot at path into clock, until ctx is done.
 func (c *store) readAccess(ctx context.Context, clock *lru.AccessClock, fs vfs.FS, path string) error {
 	var slots int64
-	err := readSideFile(fs, path, accessMagic, func(r io.Reader, _ int64) error {
-		n, err := clock.ReadFrom(ctxReader{ctx, r})
+	err := readSideFileOf(fs, path, accessMagics, func(r io.Reader, _ int64, magic string) error {
+		if magic == accessMagic {
+			n, err := clock.ReadFrom(ctxReader{ctx, r})
+			slots = (n - 8) / 4
+			return err
+		}
+		// A few bytes of stream can claim gigabytes of zeros: no more is
+		// read than the largest snapshot a clock saves.
+		zr := &io.LimitedReader{R: s2.NewReader(r, s2.ReaderMaxBlockSize(accessBlock)), N: accessMaxSnapshot + 1}
+		n, err := clock.ReadFrom(ctxReader{ctx, zr})
 		slots = (n - 8) / 4
-		return err
+		if err != nil {
+			return err
+		}
+		// The stream ends with the snapshot; reading to its end lets
+		// readSideFile check that the body was read whole.
+		if more, err := io.Copy(io.Discard, zr); err != nil || more != 0 {
+			return fmt.Errorf("%d bytes past the snapshot: %v", more, err)
+		}
+		return nil
 	})
 	if err == nil && slots == int64(clock.Slots()) {
 		c.lim.savedSum.Store(clock.Sum()) // the file holds this very clock
@@ -412,10 +451,23 @@ func (c *store) saveAccess() error {
 		return nil
 	}
 	path := filepath.Join(c.dir, storeDir, accessFile)
-	if err := writeSideFile(c.opts.filesystem(), path, accessMagic, c.lim.clock.SnapshotSize(), func(w io.Writer) error {
+	magic, size := accessMagic, c.lim.clock.SnapshotSize()
+	body := func(w io.Writer) error {
 		_, err := c.lim.clock.WriteTo(w)
 		return err
-	}); err != nil {
+	}
+	if size >= accessCompressMin {
+		magic, size = accessMagicS2, -1 // its size is known once written
+		body = func(w io.Writer) error {
+			zw := s2.NewWriter(w, s2.WriterConcurrency(1), s2.WriterBlockSize(accessBlock))
+			_, err := c.lim.clock.WriteTo(zw)
+			if cerr := zw.Close(); err == nil {
+				err = cerr
+			}
+			return err
+		}
+	}
+	if err := writeSideFile(c.opts.filesystem(), path, magic, size, body); err != nil {
 		return err
 	}
 	c.lim.savedSum.Store(sum)

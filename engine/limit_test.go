@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -406,5 +407,84 @@ func waitRounds(t testing.TB, s *store, n int) {
 		case <-time.After(30 * time.Second):
 			t.Fatal("the monitor did not run within 30 s")
 		}
+	}
+}
+
+// A clock of accessCompressMin or more is saved compressed, a fraction of
+// its snapshot on disk, and loads back slot for slot; a snapshot saved
+// uncompressed (as before accessMagicS2) loads as well.
+func TestAccessClockCompressed(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, storeDir, accessFile)
+	c := openDir(t, dir, nil)
+	const n = 20_000
+	var es []Entry
+	for i := range n {
+		es = append(es, Entry{Key: fmt.Sprint("key-", i), Value: []byte("v")})
+	}
+	if err := c.SetMany(ctx, es); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c = openDir(t, dir, nil) // a clock sized for the keys held
+	s := c.local()
+	for i := 0; !s.lim.loaded.Load(); i++ {
+		if i == 1000 {
+			t.Fatal("the clock's snapshot did not load in 10 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	base := lru.Tick(s.lim.now.Load())
+	for i := range n { // a recency of its own for each key
+		s.lim.clock.Touch(bucketedKeys.hash(bucketedKeys.dataKey(nil, fmt.Sprint("key-", i))), base+lru.Tick(i))
+	}
+	want := s.lim.clock.Snapshot()
+	if len(want) < accessCompressMin {
+		t.Fatalf("the clock's snapshot is %d bytes, want at least %d for this test", len(want), accessCompressMin)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sideFileMagic(s.opts.filesystem(), path); got != accessMagicS2 {
+		t.Fatalf("a %d-byte snapshot was saved as %q, want %q", len(want), got, accessMagicS2)
+	}
+	if fi.Size() > int64(len(want))/4 {
+		t.Fatalf("the compressed snapshot takes %d bytes of %d", fi.Size(), len(want))
+	}
+	reopened := func() []byte {
+		t.Helper()
+		c := openDir(t, dir, nil)
+		defer c.Close()
+		s := c.local()
+		// A compressed snapshot loads in the background.
+		for i := 0; !s.lim.loaded.Load(); i++ {
+			if i == 1000 {
+				t.Fatal("the clock's snapshot did not load in 10 s")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return s.lim.clock.Snapshot()
+	}
+	if got := reopened(); string(got) != string(want) {
+		t.Fatal("the clock loaded from the compressed snapshot differs from the one saved")
+	}
+	old := lru.NewAccessClock((len(want) - 8) / 4)
+	if err := old.Restore(want); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeSideFile(s.opts.filesystem(), path, accessMagic, old.SnapshotSize(), func(w io.Writer) error {
+		_, err := old.WriteTo(w)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := reopened(); string(got) != string(want) {
+		t.Fatal("the clock loaded from an uncompressed snapshot differs from the one saved")
 	}
 }

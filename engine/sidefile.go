@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
@@ -40,9 +41,10 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // writeSideFile writes magic, what body writes (size bytes), and the
 // checksum to path: over the file in place if it has that size, else
-// through a temporary file renamed into place.
+// through a temporary file renamed into place. A size of -1 (a body of
+// unknown size, compressed) always takes the second way.
 func writeSideFile(fs vfs.FS, path, magic string, size int64, body func(io.Writer) error) (err error) {
-	if fi, serr := fs.Stat(path); serr == nil && fi.Size() == int64(len(magic))+size+sideTrailer {
+	if fi, serr := fs.Stat(path); serr == nil && size >= 0 && fi.Size() == int64(len(magic))+size+sideTrailer {
 		return overwriteSideFile(fs, path, magic, size, body)
 	}
 	tmp := path + ".tmp"
@@ -129,6 +131,13 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 // of another kind, or damaged; body's result counts only when the checksum
 // matches, which readSideFile checks once body has read the whole body.
 func readSideFile(fs vfs.FS, path, magic string, body func(r io.Reader, n int64) error) error {
+	return readSideFileOf(fs, path, []string{magic}, func(r io.Reader, n int64, _ string) error { return body(r, n) })
+}
+
+// readSideFileOf is readSideFile of a file of any of the kinds magics name
+// (all of one length), telling body which.
+func readSideFileOf(fs vfs.FS, path string, magics []string, body func(r io.Reader, n int64, magic string) error) error {
+	magic := magics[0]
 	f, err := fs.Open(path)
 	if err != nil {
 		return err
@@ -143,12 +152,12 @@ func readSideFile(fs vfs.FS, path, magic string, body func(r io.Reader, n int64)
 		return fmt.Errorf("%s: %w: %d bytes", path, errBadSideFile, fi.Size())
 	}
 	head := make([]byte, len(magic))
-	if _, err := io.ReadFull(f, head); err != nil || string(head) != magic {
+	if _, err := io.ReadFull(f, head); err != nil || !slices.Contains(magics, string(head)) {
 		return fmt.Errorf("%s: %w: not a %q file", path, errBadSideFile, magic)
 	}
 	sum := crc32.New(castagnoli)
 	lr := &io.LimitedReader{R: f, N: n}
-	if err := body(io.TeeReader(lr, sum), n); err != nil {
+	if err := body(io.TeeReader(lr, sum), n, string(head)); err != nil {
 		return fmt.Errorf("%s: %w: %w", path, errBadSideFile, err)
 	}
 	if lr.N != 0 {
@@ -162,6 +171,21 @@ func readSideFile(fs vfs.FS, path, magic string, body func(r io.Reader, n int64)
 		return fmt.Errorf("%s: %w: checksum mismatch", path, errBadSideFile)
 	}
 	return nil
+}
+
+// sideFileMagic returns the magic a side file starts with, "" if it cannot
+// be read.
+func sideFileMagic(fs vfs.FS, path string) string {
+	f, err := fs.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var head [8]byte
+	if _, err := io.ReadFull(f, head[:]); err != nil {
+		return ""
+	}
+	return string(head[:])
 }
 
 // errBadSideFile marks a side file that cannot be used: the state it held

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,6 +16,9 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/klauspost/compress/s2"
+
+	"github.com/diskcache-go/diskcache/lru"
 )
 
 // cleanStore returns the directory of a store holding the keys "0" to n-1
@@ -238,14 +242,15 @@ func truncateBy(t *testing.T, path string, n int64) {
 }
 
 // TestLargeClockLoadsInBackground: a clock snapshot too large to read
-// inside Open (more than accessLoadInline) loads while calls are served,
-// and until it has, the clock is neither saved nor grown.
+// inside Open (more than accessLoadInline, which is saved compressed)
+// loads while calls are served, and until it has, the clock is neither
+// saved nor grown.
 func TestLargeClockLoadsInBackground(t *testing.T) {
 	const n = 20000 // 16 slots a key: a 320Ki-slot clock, 1.25 MiB
 	dir := cleanStore(t, n)
-	fi, err := os.Stat(filepath.Join(dir, storeDir, accessFile))
-	if err != nil || fi.Size() <= accessLoadInline {
-		t.Fatalf("clock snapshot of %d bytes (%v), want more than %d", fi.Size(), err, accessLoadInline)
+	path := filepath.Join(dir, storeDir, accessFile)
+	if magic := sideFileMagic(vfs.Default, path); magic != accessMagicS2 {
+		t.Fatalf("the clock snapshot of %d keys is a %q file, want %q", n, magic, accessMagicS2)
 	}
 	c, err := Open(dir, nil)
 	if err != nil {
@@ -361,4 +366,39 @@ func TestSideFileOverwritesInPlace(t *testing.T) {
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a side file whose write fell short is still there: %v", err)
 	}
+}
+
+// FuzzAccessFile: an access clock side file may be damaged in any way,
+// compressed or not. Any bytes either load into the clock or give an
+// error; nothing panics, and no more is read than the file holds.
+func FuzzAccessFile(f *testing.F) {
+	file := func(magic string, body func(w io.Writer) error) []byte {
+		var b bytes.Buffer
+		if err := body(&b); err != nil {
+			f.Fatal(err)
+		}
+		sum := crc32.Checksum(b.Bytes(), castagnoli)
+		return binary.LittleEndian.AppendUint32(append([]byte(magic), b.Bytes()...), sum)
+	}
+	clock := lru.NewAccessClock(lru.MinSlots)
+	clock.Touch(42, 7)
+	raw := func(w io.Writer) error { _, err := clock.WriteTo(w); return err }
+	f.Add(file(accessMagic, raw))
+	f.Add(file(accessMagicS2, func(w io.Writer) error {
+		zw := s2.NewWriter(w, s2.WriterConcurrency(1), s2.WriterBlockSize(accessBlock))
+		if err := raw(zw); err != nil {
+			return err
+		}
+		return zw.Close()
+	}))
+	f.Add([]byte(accessMagicS2))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(t.TempDir(), accessFile)
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s := &store{lim: &limiter{}}
+		_ = s.readAccess(context.Background(), lru.NewAccessClock(lru.MinSlots), vfs.Default, path)
+	})
 }
