@@ -342,10 +342,12 @@ func (c *store) clockSlots() int {
 }
 
 // accessLoadInline is the largest clock snapshot Open loads before it
-// returns (256Ki slots); a larger one, or a compressed one (of at least
-// that many slots), loads in the background while calls
+// returns (256Ki slots); a larger one loads in the background while calls
 // are served, so that reopening a cache of millions of keys does not wait
-// for 16 MiB to be read and faulted in. Touches made meanwhile are kept
+// for 16 MiB to be read and faulted in. So does the snapshot of a store
+// whose clock is sized for that many slots: its file is compressed
+// (saveAccess) and may be small on disk. Open decides by the sizes it
+// has, without reading the file's kind. Touches made meanwhile are kept
 // (lru.AccessClock.ReadFrom merges).
 const accessLoadInline = 1 << 20
 
@@ -360,7 +362,7 @@ func (c *store) loadAccess() *lru.AccessClock {
 	path := filepath.Join(c.dir, storeDir, accessFile)
 	fi, err := fs.Stat(path)
 	switch {
-	case err == nil && (fi.Size() > accessLoadInline || sideFileMagic(fs, path) == accessMagicS2):
+	case err == nil && (fi.Size() > accessLoadInline || clock.SnapshotSize() >= accessCompressMin):
 		c.bg.Add(1)
 		go func() {
 			defer c.bg.Done()

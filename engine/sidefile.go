@@ -173,21 +173,6 @@ func readSideFileOf(fs vfs.FS, path string, magics []string, body func(r io.Read
 	return nil
 }
 
-// sideFileMagic returns the magic a side file starts with, "" if it cannot
-// be read.
-func sideFileMagic(fs vfs.FS, path string) string {
-	f, err := fs.Open(path)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	var head [8]byte
-	if _, err := io.ReadFull(f, head[:]); err != nil {
-		return ""
-	}
-	return string(head[:])
-}
-
 // errBadSideFile marks a side file that cannot be used: the state it held
 // is rebuilt (the filter) or done without (the clock).
 var errBadSideFile = fmt.Errorf("%w: damaged side file", ErrCorrupt)

@@ -402,3 +402,18 @@ func FuzzAccessFile(f *testing.F) {
 		_ = s.readAccess(context.Background(), lru.NewAccessClock(lru.MinSlots), vfs.Default, path)
 	})
 }
+
+// sideFileMagic returns the magic a side file starts with, "" if it cannot
+// be read.
+func sideFileMagic(fs vfs.FS, path string) string {
+	f, err := fs.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	var head [8]byte
+	if _, err := io.ReadFull(f, head[:]); err != nil {
+		return ""
+	}
+	return string(head[:])
+}
