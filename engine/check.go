@@ -325,6 +325,11 @@ func (r *CheckReport) checkMeta(db *pebble.DB, fsys vfs.FS) *presence {
 	if v, ok := get(metaEpoch); ok && len(v) != 8 {
 		r.problem(CheckProblem{Key: string(metaEpoch), What: fmt.Sprintf("clock epoch of %d bytes, want 8", len(v))})
 	}
+	if v, ok := get(metaFootprint); ok {
+		if _, ok := decodeFootprint(v); !ok {
+			r.note("the saved footprint estimate (%d bytes) is not one: Open measures afresh", len(v))
+		}
+	}
 	st, ok := get(metaState)
 	switch {
 	case !ok:

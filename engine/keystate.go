@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"sync"
@@ -197,6 +198,9 @@ func (c *store) saveKeyState() error {
 	n := c.keys.counts.load()
 	st := append([]byte{1}, n.encode()...)
 	b.Set(metaState, append(st, id...), nil)
+	if f := c.lim.footprintNow(); f > 0 {
+		b.Set(metaFootprint, binary.LittleEndian.AppendUint64(nil, math.Float64bits(f)), nil)
+	}
 	b.Delete(metaPresence, nil)
 	b.Delete(metaAccess, nil)
 	if err := b.Commit(pebble.Sync); err != nil {

@@ -47,9 +47,9 @@ func (c *store) monitorLoop() {
 			// A round evicts down to the low watermark, so that writes at
 			// the limit do not start one every tick. Not in a reopened
 			// store that has taken no write yet: it is over its budget
-			// only by what the new estimates of its tables' footprint
-			// moved the budget (a sample of a few slices at first, then
-			// a slice a second; TestRestartKeepsEntriesAtLimit: estimates
+			// only by what new measures of its tables' footprint moved
+			// the budget (a slice a second, from the estimate the last
+			// Close saved; TestRestartKeepsEntriesAtLimit: estimates
 			// 0.5-1.5% higher took a round and 5% of the entries the last
 			// session held), so it evicts only the excess.
 			target := st.low

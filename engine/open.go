@@ -184,6 +184,9 @@ func (c *store) openPebble() error {
 	if err == nil {
 		err = c.loadLimiter()
 	}
+	if err == nil && clean {
+		err = c.loadFootprint()
+	}
 	if err != nil {
 		db.Close()
 		c.closeValues()
