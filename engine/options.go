@@ -18,10 +18,13 @@ const (
 	defaultSizeLimit     = 1 << 30
 	defaultSweepInterval = time.Minute
 	defaultCacheSize     = 64 << 20
-	// defaultHotTierSize holds the hot set of a typical pool of workers
-	// (some 250,000 small values) once for all of them; its pages are
-	// allocated as values fill them.
-	defaultHotTierSize = 64 << 20
+	// defaultHotTierSize and maxDefaultHotTierSize bound the tier the
+	// owner makes by default when a second process connects: sized then
+	// for what the store holds (sharedTierSize), so that a pool of workers
+	// reads a store of up to about 500,000 small values from memory
+	// without a round trip. Its pages are allocated as values fill them.
+	defaultHotTierSize    = 64 << 20
+	maxDefaultHotTierSize = 256 << 20
 	// defaultLoneTierSize is the largest tier of a process that has its
 	// directory to itself; it is at most a quarter of CacheSize and is
 	// taken out of the block cache while it is awake, so that the
@@ -82,9 +85,11 @@ type Options struct {
 	// owner. There is one per directory, made by the owner with its own
 	// setting (the others' is not used). It is coherent: once a write has
 	// returned in any process, no process returns the value it replaced.
-	// 0 means 64 MiB once a second process connects, and a quarter of
-	// CacheSize, at most 16 MiB, while one process has the directory to
-	// itself: there the tier stands in front of Pebble's block cache, so
+	// 0 means, once a second process connects, a tier sized for what the
+	// store holds then (512 bytes a key or 1.6 bytes a byte stored,
+	// whichever is more, up to a power of two: 64 MiB to 256 MiB), and a
+	// quarter of CacheSize, at most 16 MiB, while one process has the
+	// directory to itself: there the tier stands in front of Pebble's block cache, so
 	// it takes its memory out of the block cache rather than adding to
 	// it, and only while a simulation of it on a sample of the reads
 	// shows it hits enough to pay for that (tierjudge.go); otherwise it

@@ -609,3 +609,24 @@ func TestLoneTierTakesItsShareOfBlockCache(t *testing.T) {
 			got, cacheSize)
 	}
 }
+
+// The default shared tier holds what the store holds: a way at half load
+// a key, or the records of large values, within its bounds.
+func TestSharedTierSize(t *testing.T) {
+	for _, tc := range []struct {
+		entries, bytes, want int64
+	}{
+		{0, 0, defaultHotTierSize},
+		{100, 10 << 10, defaultHotTierSize},
+		{131072, 131072 * 150, 64 << 20},                 // 512 bytes a key: 64 MiB
+		{131073, 131073 * 150, 128 << 20},                // one more key
+		{500_000, 500_000 * 170, 256 << 20},              // W7's store
+		{20_000, 20_000 * 4100, 128 << 20},               // 4 KiB values: 82 MB stored
+		{10_000_000, 10_000_000 * 150, 256 << 20},        // capped
+		{1000, 1000 * (64 << 20), maxDefaultHotTierSize}, // capped by bytes
+	} {
+		if got := sharedTierSize(tc.entries, tc.bytes); got != tc.want {
+			t.Errorf("sharedTierSize(%d, %d) = %d MiB, want %d MiB", tc.entries, tc.bytes, got>>20, tc.want>>20)
+		}
+	}
+}
