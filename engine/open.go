@@ -216,11 +216,15 @@ func (c *store) Close() error {
 	c.bg.Wait()
 	c.tier.close()
 	err := c.saveState()
+	flushed := false
 	if err == nil {
-		err = c.flushAtClose()
+		flushed, err = c.flushAtClose()
 	}
 	if cerr := c.closePebble(); err == nil {
 		err = cerr
+	}
+	if flushed && err == nil {
+		dropOldLogs(c.opts.durability().fs, filepath.Join(c.dir, storeDir))
 	}
 	c.closeValues()
 	if lerr := c.lock.release(); err == nil {
