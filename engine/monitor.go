@@ -22,6 +22,7 @@ func (c *store) monitorLoop() {
 	lastSnapshot := time.Now()
 	ticks := 0
 	wroteAtOpen := c.lim.wroteAll.load()
+	defer c.room.free()
 	for {
 		select {
 		case <-c.bgCtx.Done():
@@ -77,6 +78,7 @@ func (c *store) monitorLoop() {
 // also lists the directory for what they miss (countUnseen).
 func (c *store) refreshDisk(list bool) {
 	m := c.db.Metrics()
+	c.room.follow(int64(m.MemTable.Size + m.MemTable.ZombieSize))
 	accounted := int64(m.DiskSpaceUsage())
 	if list {
 		c.countUnseen(accounted)

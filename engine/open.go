@@ -35,6 +35,7 @@ type store struct {
 	opts        Options
 	db          *pebble.DB
 	compactions *compactionGate // Pebble's compaction scheduler (compactgate.go)
+	room        cacheRoom       // the memtables' room in Pebble's cache they do not use (cacheroom.go); the monitor's
 	lock        *ownerLock
 	codec       *codec.Codec
 	write       *pebble.WriteOptions
@@ -156,6 +157,7 @@ func (c *store) openPebble() error {
 	// share of it (ownerTier.reserve); Pebble holds a reference of its own.
 	po.Cache = pebble.NewCache(po.CacheSize)
 	defer po.Cache.Unref()
+	c.room = cacheRoom{cache: po.Cache, room: po.CacheSize - c.opts.CacheSize}
 	gate := newCompactionGate()
 	po.Experimental.CompactionScheduler = gate
 	flushed := po.EventListener.FlushEnd
