@@ -3,6 +3,8 @@ package engine
 import (
 	"path/filepath"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // The store's background loop (started by Open, stopped by Close through
@@ -35,7 +37,8 @@ func (c *store) monitorLoop() {
 			c.lim.clock.Grow(c.clockSlots()) // the store holds more keys: more slots
 		}
 		ticks++
-		c.refreshDisk(ticks%unseenEvery == 0)
+		m := c.refreshDisk(ticks%unseenEvery == 0)
+		c.room.follow(int64(m.MemTable.Size + m.MemTable.ZombieSize))
 		if c.health.writable() != nil {
 			continue // the disk takes no writes: nothing can be evicted or compacted (health.go)
 		}
@@ -75,10 +78,10 @@ func (c *store) monitorLoop() {
 }
 
 // refreshDisk reads the disk usage from Pebble's metrics, and with list
-// also lists the directory for what they miss (countUnseen).
-func (c *store) refreshDisk(list bool) {
+// also lists the directory for what they miss (countUnseen). It returns
+// the metrics it read.
+func (c *store) refreshDisk(list bool) *pebble.Metrics {
 	m := c.db.Metrics()
-	c.room.follow(int64(m.MemTable.Size + m.MemTable.ZombieSize))
 	accounted := int64(m.DiskSpaceUsage())
 	if list {
 		c.countUnseen(accounted)
@@ -86,6 +89,7 @@ func (c *store) refreshDisk(list bool) {
 	c.lim.disk.Store(accounted + c.valuesSize() + c.lim.unseen.Load())
 	c.lim.l0Backlog.Store(m.Levels[0].Sublevels > l0BacklogSublevels)
 	c.lim.announceRefresh()
+	return m
 }
 
 // unseenEvery: the monitor lists the directory every 10th tick (100 ms);
