@@ -488,3 +488,35 @@ func TestAccessClockCompressed(t *testing.T) {
 		t.Fatal("the clock loaded from an uncompressed snapshot differs from the one saved")
 	}
 }
+
+// Evictions that run at once (the monitor's round, writers past the hard
+// limit) take the excess together, once: each reads it under the
+// evictor's lock.
+func TestConcurrentEvictionsTakeTheExcessOnce(t *testing.T) {
+	c := openDir(t, t.TempDir(), &Options{SizeLimit: 1 << 30})
+	v := make([]byte, 1000)
+	for i := range v {
+		v[i] = byte(i * 7919 >> 3) // does not compress by an eighth
+	}
+	for i := range 2000 {
+		if err := c.Set(ctx, fmt.Sprint("k", i), v, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := c.local()
+	live := s.keys.counts.bytes.load()
+	target := live - 500<<10
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if err := s.evictTo(target); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	after := s.keys.counts.bytes.load()
+	if after > target || after < target-8<<10 {
+		t.Fatalf("four evictions to %d bytes left %d (from %d): want the excess taken once", target, after, live)
+	}
+}

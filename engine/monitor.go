@@ -60,7 +60,7 @@ func (c *store) monitorLoop() {
 			if c.lim.wroteAll.load() == wroteAtOpen {
 				target = st.budget
 			}
-			if err := c.evict(live - target); err != nil && c.bgCtx.Err() == nil {
+			if err := c.evictTo(target); err != nil && c.bgCtx.Err() == nil {
 				c.log.Error("diskcache: eviction failed", "err", err)
 			}
 		}
