@@ -57,10 +57,10 @@ func readBlocks(t *testing.T, db *pebble.DB) int64 {
 
 // The memtables' reservations in Pebble's cache come on top of CacheSize:
 // at a large limit (64 MiB memtables) the block cache still holds
-// CacheSize of blocks (given CacheSize alone, it held none), and no more,
-// also in a session that only reads, whose memtables are small
-// (cacheRoom: it held CacheSize and the two memtables' room, 144 MiB for
-// 16 at a 64 GiB limit).
+// CacheSize of blocks (given CacheSize alone, it held none), and no more
+// than an eighth over, also in a session that only reads, whose memtables
+// are small (cacheRoom: it held CacheSize and the two memtables' room,
+// 144 MiB for 16 at a 64 GiB limit).
 func TestBlockCacheBesideMemtables(t *testing.T) {
 	const cacheSize = 16 << 20
 	for _, limit := range []int64{64 << 20, 64 << 30} {
@@ -72,8 +72,8 @@ func TestBlockCacheBesideMemtables(t *testing.T) {
 			for session := range 2 {
 				waitRounds(t, c.local(), 2)
 				got := readBlocks(t, c.local().db)
-				if got < cacheSize*7/8 || got > cacheSize*9/8 {
-					t.Fatalf("session %d: after reading 24 MiB of blocks the block cache holds %d bytes, want about CacheSize %d", session, got, cacheSize)
+				if got < cacheSize*7/8 || got > cacheSize*5/4 {
+					t.Fatalf("session %d: after reading 24 MiB of blocks the block cache holds %d bytes, want about CacheSize %d (and an eighth it may borrow)", session, got, cacheSize)
 				}
 				if err := c.Close(); err != nil {
 					t.Fatal(err)

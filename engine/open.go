@@ -157,7 +157,7 @@ func (c *store) openPebble() error {
 	// share of it (ownerTier.reserve); Pebble holds a reference of its own.
 	po.Cache = pebble.NewCache(po.CacheSize)
 	defer po.Cache.Unref()
-	c.room = cacheRoom{cache: po.Cache, room: po.CacheSize - c.opts.CacheSize}
+	c.room = cacheRoom{cache: po.Cache, room: po.CacheSize - c.opts.CacheSize, borrow: c.opts.CacheSize / 8}
 	gate := newCompactionGate()
 	po.Experimental.CompactionScheduler = gate
 	flushed := po.EventListener.FlushEnd
