@@ -8,7 +8,6 @@ package engine
 
 import (
 	"encoding/binary"
-	"errors"
 	"math"
 	"math/rand/v2"
 
@@ -62,7 +61,7 @@ const (
 )
 
 // metaFootprint holds the footprint's estimate at the last clean Close
-// (8 bytes, a float64's bits), which the next Open starts from. A reopened
+// (8 bytes, a float64's bits), which the next session starts from. A reopened
 // store that measured afresh set its footprint from a sample of 8 slices,
 // with nothing to smooth it; a sample 1-5% higher than the estimate the
 // last session had settled on shrank the budget by as much, and the first
@@ -70,6 +69,11 @@ const (
 // (TestRestartKeepsEntriesAtLimit lost 4.5% in one run of 26). Resumed,
 // the estimate moves by the measures as it did before the Close.
 var metaFootprint = []byte("mfootprint")
+
+// encodeFootprint is the value of metaFootprint for the estimate r.
+func encodeFootprint(r float64) []byte {
+	return binary.LittleEndian.AppendUint64(nil, math.Float64bits(r))
+}
 
 // decodeFootprint returns the estimate v holds, or false when v is not one
 // (a footprint is within [minFootprint, 1]).
@@ -81,21 +85,19 @@ func decodeFootprint(v []byte) (float64, bool) {
 	return r, r >= minFootprint && r <= 1
 }
 
-// loadFootprint starts the estimate from the one the last clean Close
-// saved, if any. Open calls it before the monitor starts.
-func (c *store) loadFootprint() error {
-	v, closer, err := c.db.Get(metaFootprint)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil
+// savedFootprint returns the estimate the last clean Close saved, if any.
+// The monitor reads it in place of its first measure, not Open: a short
+// session (Open, a few calls, Close) never reads it.
+func (c *store) savedFootprint() (float64, bool) {
+	if !c.openedClean {
+		return 0, false
 	}
+	v, closer, err := c.db.Get(metaFootprint)
 	if err != nil {
-		return err
+		return 0, false // none saved, or unreadable: measure afresh
 	}
 	defer closer.Close()
-	if r, ok := decodeFootprint(v); ok {
-		c.lim.measured(r)
-	}
-	return nil
+	return decodeFootprint(v)
 }
 
 // measureFootprint reads the tables over n random slices of the data keys
@@ -165,10 +167,16 @@ func (l *limiter) measured(r float64) {
 func (l *limiter) footprintNow() float64 { return math.Float64frombits(l.footprintBits.Load()) }
 
 // refreshFootprint measures the footprint, every footprintEvery ticks of
-// the monitor from its first.
+// the monitor from its first, which starts from the saved estimate if
+// there is one.
 func (c *store) refreshFootprint(tick int) {
 	if tick%footprintEvery != 1 {
 		return
+	}
+	if !c.lim.footprintSet {
+		if r, ok := c.savedFootprint(); ok {
+			c.lim.measured(r)
+		}
 	}
 	n := 1
 	if !c.lim.footprintSet {

@@ -346,15 +346,16 @@ func TestFootprintSurvivesRestart(t *testing.T) {
 		return bytes.Clone(v)
 	}
 	bitsOf := func(f float64) []byte { return binary.LittleEndian.AppendUint64(nil, math.Float64bits(f)) }
-	// reopen opens the cache, reports its footprint before it could
-	// measure one (a store of one key holds too little to measure), writes
-	// a key and closes.
+	// reopen opens the cache, reports its footprint after the monitor's
+	// first tick (a store of one key holds too little to measure, so it is
+	// the saved one or none), writes a key and closes.
 	reopen := func() float64 {
 		t.Helper()
 		c, err := Open(dir, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
+		waitRounds(t, c.local(), 2)
 		f := c.local().lim.footprintNow()
 		if err := c.Set(ctx, "k", []byte("v"), 0); err != nil {
 			t.Fatal(err)

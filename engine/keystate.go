@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"sync"
@@ -199,7 +198,7 @@ func (c *store) saveKeyState() error {
 	st := append([]byte{1}, n.encode()...)
 	b.Set(metaState, append(st, id...), nil)
 	if f := c.lim.footprintNow(); f > 0 {
-		b.Set(metaFootprint, binary.LittleEndian.AppendUint64(nil, math.Float64bits(f)), nil)
+		b.Set(metaFootprint, encodeFootprint(f), nil)
 	}
 	b.Delete(metaPresence, nil)
 	b.Delete(metaAccess, nil)

@@ -79,6 +79,9 @@ type store struct {
 	// unflushed: this session wrote to Pebble, so Close flushes the
 	// memtable and the next Open has no log to replay (and flush) first.
 	unflushed atomic.Bool
+	// openedClean: the last Close was clean, so what it saved beside the
+	// counts (the footprint's estimate) holds. Set before the monitor runs.
+	openedClean bool
 }
 
 // openStore opens the store of the directory abs, whose owner lock the
@@ -186,14 +189,12 @@ func (c *store) openPebble() error {
 	if err == nil {
 		err = c.loadLimiter()
 	}
-	if err == nil && clean {
-		err = c.loadFootprint()
-	}
 	if err != nil {
 		db.Close()
 		c.closeValues()
 		return fmt.Errorf("diskcache: open %s: %w", c.dir, err)
 	}
+	c.openedClean = clean
 	if !clean || c.keys.cur.Load() == nil {
 		c.rebuildKeys()
 	}
