@@ -155,13 +155,14 @@ func TestCompactionGateAfterOpen(t *testing.T) {
 
 // TestShortSessionsKeepL0Small: sessions too short to flush or to reach
 // gateIdle leave compactions to a later one, but not L0's: L0 never holds
-// more sublevels at an Open than start an L0 compaction, as a session that
-// finds that many lets the compaction run.
+// more sublevels at an Open than twice those that start an L0 compaction
+// (their tables are small: l0Due), as a session that finds that many lets
+// the compaction run. Twelve sessions would leave twelve without it.
 func TestShortSessionsKeepL0Small(t *testing.T) {
 	dir := t.TempDir()
 	for i := range 12 {
 		c := openDir(t, dir, &Options{SizeLimit: 64 << 20})
-		limit := pebbleOptions(&c.local().opts, c.local().opts.durability()).L0CompactionThreshold
+		limit := 2 * pebbleOptions(&c.local().opts, c.local().opts.durability()).L0CompactionThreshold
 		if n := int(c.local().db.Metrics().Levels[0].Sublevels); n > limit {
 			t.Fatalf("session %d: L0 holds %d sublevels at Open, more than %d", i, n, limit)
 		}
@@ -170,6 +171,29 @@ func TestShortSessionsKeepL0Small(t *testing.T) {
 		}
 		if err := c.Close(); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestL0Due: L0 is compacted at Open when it is as deep as starts an L0
+// compaction and its tables are not small, or twice that deep.
+func TestL0Due(t *testing.T) {
+	for _, tc := range []struct {
+		sublevels int
+		size      int64
+		due       bool
+	}{
+		{0, 0, false},
+		{1, 64 << 20, false},
+		{2, 64 << 20, true},
+		{2, smallL0, true},
+		{2, smallL0 - 1, false},
+		{3, 10 << 10, false},
+		{4, 10 << 10, true},
+		{9, 0, true},
+	} {
+		if got := l0Due(tc.sublevels, tc.size, 2); got != tc.due {
+			t.Errorf("l0Due(%d sublevels, %d bytes) = %v, want %v", tc.sublevels, tc.size, got, tc.due)
 		}
 	}
 }

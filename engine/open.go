@@ -175,7 +175,8 @@ func (c *store) openPebble() error {
 		gate.Unregister()
 		return fmt.Errorf("diskcache: open %s: %w", c.dir, damaged(po.FS, path, err))
 	}
-	gate.opened(int(db.Metrics().Levels[0].Sublevels) >= po.L0CompactionThreshold)
+	l0 := db.Metrics().Levels[0]
+	gate.opened(l0Due(int(l0.Sublevels), l0.TablesSize, po.L0CompactionThreshold))
 	c.db, c.compactions = db, gate
 	if err := c.checkFormat(); err != nil {
 		db.Close()
