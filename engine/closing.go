@@ -70,18 +70,11 @@ func (c *store) flushAtClose() (bool, error) {
 // what the next Open must replay, and they stay. The caller still holds
 // the directory's lock; a log that cannot be removed is left to Pebble.
 func dropOldLogs(fsys vfs.FS, path string) {
-	logs, err := wal.Scan(wal.Dir{FS: fsys, Dirname: path})
+	logs, err := wal.Scan(wal.Dir{FS: fsys, Dirname: path}) // oldest first
 	if err != nil || len(logs) < 2 {
 		return
 	}
-	newest := logs[0].Num
-	for _, l := range logs {
-		newest = max(newest, l.Num)
-	}
-	for _, l := range logs {
-		if l.Num == newest {
-			continue
-		}
+	for _, l := range logs[:len(logs)-1] {
 		for i := range l.NumSegments() {
 			_, name := l.SegmentLocation(i)
 			if filepath.Dir(name) == filepath.Clean(path) {

@@ -3,26 +3,13 @@ package engine
 import (
 	"crypto/rand"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// logsIn returns the names of the logs in the store of the cache in dir.
+// logsIn returns the logs in the store of the cache in dir.
 func logsIn(t *testing.T, dir string) []string {
-	t.Helper()
-	names, err := os.ReadDir(filepath.Join(dir, storeDir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs []string
-	for _, n := range names {
-		if strings.HasSuffix(n.Name(), ".log") {
-			logs = append(logs, n.Name())
-		}
-	}
-	return logs
+	return storeFiles(t, dir, func(name string) bool { return strings.HasSuffix(name, ".log") })
 }
 
 // A Close that flushed leaves one log, the newest, and the store opens

@@ -49,10 +49,9 @@ func writePID(path string) error {
 	if err != nil {
 		return err
 	}
-	line := fmt.Appendf(nil, "%-*d\n", pidWidth-1, os.Getpid())
-	_, err = f.WriteAt(line, 0)
-	if fi, serr := f.Stat(); err == nil && (serr != nil || fi.Size() != int64(len(line))) {
-		err = f.Truncate(int64(len(line))) // a file another version wrote
+	_, err = f.WriteAt(fmt.Appendf(nil, "%-*d\n", pidWidth-1, os.Getpid()), 0)
+	if err == nil {
+		err = f.Truncate(pidWidth) // a longer file another version wrote
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

@@ -81,11 +81,10 @@ func (c *store) openPebbleOrReset() error {
 // the log and the bytes kept. The cut copy replaces the log by a rename,
 // so a crash meanwhile leaves the log as it was.
 func cutNewestLog(fsys vfs.FS, path string) (name string, kept int64, ok bool) {
-	logs, err := wal.Scan(wal.Dir{FS: fsys, Dirname: path})
+	logs, err := wal.Scan(wal.Dir{FS: fsys, Dirname: path}) // oldest first
 	if err != nil || len(logs) == 0 {
 		return "", 0, false
 	}
-	sort.Slice(logs, func(i, j int) bool { return logs[i].Num < logs[j].Num })
 	ps := checkLogs(fsys, path)
 	newest := logs[len(logs)-1]
 	if len(ps) != 1 || newest.NumSegments() != 1 {
