@@ -9,13 +9,16 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/diskcache-go/diskcache/lru"
 )
 
 // TestSamplesInHashOrder: the eviction sampler's source returns, from any
-// position, the next entries in the order of their hash64, in a bucketed
-// store as in a store of format 1, so its draws are as uniform as lru's
-// simulation assumes. Few keys leave most buckets empty, many put several
-// in each.
+// position, the entries lru's simulation assumes, so its draws are as
+// uniform as the simulation's: in a store of format 1 the next n in the
+// order of their hash64; in a bucketed store whole buckets, pos's and the
+// ones after it, until it has n and lru.CandidatesPerSeek, each entry once.
+// Few keys leave most buckets empty, many put several in each.
 func TestSamplesInHashOrder(t *testing.T) {
 	for _, l := range []keyLayout{hashedKeys, bucketedKeys} {
 		for _, n := range []int{0, 1, 5, 3000, 200_000} {
@@ -66,28 +69,43 @@ func testSamplesInHashOrder(t *testing.T, l keyLayout, n int) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		i, _ := slices.BinarySearch(hashes, pos)
-		// Format 2 gives all of pos's bucket from pos on, when that is
-		// more: the seek has read them.
-		wantLen := min(want, n)
-		if l.bucketed() {
-			inBucket := 0
-			for j := i; j < n && hashes[j]>>48 == pos>>48; j++ {
-				inBucket++
-			}
-			wantLen = max(wantLen, inBucket)
-		}
-		if len(got) != wantLen {
-			t.Fatalf("At(%x, %d) = %d candidates, want %d", pos, want, len(got), wantLen)
-		}
 		for j := range got {
-			h := hashes[(i+j)%n]
-			if got[j].Hash != h {
-				t.Fatalf("At(%x, %d) = %d candidates, want hash %x at %d", pos, want, len(got), h, j)
+			if uk := string(s.layout.userKey(got[j].Key)); xxhash.Sum64String(uk) != got[j].Hash {
+				t.Fatalf("candidate %q does not have hash %x", uk, got[j].Hash)
 			}
-			if uk := string(s.layout.userKey(got[j].Key)); xxhash.Sum64String(uk) != h {
-				t.Fatalf("candidate %q does not have hash %x", uk, h)
+		}
+		i, _ := slices.BinarySearch(hashes, pos)
+		if !l.bucketed() {
+			if len(got) != min(want, n) {
+				t.Fatalf("At(%x, %d) = %d candidates, want %d", pos, want, len(got), min(want, n))
 			}
+			for j := range got {
+				if h := hashes[(i+j)%n]; got[j].Hash != h {
+					t.Fatalf("At(%x, %d) = %d candidates, want hash %x at %d", pos, want, len(got), h, j)
+				}
+			}
+			continue
+		}
+		// The entries of whole buckets from pos's on, wrapping around,
+		// until there are enough.
+		var wantHashes []uint64
+		if n > 0 {
+			i, _ = slices.BinarySearch(hashes, pos>>48<<48)
+			for j := 0; j < n && len(wantHashes) < max(want, lru.CandidatesPerSeek); {
+				bucket := hashes[(i+j)%n] >> 48
+				for ; j < n && hashes[(i+j)%n]>>48 == bucket; j++ {
+					wantHashes = append(wantHashes, hashes[(i+j)%n])
+				}
+			}
+		}
+		gotHashes := make([]uint64, len(got))
+		for j := range got {
+			gotHashes[j] = got[j].Hash
+		}
+		slices.Sort(gotHashes)
+		slices.Sort(wantHashes)
+		if !slices.Equal(gotHashes, wantHashes) {
+			t.Fatalf("At(%x, %d) = %d candidates, want the %d of whole buckets from %04x on", pos, want, len(got), len(wantHashes), pos>>48)
 		}
 	}
 }

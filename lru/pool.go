@@ -69,6 +69,12 @@ const (
 	DefaultPoolSize = 16
 )
 
+// CandidatesPerSeek is how many candidates a Source whose seeks cost more
+// than its steps (the engine's) reads at a seek at least, whole buckets of
+// its keyspace one after the other: the candidates beyond a pick's samples
+// pay for the next picks.
+const CandidatesPerSeek = 32
+
 // NewSampler returns a Sampler over src that reads recency from clock.
 // samples and poolSize <= 0 take the defaults; seed makes it repeatable.
 func NewSampler(src Source, clock *AccessClock, samples, poolSize int, seed uint64) *Sampler {
@@ -110,8 +116,8 @@ func (s *Sampler) idleness(c Candidate, now Tick) uint64 {
 // still holds what the Candidate says.
 //
 // Each pick is paid for with samples candidates. A source that gives more
-// than asked at one position (the rest of a bucket read whole: some 40 in a
-// cache of 5M keys) pays for the next picks too, which then take the
+// than asked at one position (whole buckets of the engine's keyspace,
+// CandidatesPerSeek or more) pays for the next picks too, which then take the
 // idlest of the pool without a seek: a pick is still the idlest of its
 // share of random candidates, and a full cache of small values, which
 // evicts about one entry a write, seeks once for several evictions instead
