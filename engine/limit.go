@@ -523,18 +523,22 @@ func (c *store) evictTo(target int64) error {
 }
 
 // evictOne deletes the candidate if it still holds the record the sampler
-// saw, and returns the bytes freed.
+// saw, and returns the bytes freed. Unless the write marks tell that it
+// does (evictmarks.go), it reads the record again to find out.
 func (c *store) evictOne(cand lru.Candidate) (int64, error) {
 	dk := cand.Key
 	mu := c.stripe(cand.Hash)
 	mu.Lock()
 	defer mu.Unlock()
-	old, found, err := c.lookup(dk, false)
-	if err != nil || !found {
-		return 0, err
-	}
-	if int64(len(dk)+old.size+old.ext) != cand.Size || (!cand.Expired && c.lim.tick(old.header.WriteTime) != cand.Written) {
-		return 0, nil // rewritten since it was sampled
+	old, ok := c.sampled(cand)
+	if !ok {
+		var err error
+		if old, ok, err = c.lookup(dk, false); err != nil || !ok {
+			return 0, err
+		}
+		if int64(len(dk)+old.size+old.ext) != cand.Size || (!cand.Expired && c.lim.tick(old.header.WriteTime) != cand.Written) {
+			return 0, nil // rewritten since it was sampled
+		}
 	}
 	d, err := c.deleteRecord(dk, old)
 	if err != nil {
@@ -636,6 +640,7 @@ type evictSource struct {
 	c    *store
 	it   *pebble.Iterator
 	uses int
+	seen uint64 // the write marks' sequence before it was made (evictmarks.go)
 }
 
 // seeksPerIterator is how many seeks an iterator serves: some 2,000
@@ -652,11 +657,12 @@ func (s *evictSource) At(dst []lru.Candidate, pos uint64, n int) ([]lru.Candidat
 			return dst, err
 		}
 		lo, hi := dataSpan()
+		seen := c.marksForEviction().seq.Load()
 		it, err := c.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 		if err != nil {
 			return dst, err
 		}
-		s.it, s.uses = it, 0
+		s.it, s.uses, s.seen = it, 0, seen
 	}
 	s.uses++
 	if c.layout.bucketed() {
@@ -766,6 +772,7 @@ func (s *evictSource) candidate(k []byte, h uint64, now int64) (lru.Candidate, e
 	} else {
 		cand.Written = s.c.lim.tick(hdr.WriteTime)
 		cand.Expired = hdr.Expired(now)
+		tagSampled(&cand, s.seen, v, hdr.Expiry)
 	}
 	return cand, nil
 }

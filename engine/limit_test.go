@@ -520,3 +520,71 @@ func TestConcurrentEvictionsTakeTheExcessOnce(t *testing.T) {
 		t.Fatalf("four evictions to %d bytes left %d (from %d): want the excess taken once", target, after, live)
 	}
 }
+
+// TestEvictionKeepsCountsUnderRewrites: the evictor deletes what it sampled
+// without reading it again when no write of its key's slot committed since
+// its iterator was made (evictmarks.go). Keys rewritten meanwhile (other
+// sizes, other expiries, values in the value log and out of it) must be
+// read again: the counts stay those of a scan, and Check finds the store
+// clean.
+func TestEvictionKeepsCountsUnderRewrites(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 1.5 times a 64 MiB limit")
+	}
+	dir := t.TempDir()
+	limit := int64(64 << 20)
+	c, err := Open(dir, &Options{SizeLimit: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var rewrites atomic.Int64
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rng := rand.New(rand.NewPCG(1, 99))
+		tick := time.NewTicker(100 * time.Microsecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			v := make([]byte, 16+rng.IntN(400))
+			if rng.IntN(8) == 0 {
+				v = make([]byte, defaultValueThreshold+rng.IntN(4<<10)) // into the value log
+			}
+			fillRandom(rng, v)
+			ttl := time.Duration(rng.IntN(3)) * time.Hour // none, or one of two expiries
+			if err := c.Set(ctx, fmt.Sprintf("re-%d", rng.IntN(5000)), v, ttl); err != nil {
+				t.Error(err)
+				return
+			}
+			rewrites.Add(1)
+		}
+	}()
+	churn(t, c, "fresh", int(3*limit/2), 200, 0)
+	close(stop)
+	wg.Wait()
+	if c.local().marks.Load() == nil || c.Stats().Evictions == 0 {
+		t.Fatalf("no eviction: %+v", c.Stats())
+	}
+	n, err := c.Len(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scanned := countScan(t, c); n != scanned {
+		t.Fatalf("Len %d, a scan counts %d (%d evictions, %d rewrites)", n, scanned, c.Stats().Evictions, rewrites.Load())
+	}
+	evictions := c.Stats().Evictions
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Check(ctx, dir, nil)
+	if err != nil || r.Damaged() || !r.CleanClose || r.SavedEntries != r.Entries || r.SavedBytes != r.Bytes {
+		t.Fatalf("Check after %d evictions and %d rewrites: %+v, %v", evictions, rewrites.Load(), r, err)
+	}
+	t.Logf("%d entries, %d evictions, %d rewrites", r.Entries, evictions, rewrites.Load())
+}

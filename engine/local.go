@@ -384,6 +384,7 @@ func (c *store) Clear(ctx context.Context) error {
 	err = c.apply(b)
 	c.tier.clear()
 	c.forgetAll()
+	c.markAll()
 	if err != nil {
 		return fmt.Errorf("diskcache: clear %s: %w", c.dir, err)
 	}
@@ -501,6 +502,7 @@ func (c *store) deleteRecord(dk []byte, old oldRecord) (counts, error) {
 func (c *store) commit(b *pebble.Batch, d counts) error {
 	err := c.apply(b)
 	c.invalidate(b)
+	c.mark(b)
 	if err != nil {
 		return err
 	}

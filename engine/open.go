@@ -50,9 +50,12 @@ type store struct {
 	// knownRecords: what the last Sets of a few keys of each stripe wrote
 	// (known.go), under the stripe's lock.
 	knownRecords atomic.Pointer[knownTable]
-	keys         keyState
-	stats        statCounters
-	lim          *limiter
+	// marks: the sequence of the last commit of each slot of data keys,
+	// for the evictor (evictmarks.go).
+	marks atomic.Pointer[writeMarks]
+	keys  keyState
+	stats statCounters
+	lim   *limiter
 
 	values *vlog.Log // large values (values.go)
 	gc     collector

@@ -341,10 +341,12 @@ func (c *store) repoint(m moved) error {
 	rec := codec.AppendRefRecord(nil, h.Expiry, h.WriteTime, h.Algo, m.to)
 	// Same key, same expiry, same size: the counts, the expiry index and
 	// the forwarders' copies (the value is unchanged) all stay as they are.
-	return c.guard(func() error {
+	err = c.guard(func() error {
 		if err := c.markDirty(); err != nil {
 			return err
 		}
 		return c.db.Set(dk, rec, pebble.NoSync)
 	})
+	c.markKey(kh)
+	return err
 }

@@ -9,6 +9,10 @@ type Candidate struct {
 	Size    int64  // bytes it frees when evicted
 	Written Tick   // when it was written: the fallback when the clock has no access
 	Expired bool   // expired entries are evicted before any other
+	// Tag is the Source's own description of the entry, opaque here and
+	// returned with it (the engine keeps what it needs to evict the entry
+	// without reading it again).
+	Tag [3]uint64
 }
 
 // Source finds entries for the sampler.
