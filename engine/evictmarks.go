@@ -62,16 +62,7 @@ func (c *store) mark(b *pebble.Batch) {
 		return
 	}
 	s := m.seq.Add(1)
-	r := b.Reader()
-	for {
-		_, k, _, ok, err := r.Next()
-		if !ok || err != nil {
-			return
-		}
-		if c.layout.isData(k) {
-			m.raise(markSlot(c.layout.hash(k)), s)
-		}
-	}
+	c.eachDataKey(b, func(dk []byte) { m.raise(markSlot(c.layout.hash(dk)), s) })
 }
 
 // markKey is mark for a write of the key of hash h alone.

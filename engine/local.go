@@ -518,6 +518,11 @@ func (c *store) invalidate(b *pebble.Batch) {
 	if c.tier.idle() {
 		return
 	}
+	c.eachDataKey(b, func(dk []byte) { c.tier.invalidate(c.layout.hash(dk)) })
+}
+
+// eachDataKey calls fn with each data key b writes or deletes.
+func (c *store) eachDataKey(b *pebble.Batch, fn func(dk []byte)) {
 	r := b.Reader()
 	for {
 		_, k, _, ok, err := r.Next()
@@ -525,7 +530,7 @@ func (c *store) invalidate(b *pebble.Batch) {
 			return
 		}
 		if c.layout.isData(k) {
-			c.tier.invalidate(c.layout.hash(k))
+			fn(k)
 		}
 	}
 }
