@@ -3,8 +3,6 @@ package engine
 import (
 	"sync/atomic"
 
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/diskcache-go/diskcache/codec"
 	"github.com/diskcache-go/diskcache/lru"
 )
@@ -17,7 +15,7 @@ import (
 // an eviction's cost in a full cache of small values (one eviction a Set).
 //
 // Every commit that writes data keys takes the next sequence number and
-// stores it in each written key's mark, a slot chosen by the low bits of
+// (store.published) stores it in each written key's mark, a slot chosen by the low bits of
 // the key's hash, after the commit and under the key's stripe. The evictor
 // reads the sequence number before it makes an iterator and keeps it with
 // every candidate the iterator gives (lru.Candidate.Tag). Under the
@@ -53,19 +51,8 @@ func (c *store) marksForEviction() *writeMarks {
 	return c.marks.Load()
 }
 
-// mark records the commit of b (committed or failed: a needless mark costs
-// a read) on the marks of the data keys it writes. The caller holds their
-// stripes.
-func (c *store) mark(b *pebble.Batch) {
-	m := c.marks.Load()
-	if m == nil {
-		return
-	}
-	s := m.seq.Add(1)
-	c.eachDataKey(b, func(dk []byte) { m.raise(markSlot(c.layout.hash(dk)), s) })
-}
-
-// markKey is mark for a write of the key of hash h alone.
+// markKey raises the mark of the key of hash h after a write of it alone,
+// outside commit (whose writes store.published marks).
 func (c *store) markKey(h uint64) {
 	if m := c.marks.Load(); m != nil {
 		m.raise(markSlot(h), m.seq.Add(1))
@@ -95,11 +82,12 @@ func (m *writeMarks) raise(i int, s uint64) {
 	}
 }
 
-// tagSampled describes the record rec, read by an iterator made after the
-// marks' sequence stood at seen, in cand.Tag: what evictOne needs to
-// delete it without reading it again.
-func tagSampled(cand *lru.Candidate, seen uint64, rec []byte, expiry int64) {
-	cand.Tag = [3]uint64{seen + 1, uint64(len(rec)) | uint64(codec.ExternalLen(rec))<<32, uint64(expiry)}
+// tagSampled describes a record of size bytes referring to ext bytes of
+// the value log, read by an iterator made after the marks' sequence stood
+// at seen, in cand.Tag: what evictOne needs to delete it without reading it
+// again.
+func tagSampled(cand *lru.Candidate, seen uint64, size, ext int, expiry int64) {
+	cand.Tag = [3]uint64{seen + 1, uint64(size) | uint64(ext)<<32, uint64(expiry)}
 }
 
 // sampled returns the record cand describes if no write of its slot

@@ -81,6 +81,6 @@ func TestSampledTrustsOnlyUnmarkedSlots(t *testing.T) {
 // sequence stood at seen: a record of 100 bytes, no expiry.
 func candFor(h, seen uint64) lru.Candidate {
 	k := lru.Candidate{Hash: h, Key: []byte("d..key")}
-	tagSampled(&k, seen, make([]byte, 100), 0)
+	tagSampled(&k, seen, 100, 0, 0)
 	return k
 }

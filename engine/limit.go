@@ -790,17 +790,18 @@ func (s *evictSource) candidate(k []byte, h uint64, now int64) (lru.Candidate, e
 	if err != nil {
 		return lru.Candidate{}, err
 	}
+	ext := codec.ExternalLen(v)
 	cand := lru.Candidate{
 		Hash: h,
 		Key:  append([]byte(nil), k...),
-		Size: int64(len(k) + recordSize(v)),
+		Size: int64(len(k) + len(v) + ext),
 	}
 	if hdr, err := codec.DecodeHeader(v); err != nil {
 		cand.Expired = true // a damaged record is the first thing to evict
 	} else {
 		cand.Written = s.c.lim.tick(hdr.WriteTime)
 		cand.Expired = hdr.Expired(now)
-		tagSampled(&cand, s.seen, v, hdr.Expiry)
+		tagSampled(&cand, s.seen, len(v), ext, hdr.Expiry)
 	}
 	return cand, nil
 }

@@ -501,8 +501,7 @@ func (c *store) deleteRecord(dk []byte, old oldRecord) (counts, error) {
 // the commit and the update.
 func (c *store) commit(b *pebble.Batch, d counts) error {
 	err := c.apply(b)
-	c.invalidate(b)
-	c.mark(b)
+	c.published(b)
 	if err != nil {
 		return err
 	}
@@ -510,27 +509,36 @@ func (c *store) commit(b *pebble.Batch, d counts) error {
 	return nil
 }
 
-// invalidate drops every key b writes or deletes from the hot tier
-// (tier.go). It runs after the commit, before the call returns, and after
-// a failed commit too: a needless miss costs a read of the store, a missed
-// invalidation a stale read.
-func (c *store) invalidate(b *pebble.Batch) {
-	if c.tier.idle() {
+// published runs after b's commit, before the call returns, and after a
+// failed commit too. For each data key b writes or deletes, hashed once, it
+// drops the key from the hot tier (tier.go: a needless miss costs a read
+// of the store, a missed invalidation a stale read) and raises its write
+// mark for the evictor (evictmarks.go: a needless mark costs the evictor a
+// read). A store whose tier is idle and that never evicted walks nothing.
+func (c *store) published(b *pebble.Batch) {
+	tier, m := !c.tier.idle(), c.marks.Load()
+	if !tier && m == nil {
 		return
 	}
-	c.eachDataKey(b, func(dk []byte) { c.tier.invalidate(c.layout.hash(dk)) })
-}
-
-// eachDataKey calls fn with each data key b writes or deletes.
-func (c *store) eachDataKey(b *pebble.Batch, fn func(dk []byte)) {
+	var seq uint64
+	if m != nil {
+		seq = m.seq.Add(1)
+	}
 	r := b.Reader()
 	for {
 		_, k, _, ok, err := r.Next()
 		if !ok || err != nil {
 			return
 		}
-		if c.layout.isData(k) {
-			fn(k)
+		if !c.layout.isData(k) {
+			continue
+		}
+		h := c.layout.hash(k)
+		if tier {
+			c.tier.invalidate(h)
+		}
+		if m != nil {
+			m.raise(markSlot(h), seq)
 		}
 	}
 }

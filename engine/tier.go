@@ -28,7 +28,7 @@ import (
 // follows.
 //
 //   - The owner invalidates the key of every write after the write is
-//     applied and before the call returns (store.invalidate), and Clear
+//     applied and before the call returns (store.published), and Clear
 //     empties it the same way. A read that began after a write returned
 //     finds no older value in the tier.
 //   - The owner fills the tier from its reads of the store. A fill carries
