@@ -62,10 +62,11 @@ func (c *store) flushAtClose() (bool, error) {
 // dropOldLogs removes every log but the newest from the closed store at
 // path, whose Close flushed: the flush put everything the older logs hold
 // into tables and started the newest, which nothing was written to after.
-// Pebble keeps up to MemTableStopWritesThreshold+1 such logs to reuse
-// their files, each as large as a memtable (SizeLimit/256): 12 MiB of a
-// closed cache of 500,000 small values at the default limit, 96 MiB at
-// 8 GiB, bytes that grew with the limit and held nothing. The next session
+// With Sync, Pebble keeps up to MemTableStopWritesThreshold+1 such logs
+// to reuse their files (durability.recycleLogs), each as large as a
+// memtable (SizeLimit/256): 12 MiB of a closed cache of 500,000 small
+// values at the default limit, 96 MiB at 8 GiB, bytes that grew with the
+// limit and held nothing. The next session
 // makes new logs as it needs them. Without a flush the older logs may hold
 // what the next Open must replay, and they stay. The caller still holds
 // the directory's lock; a log that cannot be removed is left to Pebble.

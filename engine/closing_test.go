@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // logsIn returns the logs in the store of the cache in dir.
@@ -55,5 +56,36 @@ func TestCloseDropsOldLogs(t *testing.T) {
 	r, err := Check(ctx, dir, nil)
 	if err != nil || r.Damaged() {
 		t.Fatalf("Check: %+v, %v", r, err)
+	}
+}
+
+// Pebble recycles no log where logs are not synced (noRecycleCleaner): once
+// the flushes are done, the store holds only the log being written. With
+// Sync, logs are reused.
+func TestLogsNotRecycled(t *testing.T) {
+	dir := t.TempDir()
+	c := openDir(t, dir, nil)
+	defer c.Close()
+	v := make([]byte, 1000)
+	rand.Read(v) // 20 MB: five memtables of 4 MiB, so five logs
+	for i := range 20_000 {
+		v[0] = byte(i)
+		if err := c.Set(ctx, fmt.Sprint("k", i), v, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Pebble flushes in the background and deletes obsolete files after.
+	var logs []string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if logs = logsIn(t, dir); len(logs) == 1 {
+			break
+		}
+	}
+	if len(logs) != 1 {
+		t.Fatalf("the store holds the logs %v once its flushes are done, want only the one being written", logs)
+	}
+	o := (&Options{Sync: true}).withDefaults()
+	if _, ok := pebbleOptions(&o, o.durability()).Cleaner.(noRecycleCleaner); ok {
+		t.Error("with Sync, Pebble's logs are not reused")
 	}
 }

@@ -140,9 +140,10 @@ const accessMaxSnapshot = 8 + 4*lru.MaxSlots
 const accessBlock = 64 << 10
 
 // Limits derived from SizeLimit (newLimiter). The fixed overhead is what
-// Pebble keeps on disk whatever the cache holds: recycled WAL files (1.1 x
-// MemTableSize x (MemTableStopWritesThreshold + 2), measured) and two target
-// files of compaction output. Of the rest, the live share (shares.live) may
+// Pebble keeps on disk whatever the cache holds: the logs of the memtables
+// not yet flushed (at most MemTableStopWritesThreshold + 1, each up to 1.1 x
+// MemTableSize; one more, measured, where flushed logs are kept for reuse:
+// durability.recycleLogs) and two target files of compaction output. Of the rest, the live share (shares.live) may
 // be live data; the remainder is room for deleted data waiting for
 // compaction and for the output of compactions in flight (sharesFor).
 const (
@@ -275,8 +276,13 @@ func sharesFor(limit int64) shares {
 }
 
 func newLimiter(o *Options) *limiter {
-	po := pebbleOptions(o, o.durability())
-	wal := int64(1.1 * float64(po.MemTableSize) * float64(po.MemTableStopWritesThreshold+2))
+	d := o.durability()
+	po := pebbleOptions(o, d)
+	logs := po.MemTableStopWritesThreshold + 1
+	if d.recycleLogs {
+		logs++ // measured with logs reused
+	}
+	wal := int64(1.1 * float64(po.MemTableSize) * float64(logs))
 	fixed := wal + 2*po.TargetFileSizes[0]
 	l := &limiter{
 		lsm:    steeringFor(o.SizeLimit, fixed, sharesFor(o.SizeLimit)),

@@ -77,6 +77,9 @@ func pebbleOptions(o *Options, d durability) *pebble.Options {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 		po.Levels[i].FilterType = pebble.TableFilter
 	}
+	if !d.recycleLogs {
+		po.Cleaner = noRecycleCleaner{Cleaner: pebble.DeleteCleaner{}}
+	}
 	// A compaction never takes in a third level: its output, which stays
 	// on disk beside its inputs until it completes, must stay small.
 	po.Experimental.MultiLevelCompactionHeuristic = pebble.NoMultiLevel{}
@@ -122,3 +125,19 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 	p.l.Error(msg, "component", "pebble")
 	panic(newPebbleFatal(msg, args)) // store.guard recovers it where it can (health.go)
 }
+
+// noRecycleCleaner deletes obsolete files, as Pebble's default cleaner
+// does, and keeps Pebble from recycling its logs (durability.recycleLogs):
+// Pebble recycles none when its cleaner needs the files' contents, which
+// it asks by an unexported method that only ArchiveCleaner has. The
+// embedded archiveMarker brings that method, one level deeper than the
+// Clean of the embedded DeleteCleaner, which so is the one called.
+// TestLogsNotRecycled fails if a Pebble upgrade changes either.
+type noRecycleCleaner struct {
+	pebble.Cleaner
+	archiveMarker
+}
+
+type archiveMarker struct{ pebble.ArchiveCleaner }
+
+func (noRecycleCleaner) String() string { return "delete" }
