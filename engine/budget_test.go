@@ -222,7 +222,8 @@ func TestOverheadSteersBudget(t *testing.T) {
 		want := base
 		if evicts {
 			room := int64((maxBoost - 1) * float64(base.budget))
-			want.budget, want.low, want.hard = base.budget+room, base.low*5/4, base.hard*5/4
+			boost := func(n int64) int64 { return int64(float64(n) * maxBoost) }
+			want.budget, want.low, want.hard = base.budget+room, boost(base.low), boost(base.hard)
 			want.compactAt += room
 			want.waitAt += room
 		}
