@@ -25,7 +25,7 @@ import (
 // job is what a child runs.
 type job struct {
 	Peer string
-	// Workload is W1..W7; "fill" (W1 as a prerequisite, not reported);
+	// Workload is W1..W7 or W11; "fill" (W1 as a prerequisite, not reported);
 	// or a step of W8 or W9, which the parent runs in several processes:
 	// W8proc, W8loop, W9fill, W9reopen.
 	Workload string
@@ -105,6 +105,8 @@ func runChild(j job, in io.Reader, out io.Writer) error {
 		run = c.w9reopen
 	case "W10":
 		run = c.w10
+	case "W11":
+		run = c.w11
 	default:
 		return fmt.Errorf("unknown workload %q", j.Workload)
 	}
@@ -519,6 +521,72 @@ func (c *childRun) w6() error {
 	c.metric("hot_hit", float64(hits)/float64(gets))
 	c.metric("disk_open", float64(diskBytes(c.job.Dir)))
 	return s.Close()
+}
+
+// W11 held at the limit: a cache with a limitW11 size limit gets N11 Sets
+// of valueW11 bytes it cannot compress, under fresh keys, one writer, no
+// reads. Once its disk use settles, the entries it holds are counted by a
+// full scan: the count a limit leaves is what its users get of it.
+func (c *childRun) w11() error {
+	base := c.p.base11()
+	keys := keyRange(base, base+c.p.N11)
+	s, err := c.open(storeOptions{SizeLimit: limitW11, LRU: true})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	cnt, ok := s.store.(counter)
+	if !ok {
+		return fmt.Errorf("%s cannot count its entries", c.peer.name)
+	}
+	var buf []byte
+	t0 := time.Now()
+	for j, k := range keys {
+		buf = c.pl.appendRandom(buf[:0], base+j, valueW11, saltW11)
+		if err := s.Set(k, buf, 0); err != nil {
+			return err
+		}
+	}
+	el := time.Since(t0)
+	c.res.Seconds = el.Seconds()
+	c.metric("set_ops", perSec(len(keys), el))
+	c.metric("disk_settled", float64(settle(c.job.Dir)))
+	held, err := cnt.ScanLen()
+	if err != nil {
+		return fmt.Errorf("scan: %w", err)
+	}
+	n, err := cnt.Len()
+	if err != nil {
+		return fmt.Errorf("len: %w", err)
+	}
+	c.metric("held", float64(held))
+	c.metric("held_len", float64(n))
+	if err := c.verifyHeld(s, keys, base, int(held)); err != nil {
+		return err
+	}
+	return s.Close()
+}
+
+// verifyHeld checks W11's count and reads back about 1,000 of its keys:
+// which keys the limit left is the eviction's choice, but one it left must
+// have the value set, and one at least must be left.
+func (c *childRun) verifyHeld(s store, keys []string, base, held int) error {
+	if held <= 0 || held > len(keys) {
+		return fmt.Errorf("%d entries held after %d Sets", held, len(keys))
+	}
+	step := max(1, len(keys)/1000)
+	var want []byte
+	for j := 0; j < len(keys); j += step {
+		v, ok, err := s.Get(keys[j])
+		if err != nil {
+			return err
+		}
+		want = c.pl.appendRandom(want[:0], base+j, valueW11, saltW11)
+		if ok && !bytes.Equal(v, want) {
+			return fmt.Errorf("key %q (index %d): wrong value (%d bytes)", keys[j], base+j, len(v))
+		}
+	}
+	return nil
 }
 
 // W7 multi-process: this is process Part of procsW7 on one directory that

@@ -29,7 +29,7 @@ import (
 const smokeScale = 0.25
 
 // workloads in the order they run; W2, W3 and W7 read what W1 filled.
-var workloads = []string{"W1", "W2", "W3", "W7", "W4", "W5", "W6", "W8", "W9", "W10"}
+var workloads = []string{"W1", "W2", "W3", "W7", "W4", "W5", "W6", "W8", "W9", "W10", "W11"}
 
 func main() {
 	if len(os.Args) == 3 && os.Args[1] == "-child" {
@@ -37,9 +37,9 @@ func main() {
 		return
 	}
 	var (
-		scale  = flag.Float64("scale", 1, "multiplies every operation count (and W6's size limit); 0.05 is the smoke run")
+		scale  = flag.Float64("scale", 1, "multiplies every operation count (W6's and W11's the data past their size limit, which stays); 0.05 is the smoke run")
 		out    = flag.String("out", "RESULTS.md", "where to write the report; the chart goes beside it as results.svg")
-		only   = flag.String("only", "", "comma-separated workloads to run (W1..W10); empty: all; -only W10 updates only its section of an existing report")
+		only   = flag.String("only", "", "comma-separated workloads to run (W1..W11); empty: all; -only W10 updates only its section of an existing report")
 		peerF  = flag.String("peers", "", "comma-separated peers to run ("+strings.Join(peerNames(), ",")+"); empty: all")
 		python = flag.String("python", "/usr/bin/python3", "the Python interpreter that has python3-diskcache")
 		work   = flag.String("work", "", "directory for the stores (default: a new temporary directory, removed afterwards)")

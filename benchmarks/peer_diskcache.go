@@ -55,4 +55,25 @@ func (s diskcacheStore) Get(key string) ([]byte, bool, error) {
 	return v, err == nil, err
 }
 
+// scanPage is how many keys ScanLen asks Scan for at a time.
+const scanPage = 4096
+
+// ScanLen counts the entries a Scan returns, from cursor 0 until it ends.
+func (s diskcacheStore) ScanLen() (int64, error) {
+	var n int64
+	for cursor := uint64(0); ; {
+		keys, next, err := s.c.Scan(context.Background(), cursor, scanPage)
+		if err != nil {
+			return n, err
+		}
+		n += int64(len(keys))
+		if next == 0 {
+			return n, nil
+		}
+		cursor = next
+	}
+}
+
+func (s diskcacheStore) Len() (int64, error) { return s.c.Len(context.Background()) }
+
 func (s diskcacheStore) Close() error { return s.c.Close() }

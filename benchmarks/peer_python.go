@@ -21,7 +21,7 @@ var pythonPeer = peer{
 	durability: "SQLite WAL with synchronous=NORMAL (its default): survives kill -9, not power loss",
 	blockCache: "64 MiB SQLite page cache (default 32 MiB) per connection, one connection a thread, plus its default 64 MiB mmap",
 	ttl:        "native: expire= on set; expired rows are misses; each set culls up to 10 expired rows, expire() the rest",
-	limit:      "size_limit, culled on set (least-recently-used in W6; its default is least-recently-stored)",
+	limit:      "size_limit, culled on set (least-recently-used in W6 and W11; its default is least-recently-stored)",
 	reclaim:    "Cache.expire() (then SQLite's auto_vacuum=FULL shrinks the file), called by the application",
 }
 

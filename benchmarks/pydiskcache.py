@@ -32,6 +32,13 @@ def mix64(x):
     return x ^ (x >> 31)
 
 
+def make_key(i, seed):
+    """Key i, as key in workload.go: the spec holds no keys from base11 on."""
+    h = mix64(i ^ seed)
+    raw = struct.pack(">QQ", h, mix64(h))
+    return raw.hex()[: 16 + (h >> 56) % 9].encode()
+
+
 class Spec:
     def __init__(self, path):
         with open(path, "rb") as f:
@@ -54,6 +61,7 @@ class Spec:
         self.base4 = p["N1"]
         self.base5 = p["N1"] + p["N4"]
         self.base6 = p["N1"] + p["N4"] + p["N5"]
+        self.base11 = self.base6 + p["N6"]
 
     def u32(self, name):
         a = array.array("I")
@@ -69,10 +77,21 @@ class Spec:
         ks, offs = self._keys, self._offs
         return [ks[offs[i] : offs[i + 1]] for i in range(lo, hi)]
 
+    def made_keys(self, lo, hi):
+        """Keys [lo, hi) past the spec's, made as key in workload.go does."""
+        return [make_key(i, self.seed) for i in range(lo, hi)]
+
     def value(self, i, n, salt):
         """The value of key index i at size n, as appendValue in workload.go."""
-        tag = (i << 8) | salt
         pool = self.pool_text if i % 2 else self.pool_random
+        return self._window(pool, i, n, salt)
+
+    def random_value(self, i, n, salt):
+        """As appendRandom in workload.go: random bytes whatever i is."""
+        return self._window(self.pool_random, i, n, salt)
+
+    def _window(self, pool, i, n, salt):
+        tag = (i << 8) | salt
         off = mix64(tag ^ self.seed) % (self.pool_size - n + 9)
         return struct.pack("<Q", tag) + pool[off : off + n - 8]
 
@@ -86,11 +105,11 @@ def digests(s):
     out = {}
     h = hashlib.sha256()
 
-    def op(kind, i, n=0, salt=0, ttl_ms=0):
-        k = s.key(i)
+    def op(kind, i, n=0, salt=0, ttl_ms=0, key=None, value=s.value):
+        k = s.key(i) if key is None else key
         buf = kind + struct.pack("<I", len(k)) + k
         if kind == b"S":
-            buf += struct.pack("<II", ttl_ms, n) + s.value(i, n, salt)
+            buf += struct.pack("<II", ttl_ms, n) + value(i, n, salt)
         h.update(buf)
 
     def done(name):
@@ -131,6 +150,9 @@ def digests(s):
     for j in range(p["N8"]):
         op(b"S", j % p["Keys8"], p["ValueW1"], p["SaltW8"], ttl_ms)
     done("W8")
+    for i in range(s.base11, s.base11 + p["N11"]):
+        op(b"S", i, p["ValueW11"], p["SaltW11"], key=make_key(i, s.seed), value=s.random_value)
+    done("W11")
     return out
 
 
@@ -472,6 +494,39 @@ class Run:
         phase("w2", run_gets)
         phase("w3", lambda: self.mixed(c, keys, 1, ops)[0])
         c.close()
+
+    def w11(self):
+        """W11 held at the limit, as w11 in child.go: N11 Sets of random
+        values under fresh keys into a cache with a size limit, one writer,
+        no reads; once the disk use settles, the entries it holds are
+        counted by iterating it, and len() (its own count) read beside."""
+        p, s = self.p, self.s
+        base, n, salt = s.base11, p["ValueW11"], p["SaltW11"]
+        keys = s.made_keys(base, base + p["N11"])
+        c = self.open(size_limit=p["Limit11"], eviction_policy="least-recently-used")
+        value = s.random_value
+        t0 = time.perf_counter()
+        for j, k in enumerate(keys):
+            c.set(k, value(base + j, n, salt))
+        el = time.perf_counter() - t0
+        self.res["seconds"] = el
+        self.metric("set_ops", len(keys) / el)
+        self.metric("disk_settled", settle(self.args.dir))
+        held = sum(1 for _ in c)
+        self.metric("held", held)
+        self.metric("held_len", len(c))
+        self.verify_held(c, keys, base, held)
+        c.close()
+
+    def verify_held(self, c, keys, base, held):
+        """As verifyHeld in child.go: a key the limit left has its value."""
+        if held <= 0 or held > len(keys):
+            raise RuntimeError("%d entries held after %d Sets" % (held, len(keys)))
+        p = self.p
+        for j in range(0, len(keys), max(1, len(keys) // 1000)):
+            v = c.get(keys[j])
+            if v is not None and v != self.s.random_value(base + j, p["ValueW11"], p["SaltW11"]):
+                raise RuntimeError("key %r (index %d): wrong value" % (keys[j], base + j))
 
 
 def main():

@@ -135,8 +135,32 @@ func (r *runner) rows() []row {
 			}
 			return fmt.Sprintf("%s / %s", secs(m["open_s_crash"]), perSecond(m["get_ops_crash"]))
 		}, "", nil},
+		{"W11", fmt.Sprintf("W11 held at the %d MiB limit: entries held after %s Sets of %d B", limitW11>>20, count(p.N11), valueW11), heldCell, "", nil},
+		{"W11", "W11 fill, Sets/s", rate("set_ops"), "W11 fill at a size limit, Sets/s", metric("set_ops")},
+		{"W11", "W11 disk: max / final", func(_ *runner, res *result) string {
+			return fmt.Sprintf("%.2fx / %.2fx the limit (%s / %s)", ofLimit(res.DiskPeak), ofLimit(res.DiskAfter), mib(res.DiskPeak), mib(res.DiskAfter))
+		}, "", nil},
 	}
 }
+
+// heldCell is W11's count of entries, as a full scan found it, with the
+// bytes of limit each one takes; the store's own count joins it where the
+// two differ.
+func heldCell(_ *runner, res *result) string {
+	m := res.Metrics
+	held := m["held"]
+	if held <= 0 {
+		return "–"
+	}
+	s := fmt.Sprintf("%s (%.0f B of limit each)", count(int(held)), limitW11/held)
+	if n, ok := m["held_len"]; ok && n != held {
+		s += fmt.Sprintf("; its own count says %s", count(int(n)))
+	}
+	return s
+}
+
+// ofLimit is a size in multiples of W11's limit.
+func ofLimit(n int64) float64 { return float64(n) / limitW11 }
 
 // w8Example is the cell of W8's multi-process example, for the variant
 // whose metrics have prefix; a peer that did not run it gets a dash.
@@ -354,16 +378,16 @@ func (r *runner) writeSetup(w func(string, ...any)) {
 	}
 	w("\nAll peers compare writes at the same durability: a write that returned survives kill -9 of the process\n")
 	w("but not a power cut. diskcache runs with its defaults (1 GiB size limit, S2 compression of values from\n")
-	w("512 B) except SweepInterval 1 s in W5 and SizeLimit in W6; raw Pebble gets exactly the Pebble options and\n")
+	w("512 B) except SweepInterval 1 s in W5 and SizeLimit in W6 and W11; raw Pebble gets exactly the Pebble options and\n")
 	w("write options diskcache derives for the same settings (`engine.PebbleOptions`, Snappy blocks). Badger runs\n")
 	w("its defaults (Snappy blocks) with WithTTL, SyncWrites off and its logger off; bbolt one bucket with\n")
 	w("NoSync, one read-write transaction per Set. python-diskcache runs its defaults but for the page cache.\n\n")
 
 	w("## Workloads\n\n")
-	w("Keys are 16-24 bytes; half of every workload's values are random bytes, half text. Seeds are fixed and every\n")
+	w("Keys are 16-24 bytes; half of every workload's values are random bytes, half text (W11's all random). Seeds are fixed and every\n")
 	w("peer runs the same operations: SHA-256 over each workload's operations, checked against the Python\n")
 	w("script's own: ")
-	for _, wl := range []string{"W1", "W2", "W3", "W4", "W5", "W6", "W8"} {
+	for _, wl := range []string{"W1", "W2", "W3", "W4", "W5", "W6", "W8", "W11"} {
 		w("%s `%.12s` ", wl, r.digests[wl])
 	}
 	w("(W7 reuses W2's and W3's; W8's is its one-process loop; W9 runs on Go peers only).\n\n")
@@ -401,7 +425,14 @@ func (r *runner) writeSetup(w func(string, ...any)) {
 	w("  %s limit: the size limit must not change read speed. For diskcache the large fill runs once more and\n", gib(limitW9High))
 	w("  is killed (SIGKILL) after its last Set, without a Close; the reopen and Gets after that are timed the same\n")
 	w("  way. The processes hold no key lists (keys are made as they go), so peak RSS is the store's but for the\n")
-	w("  harness's %s of value pools and the Go runtime.\n\n", mib(2*poolSize))
+	w("  harness's %s of value pools and the Go runtime.\n", mib(2*poolSize))
+	w("- W11 held at the limit (diskcache and python-diskcache): a %d MiB limit as in W6 (python-diskcache's\n", limitW11>>20)
+	w("  least-recently-used), %s Sets of %d B values of random bytes, which no peer can compress (%s in all:\n", count(p.N11), valueW11, mib(int64(p.N11)*valueW11))
+	w("  the limit stays at every scale, the scale applies to the data past it), under fresh keys in order, one\n")
+	w("  writer, no reads. Once `du` has not fallen for 1 s, the entries held are counted by a full scan (diskcache's\n")
+	w("  Scan, iterating python-diskcache's Cache), and each store's own count is read beside it. Reported: the\n")
+	w("  entries held and the bytes of limit each takes, the fill's Sets/s, and max disk (sampled every 100 ms)\n")
+	w("  and disk after the Close as multiples of the limit.\n\n")
 
 	w("## Notes\n\n")
 	if res, ok := r.results[diskcachePeer.name]["W6"]; ok && res.Error == "" {

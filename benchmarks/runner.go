@@ -376,9 +376,12 @@ func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 // notFor says why a workload does not run on a peer: W8 sets diskcache's
 // Open and Close beside python-diskcache's (and raw Pebble's one-process
 // loop: the floor of a cache built on Pebble), W9 diskcache's scale beside
-// raw Pebble's with the same Pebble options.
+// raw Pebble's with the same Pebble options; W11 counts what a size limit
+// holds, and only diskcache and python-diskcache have one.
 func notFor(peer, workload string) string {
 	switch {
+	case workload == "W11" && peer != diskcachePeer.name && peer != pythonPeer.name:
+		return "n/a: W11 needs a size limit, which only diskcache and python-diskcache have"
 	case workload == "W8" && peer != diskcachePeer.name && peer != pythonPeer.name && peer != pebblePeer.name:
 		return "n/a: W8 sets diskcache's lifecycle beside python-diskcache's (and raw Pebble's, in one process)"
 	case workload == "W9" && peer != diskcachePeer.name && peer != pebblePeer.name:

@@ -15,7 +15,8 @@ import (
 // The header holds the params and, for each section, its offset (from the
 // end of the header) and length. Integers are little-endian; key and op
 // arrays are uint32. Values are built by the script from the pools with the
-// same rule as appendValue.
+// same rule as appendValue. The keys are those below base11: the script
+// makes W11's itself, with the same rule as key.
 
 const specMagic = "DCSPEC1\n"
 
@@ -40,6 +41,8 @@ type specParams struct {
 	CacheBudget                  int64
 	N8, Keys8, SaltW8            int
 	TTL8S                        float64
+	N11, ValueW11, SaltW11       int
+	Limit11                      int64
 }
 
 func writeSpec(path string, p params) error {
@@ -77,6 +80,7 @@ func writeSpec(path string, p params) error {
 			WorkersW2: workersW2, WorkersW3: workersW3, Procs: procsW7,
 			CacheBudget: cacheBudget,
 			N8:          p.N8, Keys8: keysW8, SaltW8: saltW8, TTL8S: ttlW8.Seconds(),
+			N11: p.N11, ValueW11: valueW11, SaltW11: saltW11, Limit11: limitW11,
 		},
 		Sections: map[string][2]int{},
 	}

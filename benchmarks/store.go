@@ -24,6 +24,16 @@ type reclaimer interface {
 	Reclaim() error
 }
 
+// counter is a store with a size limit that W11 asks how many entries the
+// limit left: by reading them all, so that the answer does not rest on the
+// count the store keeps, and by that count, reported beside it.
+type counter interface {
+	// ScanLen counts the entries by a full scan.
+	ScanLen() (int64, error)
+	// Len is the store's own count.
+	Len() (int64, error)
+}
+
 // storeOptions are what a workload asks of a store when it opens one.
 type storeOptions struct {
 	SizeLimit     int64         // 0: the peer's default (no limit for most)

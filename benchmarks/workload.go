@@ -44,22 +44,28 @@ const (
 	limitW9     = 8 << 30
 	limitW9Low  = 1 << 30
 	limitW9High = 64 << 30
+	// W11: a cache held at its size limit by 128-byte values it cannot
+	// compress, dataW11 of them in all at scale 1 (3x the limit).
+	limitW11 = 64 << 20
+	dataW11  = 3 * limitW11
+	valueW11 = 128
 )
 
 // Salts keep the values of different workloads (and of W3's overwrites)
 // apart while they share the key index space.
 const (
-	saltW1 = 1
-	saltW3 = 3
-	saltW4 = 4
-	saltW5 = 5
-	saltW6 = 6
-	saltW8 = 8
-	saltW9 = 9
+	saltW1  = 1
+	saltW3  = 3
+	saltW4  = 4
+	saltW5  = 5
+	saltW6  = 6
+	saltW8  = 8
+	saltW9  = 9
+	saltW11 = 11
 )
 
 // params are a run's sizes at a scale. Key indexes are global: W1's keys are
-// [0, N1), W4's follow, then W5's, then W6's.
+// [0, N1), W4's follow, then W5's, then W6's, then W11's.
 type params struct {
 	Scale float64
 	N1    int   // W1 keys and Sets
@@ -79,6 +85,7 @@ type params struct {
 	N9Small int // W9 keys of the store reopened at two size limits
 	N9Gets  int // W9 Gets after each reopen
 	N10     int // W10 calls of each phase
+	N11     int // W11 Sets
 }
 
 func newParams(scale float64) params {
@@ -106,6 +113,9 @@ func newParams(scale float64) params {
 	// overheads (WAL, memtables) leave a cache no room. The scale applies
 	// to the data past the limit: 4x the limit at scale 1 (320 MiB in all).
 	p.N6 = int((limitW6 + int64(float64(dataW6-limitW6)*scale)) / valueW6)
+	// W11 likewise: its limit stays, and the scale applies to the 2x the
+	// limit written past it.
+	p.N11 = int((limitW11 + int64(float64(dataW11-limitW11)*scale)) / valueW11)
 	return p
 }
 
@@ -113,6 +123,11 @@ func (p params) base4() int { return p.N1 }
 func (p params) base5() int { return p.N1 + p.N4 }
 func (p params) base6() int { return p.N1 + p.N4 + p.N5 }
 func (p params) keys() int  { return p.N1 + p.N4 + p.N5 + p.N6 }
+
+// base11 is W11's first key, past the keys the spec file holds: the Python
+// peer makes W11's keys itself (key in pydiskcache.py), as the spec would
+// otherwise triple in size and weigh on every Python run's memory.
+func (p params) base11() int { return p.keys() }
 
 // mix64 is SplitMix64's finalizer: a bijection on uint64, so distinct
 // inputs give distinct keys.
@@ -175,11 +190,21 @@ func newPools() pools {
 // appendValue appends the value of key index i at size n (n >= 8) with a
 // salt: an 8-byte tag that makes it unique, then a window of a pool.
 func (p pools) appendValue(dst []byte, i, n int, salt uint64) []byte {
-	tag := uint64(i)<<8 | salt
 	pool := p.random
 	if i%2 == 1 {
 		pool = p.text
 	}
+	return appendWindow(dst, pool, i, n, salt)
+}
+
+// appendRandom is appendValue from the random pool whatever i is: W11
+// measures how many entries a limit holds, which compression would blur.
+func (p pools) appendRandom(dst []byte, i, n int, salt uint64) []byte {
+	return appendWindow(dst, p.random, i, n, salt)
+}
+
+func appendWindow(dst, pool []byte, i, n int, salt uint64) []byte {
+	tag := uint64(i)<<8 | salt
 	off := int(mix64(tag^seed) % uint64(poolSize-n+9))
 	dst = binary.LittleEndian.AppendUint64(dst, tag)
 	return append(dst, pool[off:off+n-8]...)
@@ -243,7 +268,8 @@ func getsW4(p params) []uint32 {
 
 // W5 sets keys [base5, base5+N5) in order with ttlW5. W6 sets its hot set
 // (the first Hot6 of its keys), then each remaining key followed by a Get of
-// hot key (j mod Hot6); a hot Get that misses sets that key again.
+// hot key (j mod Hot6); a hot Get that misses sets that key again. W11 sets
+// keys [base11, base11+N11) in order, values from the random pool.
 
 // chunk returns part k of n of ops, as contiguous slices.
 func chunk[T any](ops []T, k, n int) []T {
@@ -259,7 +285,7 @@ func digests(p params) map[string]string {
 	d := map[string]string{}
 	h := sha256.New()
 	var buf []byte
-	op := func(kind byte, i int, n int, salt uint64, ttl time.Duration) {
+	opOf := func(value func([]byte, int, int, uint64) []byte, kind byte, i int, n int, salt uint64, ttl time.Duration) {
 		k := key(i)
 		buf = append(buf[:0], kind)
 		buf = binary.LittleEndian.AppendUint32(buf, uint32(len(k)))
@@ -267,9 +293,12 @@ func digests(p params) map[string]string {
 		if kind == 'S' {
 			buf = binary.LittleEndian.AppendUint32(buf, uint32(ttl.Milliseconds()))
 			buf = binary.LittleEndian.AppendUint32(buf, uint32(n))
-			buf = pl.appendValue(buf, i, n, salt)
+			buf = value(buf, i, n, salt)
 		}
 		h.Write(buf)
+	}
+	op := func(kind byte, i int, n int, salt uint64, ttl time.Duration) {
+		opOf(pl.appendValue, kind, i, n, salt, ttl)
 	}
 	done := func(name string) {
 		d[name] = hex.EncodeToString(h.Sum(nil))
@@ -317,6 +346,10 @@ func digests(p params) map[string]string {
 		op('S', j%keysW8, valueW1, saltW8, ttlW8)
 	}
 	done("W8")
+	for j := range p.N11 {
+		opOf(pl.appendRandom, 'S', p.base11()+j, valueW11, saltW11, 0)
+	}
+	done("W11")
 	return d
 }
 

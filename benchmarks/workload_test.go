@@ -38,7 +38,7 @@ func TestWorkloadsAreDeterministic(t *testing.T) {
 func TestKeys(t *testing.T) {
 	p := newParams(testScale)
 	seen := map[string]bool{}
-	for _, k := range keyRange(0, p.keys()) {
+	for _, k := range keyRange(0, p.base11()+p.N11) {
 		if len(k) < 16 || len(k) > 24 {
 			t.Fatalf("key %q is %d bytes, want 16-24", k, len(k))
 		}
@@ -64,6 +64,64 @@ func TestValues(t *testing.T) {
 	}
 	if bytes.Equal(pl.appendValue(nil, 1, 128, 1)[8:], pl.random[:120]) {
 		t.Fatal("odd keys must take text")
+	}
+	// W11's values are random bytes for odd keys too; even keys' are
+	// appendValue's.
+	for i := range 200 {
+		v := pl.appendRandom(nil, i, valueW11, saltW11)
+		if !bytes.Contains(pl.random, v[8:]) {
+			t.Fatalf("W11 value %d is not a window of the random pool", i)
+		}
+		if w := pl.appendValue(nil, i, valueW11, saltW11); i%2 == 0 && !bytes.Equal(v, w) {
+			t.Fatalf("W11 value %d differs from appendValue's for an even key", i)
+		}
+	}
+}
+
+// TestW11Sizes: W11 writes 3x its limit at scale 1 and keeps its limit at
+// every scale, the scale applying to the data past it.
+func TestW11Sizes(t *testing.T) {
+	if n := newParams(1).N11; n != 1_572_864 {
+		t.Errorf("N11 at scale 1 = %d, want 1,572,864", n)
+	}
+	for _, scale := range []float64{testScale, 0.05, 1, 2} {
+		p := newParams(scale)
+		past := float64(int64(p.N11)*valueW11-limitW11) / float64(dataW11-limitW11)
+		if math.Abs(past-scale) > 1e-3 {
+			t.Errorf("scale %g: the data past the limit is %.4g of scale 1's", scale, past)
+		}
+	}
+}
+
+// TestScanLen: diskcache's count by a full scan, which W11 reports,
+// agrees with its own count.
+func TestScanLen(t *testing.T) {
+	s, err := openDiskcache(t.TempDir(), storeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	pl := newPools()
+	const n = 3 * scanPage / 2
+	for i := range n {
+		if err := s.Set(key(i), pl.appendRandom(nil, i, valueW11, saltW11), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := s.(counter)
+	scanned, err := c.ScanLen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := c.Len()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scanned != n || held != n {
+		t.Errorf("after %d Sets: scan counts %d, Len says %d", n, scanned, held)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 
