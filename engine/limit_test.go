@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"github.com/klauspost/compress/s2"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -412,7 +413,8 @@ func waitRounds(t testing.TB, s *store, n int) {
 
 // A clock of accessCompressMin or more is saved compressed, a fraction of
 // its snapshot on disk, and loads back slot for slot; a snapshot saved
-// uncompressed (as before accessMagicS2) loads as well.
+// uncompressed (as before accessMagicS2) or with S2 (as before
+// accessMagicLanes) loads as well.
 func TestAccessClockCompressed(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, storeDir, accessFile)
@@ -451,8 +453,8 @@ func TestAccessClockCompressed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := sideFileMagic(s.opts.filesystem(), path); got != accessMagicS2 {
-		t.Fatalf("a %d-byte snapshot was saved as %q, want %q", len(want), got, accessMagicS2)
+	if got := sideFileMagic(s.opts.filesystem(), path); got != accessMagicLanes {
+		t.Fatalf("a %d-byte snapshot was saved as %q, want %q", len(want), got, accessMagicLanes)
 	}
 	if fi.Size() > int64(len(want))/4 {
 		t.Fatalf("the compressed snapshot takes %d bytes of %d", fi.Size(), len(want))
@@ -486,6 +488,20 @@ func TestAccessClockCompressed(t *testing.T) {
 	}
 	if got := reopened(); string(got) != string(want) {
 		t.Fatal("the clock loaded from an uncompressed snapshot differs from the one saved")
+	}
+	// As versions before accessMagicLanes saved it.
+	if err := writeSideFile(s.opts.filesystem(), path, accessMagicS2, -1, func(w io.Writer) error {
+		zw := s2.NewWriter(w, s2.WriterConcurrency(1), s2.WriterBlockSize(accessBlock))
+		_, err := old.WriteTo(zw)
+		if cerr := zw.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := reopened(); string(got) != string(want) {
+		t.Fatal("the clock loaded from an S2 snapshot differs from the one saved")
 	}
 }
 

@@ -249,8 +249,8 @@ func TestLargeClockLoadsInBackground(t *testing.T) {
 	const n = 20000 // 16 slots a key: a 320Ki-slot clock, 1.25 MiB
 	dir := cleanStore(t, n)
 	path := filepath.Join(dir, storeDir, accessFile)
-	if magic := sideFileMagic(vfs.Default, path); magic != accessMagicS2 {
-		t.Fatalf("the clock snapshot of %d keys is a %q file, want %q", n, magic, accessMagicS2)
+	if magic := sideFileMagic(vfs.Default, path); magic != accessMagicLanes {
+		t.Fatalf("the clock snapshot of %d keys is a %q file, want %q", n, magic, accessMagicLanes)
 	}
 	c, err := Open(dir, nil)
 	if err != nil {
@@ -391,7 +391,9 @@ func FuzzAccessFile(f *testing.F) {
 		}
 		return zw.Close()
 	}))
+	f.Add(file(accessMagicLanes, func(w io.Writer) error { return writeAccessLanes(w, clock) }))
 	f.Add([]byte(accessMagicS2))
+	f.Add([]byte(accessMagicLanes))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		path := filepath.Join(t.TempDir(), accessFile)
