@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/diskcache-go/diskcache/lru"
 )
 
 // The access clock's snapshot is 4-byte ticks, slot after slot, and a
@@ -84,7 +86,7 @@ func (l *laneReader) Read(p []byte) (int, error) {
 			return 0, err
 		}
 		if n%4 != 0 {
-			return 0, fmt.Errorf("%w: a snapshot block of %d bytes, not a multiple of 4", errBadLanes, n)
+			return 0, fmt.Errorf("%w: a block of %d bytes, not a multiple of 4", lru.ErrBadSnapshot, n)
 		}
 		if n == 0 {
 			return 0, io.EOF
@@ -97,8 +99,6 @@ func (l *laneReader) Read(p []byte) (int, error) {
 	l.off += k
 	return k, nil
 }
-
-var errBadLanes = errors.New("damaged")
 
 // toLanes writes src (a multiple of 4 bytes) to dst by byte lane.
 func toLanes(dst, src []byte) {

@@ -6,6 +6,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/diskcache-go/diskcache/lru"
 )
 
 // What a laneWriter writes, a laneReader reads back as it was, whatever
@@ -51,7 +53,7 @@ func TestLanesRefusePartialSlots(t *testing.T) {
 		t.Error("a laneWriter closed 6 bytes into a snapshot without an error")
 	}
 	_, err := io.ReadAll(newLaneReader(bytes.NewReader(make([]byte, 10))))
-	if !errors.Is(err, errBadLanes) {
-		t.Errorf("10 bytes by lanes read with %v, want errBadLanes", err)
+	if !errors.Is(err, lru.ErrBadSnapshot) {
+		t.Errorf("10 bytes by lanes read with %v, want lru.ErrBadSnapshot", err)
 	}
 }

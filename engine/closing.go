@@ -66,10 +66,10 @@ func (c *store) flushAtClose() (bool, error) {
 // to reuse their files (durability.recycleLogs), each as large as a
 // memtable (SizeLimit/256): 12 MiB of a closed cache of 500,000 small
 // values at the default limit, 96 MiB at 8 GiB, bytes that grew with the
-// limit and held nothing. The next session
-// makes new logs as it needs them. Without a flush the older logs may hold
-// what the next Open must replay, and they stay. The caller still holds
-// the directory's lock; a log that cannot be removed is left to Pebble.
+// limit and held nothing. The next session makes new logs as it needs
+// them. Without a flush the older logs may hold what the next Open must
+// replay, and they stay. The caller still holds the directory's lock; a
+// log that cannot be removed is left to Pebble.
 func dropOldLogs(fsys vfs.FS, path string) {
 	logs, err := wal.Scan(wal.Dir{FS: fsys, Dirname: path}) // oldest first
 	if err != nil || len(logs) < 2 {

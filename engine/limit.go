@@ -148,9 +148,10 @@ const accessBlock = 64 << 10
 // Pebble keeps on disk whatever the cache holds: the logs of the memtables
 // not yet flushed (at most MemTableStopWritesThreshold + 1, each up to 1.1 x
 // MemTableSize; one more, measured, where flushed logs are kept for reuse:
-// durability.recycleLogs) and two target files of compaction output. Of the rest, the live share (shares.live) may
-// be live data; the remainder is room for deleted data waiting for
-// compaction and for the output of compactions in flight (sharesFor).
+// durability.recycleLogs) and two target files of compaction output. Of the
+// rest, the live share (shares.live) may be live data; the remainder is room
+// for deleted data waiting for compaction and for the output of compactions
+// in flight (sharesFor).
 const (
 	lowWaterShare = 0.95 // a round of eviction stops at 95% of the budget
 	hardShare     = 1.05 // writers evict inline past 105%

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"fmt"
-	"github.com/klauspost/compress/s2"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -491,12 +490,7 @@ func TestAccessClockCompressed(t *testing.T) {
 	}
 	// As versions before accessMagicLanes saved it.
 	if err := writeSideFile(s.opts.filesystem(), path, accessMagicS2, -1, func(w io.Writer) error {
-		zw := s2.NewWriter(w, s2.WriterConcurrency(1), s2.WriterBlockSize(accessBlock))
-		_, err := old.WriteTo(zw)
-		if cerr := zw.Close(); err == nil {
-			err = cerr
-		}
-		return err
+		return writeAccessS2(w, old)
 	}); err != nil {
 		t.Fatal(err)
 	}
