@@ -233,6 +233,16 @@ func (c *store) mayExist(h uint64) bool {
 	return p == nil || p.mayContain(h)
 }
 
+// warmKey loads the access clock's slot and the presence filter's block
+// of the key with hash h, ahead of the write that will touch both
+// (limiter.warm): two cache misses, fetched at once and early.
+func (c *store) warmKey(h uint64) {
+	c.lim.warm(h)
+	if p := c.keys.cur.Load(); p != nil {
+		p.warm(h)
+	}
+}
+
 // noteKey records that the key with hash h is now in the store. The caller
 // holds the key's stripe. A key the filter already shows is not added
 // again, so overwrites do not wear the filter out.

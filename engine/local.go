@@ -192,6 +192,12 @@ func (c *store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	if err := c.checkEntry(key, value); err != nil {
 		return err
 	}
+	var kb [64]byte
+	dk, h := c.layout.dataKeyHash(kb[:0], key)
+	// The clock's slot and the filter's block are cache misses on a large
+	// store: loaded before the record is encoded, they are fetched while it
+	// is, not when stage needs them.
+	c.warmKey(h)
 	now := c.now()
 	expiry := expiryOf(now, ttl)
 	rec, pin, err := c.encodeEntry(key, value, expiry, now)
@@ -200,8 +206,6 @@ func (c *store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	}
 	defer putRecord(rec)
 	defer pin.Release()
-	var kb [64]byte
-	dk, h := c.layout.dataKeyHash(kb[:0], key)
 	if err := c.backpressure(ctx, int64(len(dk)+len(*rec))); err != nil {
 		return err
 	}

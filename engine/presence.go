@@ -95,6 +95,12 @@ func (p *presence) add(h uint64) {
 	p.added.add(h>>32, 1)
 }
 
+// warm loads h's block, for a mayContain or add soon after (warmKey).
+func (p *presence) warm(h uint64) {
+	p.block(h)[0].Load()
+	runtime.KeepAlive(p)
+}
+
 func (p *presence) mayContain(h uint64) bool {
 	b := p.block(h)
 	h1, h2 := uint32(h), uint32(h>>32)|1
