@@ -77,30 +77,3 @@ func TestMake(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-
-// TestMakeHuge: a table of a huge page or more starts at a huge page
-// boundary (only whole aligned huge pages can be huge), is usable to its
-// last byte, and is unmapped once its owner is gone.
-func TestMakeHuge(t *testing.T) {
-	const slots = (5*HugePage + 4096) / 8 // five huge pages and a small one
-	tb := &table{}
-	tb.slots = Make[atomic.Uint64](tb, slots)
-	addr := uintptr(unsafe.Pointer(&tb.slots[0]))
-	if addr%HugePage != 0 {
-		t.Fatalf("a %d-byte table starts at %#x, not at a huge page boundary", 8*slots, addr)
-	}
-	tb.slots[0].Store(1)
-	tb.slots[slots-1].Store(2)
-	if !mapped(t, addr, 8*slots) {
-		t.Fatal("the table is not in a mapping")
-	}
-	runtime.KeepAlive(tb)
-	tb = nil
-	for i := 0; mapped(t, addr, 1); i++ {
-		if i == 100 {
-			t.Fatal("the table of an unreachable owner stayed mapped")
-		}
-		runtime.GC()
-		time.Sleep(10 * time.Millisecond)
-	}
-}
