@@ -306,7 +306,7 @@ func (c *store) scanKeys(ctx context.Context) error {
 	c.keys.buildMu.Lock()
 	defer c.keys.buildMu.Unlock()
 	recount := !c.keys.exact.Load()
-	p := newPresence(max(presenceGrowth*c.keys.counts.entries.load(), presenceMinKeys))
+	p := newPresence(presenceCapacity(c.keys.counts.entries.load()))
 	c.keys.next.Store(p)
 	defer c.keys.next.Store(nil)
 

@@ -24,15 +24,14 @@ import (
 // one cache line. At 8 bits per key and 6 probes its false positive rate
 // is about 2.5% when full. Deleted keys stay in it, so it is rebuilt from
 // a scan of the store when the keys added since it was built pass its
-// capacity, for presenceGrowth times the keys the store then holds.
+// capacity, for two or three times the keys the store then holds
+// (presenceCapacity).
 //
 // A false positive costs a Pebble Get of a missing key, and in a store
 // being filled that Get is no cheap miss: it asks the bloom filter of
 // every L0 table, and L0 is deep while compactions lag the writes. In a
 // fill of 1,000,000 keys the 13,000-19,000 false positives took 29-38 us
-// each, a tenth of the fill's time. Bits per key would buy the rate down
-// at the same price in memory for every store; the growth factor buys it
-// where the keys are coming in.
+// each, a tenth of the fill's time.
 type presence struct {
 	// blocks live outside the Go heap (internal/offheap): every method that
 	// uses them keeps p alive past its last use.
@@ -44,14 +43,10 @@ type presence struct {
 const (
 	presenceBitsPerKey = 8
 	presenceProbes     = 6 // filters saved with 7 (before 2026-12-05) check the same bits and more
-	// presenceGrowth is the capacity a rebuild gives the filter, in keys
-	// the store holds. At 3 a filter goes from 24 bits per key just after
-	// a rebuild to 8 when full; at 2 it went from 16 to 8. A fill of
-	// 1,000,000 keys met half the false positives and scanned the store a
-	// third less often, and ran 5-9% faster; the price is a filter of up
-	// to 3 bytes a key, not 2, just after a rebuild (the same 8 bits a
-	// key when it is full).
-	presenceGrowth = 3
+	// presenceWideKeys: a rebuild gives a filter three times the keys the
+	// store holds, up to this capacity (1 MiB of filter), and twice them
+	// beyond it (presenceCapacity).
+	presenceWideKeys = 1 << 20
 	// presenceMinKeys is the smallest capacity: 4 KB of filter. The filter
 	// grows with the keys (a rebuild when the keys added pass its capacity),
 	// not with the limit: a cache of a few keys keeps and saves kilobytes.
@@ -59,6 +54,24 @@ const (
 )
 
 type presenceBlock [8]atomic.Uint64
+
+// presenceCapacity is the capacity a rebuild gives the filter of a store
+// that holds n keys. At three times n a filter goes from 24 bits per key
+// just after a rebuild to 8 when full; at two, from 16 to 8. A fill of
+// 1,000,000 keys met half the false positives and scanned the store a third
+// less often, and ran 4-5% faster (BenchmarkCompare). But the filter is
+// memory that the lifecycle issue bounds with the rest (peak RSS at most
+// raw Pebble's + 32 MiB at 5,000,000 keys): tripled all the way, it cost
+// that fill 3.6 MB and its reopen 5.3 MB, past the bound. So it triples
+// while that is at most a mebibyte, and doubles beyond: at most half a
+// megabyte more than doubling ever would, and the same at scale.
+func presenceCapacity(n int64) int64 {
+	c := 3 * n
+	if c > presenceWideKeys {
+		c = max(presenceWideKeys, 2*n)
+	}
+	return max(c, presenceMinKeys)
+}
 
 // newPresence returns an empty filter for capacity keys (at least one).
 func newPresence(capacity int64) *presence {
