@@ -24,8 +24,7 @@ import (
 // one cache line. At 8 bits per key and 6 probes its false positive rate
 // is about 2.5% when full. Deleted keys stay in it, so it is rebuilt from
 // a scan of the store when the keys added since it was built pass its
-// capacity, for two or three times the keys the store then holds
-// (presenceCapacity).
+// capacity, for twice the keys the store then holds (presenceCapacity).
 //
 // A false positive costs a Pebble Get of a missing key, and in a store
 // being filled that Get is no cheap miss: it asks the bloom filter of
@@ -43,10 +42,6 @@ type presence struct {
 const (
 	presenceBitsPerKey = 8
 	presenceProbes     = 6 // filters saved with 7 (before 2026-12-05) check the same bits and more
-	// presenceWideKeys: a rebuild gives a filter three times the keys the
-	// store holds, up to this capacity (1 MiB of filter), and twice them
-	// beyond it (presenceCapacity).
-	presenceWideKeys = 1 << 20
 	// presenceMinKeys is the smallest capacity: 4 KB of filter. The filter
 	// grows with the keys (a rebuild when the keys added pass its capacity),
 	// not with the limit: a cache of a few keys keeps and saves kilobytes.
@@ -56,21 +51,20 @@ const (
 type presenceBlock [8]atomic.Uint64
 
 // presenceCapacity is the capacity a rebuild gives the filter of a store
-// that holds n keys. At three times n a filter goes from 24 bits per key
-// just after a rebuild to 8 when full; at two, from 16 to 8. A fill of
-// 1,000,000 keys met half the false positives and scanned the store a third
-// less often, and ran 4-5% faster (BenchmarkCompare). But the filter is
-// memory that the lifecycle issue bounds with the rest (peak RSS at most
-// raw Pebble's + 32 MiB at 5,000,000 keys): tripled all the way, it cost
-// that fill 3.6 MB and its reopen 5.3 MB, past the bound. So it triples
-// while that is at most a mebibyte, and doubles beyond: at most half a
-// megabyte more than doubling ever would, and the same at scale.
+// that holds n keys: twice n, so a filter goes from 16 bits per key just
+// after a rebuild to 8 when full.
+//
+// Three times n was tried (2026-12-05): from 24 bits to 8, a fill of
+// 1,000,000 keys met half the false positives and scanned the store a
+// third less often, and ran 4-5% faster (BenchmarkCompare). But the filter
+// is memory the lifecycle issue bounds with the rest (peak RSS at most raw
+// Pebble's + 32 MiB at 5,000,000 keys, where the store stood at +28-30
+// MiB): tripled all the way, the W9 fill peaked 3.6 MB higher and its
+// reopen 5.3 MB; tripled only up to 1 MiB of filter and doubled beyond, the
+// fill still peaked 5-7 MB higher (two harness runs against three, each
+// beside raw Pebble), its last rebuild then falling near the fill's end.
 func presenceCapacity(n int64) int64 {
-	c := 3 * n
-	if c > presenceWideKeys {
-		c = max(presenceWideKeys, 2*n)
-	}
-	return max(c, presenceMinKeys)
+	return max(2*n, presenceMinKeys)
 }
 
 // newPresence returns an empty filter for capacity keys (at least one).

@@ -261,27 +261,3 @@ func TestPresenceReadsOlderFilters(t *testing.T) {
 		}
 	}
 }
-
-// TestPresenceCapacity: a rebuilt filter has room for at least twice the
-// keys, three times while that is small, and never more than half a
-// mebibyte above twice (the memory bound at scale is doubling's).
-func TestPresenceCapacity(t *testing.T) {
-	for _, c := range []struct{ n, want int64 }{
-		{0, presenceMinKeys},
-		{1000, presenceMinKeys},
-		{100_000, 300_000},
-		{349_525, 1_048_575},
-		{400_000, presenceWideKeys},
-		{600_000, 1_200_000},
-		{5_000_000, 10_000_000},
-	} {
-		if got := presenceCapacity(c.n); got != c.want {
-			t.Errorf("presenceCapacity(%d) = %d, want %d", c.n, got, c.want)
-		}
-	}
-	for n := int64(0); n < 3_000_000; n += 7919 {
-		if got := presenceCapacity(n); got < 2*n || got > max(2*n+presenceWideKeys/2, presenceMinKeys) {
-			t.Fatalf("presenceCapacity(%d) = %d, outside [2n, 2n + %d]", n, got, presenceWideKeys/2)
-		}
-	}
-}
