@@ -97,6 +97,7 @@ const pebbleCloseWait = 10 * time.Second
 // Close gives up after pebbleCloseWait and says so. The process keeps
 // Pebble's lock on the store until it exits.
 func (c *store) closePebble() error {
+	c.durability.closing()
 	if c.health.failure() == nil {
 		return c.db.Close()
 	}

@@ -788,85 +788,103 @@ func powerValue(i, w int) []byte {
 // be lost, and what opens is consistent in the same way; or, when the cut
 // kept a later block of a log without an earlier one, Open fails with
 // ErrCorrupt naming that log, and ResetIfDamaged starts the cache over.
+//
+// The cut comes while the cache is open, or after its Close, which in the
+// default mode does not fsync the newest log either (noSyncFile): the same
+// holds then.
 func TestPowerLoss(t *testing.T) {
-	for _, mode := range []string{"sync", "default"} {
-		for _, unsynced := range []int{0, 50, 100} {
-			t.Run(fmt.Sprintf("%s/%d%%-of-unsynced-data-kept", mode, unsynced), func(t *testing.T) {
-				mem := vfs.NewCrashableMem()
-				dir := filepath.Join(t.TempDir(), "cache")
-				o := Options{SizeLimit: 64 << 20, Sync: mode == "sync", fs: mem}
-				c, err := Open(dir, &o)
-				if err != nil {
-					t.Fatal(err)
-				}
-				const keys, writes = 300, 3
-				n := keys
-				if mode == "default" {
-					n = 3000 // enough to flush some tables, which are fsynced
-				}
-				for w := 0; w < writes; w++ {
-					for i := 0; i < n; i++ {
-						if err := c.Set(ctx, "k"+strconv.Itoa(i), powerValue(i, w), 0); err != nil {
-							t.Fatal(err)
-						}
-					}
-				}
-				crashed := mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: unsynced, RNG: rand.New(rand.NewPCG(uint64(unsynced), 1))})
-				c.Close()
-
-				o.fs = crashed
-				c, err = Open(dir, &o)
-				if err != nil && mode == "default" && errors.Is(err, ErrCorrupt) && strings.Contains(err.Error(), ".log: ") {
-					// The default mode does not fsync the log being written,
-					// and a power cut may keep a later block of it without an
-					// earlier one: Pebble takes that for corruption. Older
-					// logs were synced when Pebble closed them, so the error
-					// names the newest, and ResetIfDamaged cuts it at the
-					// hole and keeps the rest of the store.
-					t.Logf("Open after the power cut: %v", err)
-					o.ResetIfDamaged = true
-					c, err = Open(dir, &o)
-				}
-				if err != nil {
-					t.Fatalf("Open after the power cut: %v", err)
-				}
-				last, older, lost := 0, 0, 0
-				for i := 0; i < n; i++ {
-					v, err := c.Get(ctx, "k"+strconv.Itoa(i))
-					switch {
-					case errors.Is(err, ErrNotFound):
-						lost++
-					case err != nil:
-						t.Fatalf("k%d after the power cut: %v", i, err)
-					case bytes.Equal(v, powerValue(i, writes-1)):
-						last++
-					default:
-						ok := false
-						for w := 0; w < writes-1; w++ {
-							ok = ok || bytes.Equal(v, powerValue(i, w))
-						}
-						if !ok {
-							t.Fatalf("k%d after the power cut holds %q, a value never written", i, v)
-						}
-						older++
-					}
-				}
-				if mode == "sync" && last != n {
-					t.Fatalf("with Sync %d of %d acknowledged writes survived the power cut (%d older values, %d missing)", last, n, older, lost)
-				}
-				l, err := c.Len(ctx)
-				if scanned := countScan(t, c); err != nil || l != scanned {
-					t.Fatalf("Len = %d, %v; a scan finds %d", l, err, scanned)
-				}
-				if err := c.Close(); err != nil {
-					t.Fatal(err)
-				}
-				r, err := Check(ctx, dir, &Options{fs: crashed})
-				if err != nil || r.Damaged() {
-					t.Fatalf("Check after the power cut: %v, %v", r.Problems, err)
-				}
-				t.Logf("%d keys: %d hold the last write, %d an older one, %d none", n, last, older, lost)
-			})
+	for _, when := range []string{"open", "closed"} {
+		for _, mode := range []string{"sync", "default"} {
+			for _, unsynced := range []int{0, 50, 100} {
+				testPowerLoss(t, when, mode, unsynced)
+			}
 		}
 	}
+}
+
+func testPowerLoss(t *testing.T, when, mode string, unsynced int) {
+	t.Run(fmt.Sprintf("%s/%s/%d%%-of-unsynced-data-kept", when, mode, unsynced), func(t *testing.T) {
+		mem := vfs.NewCrashableMem()
+		dir := filepath.Join(t.TempDir(), "cache")
+		o := Options{SizeLimit: 64 << 20, Sync: mode == "sync", fs: mem}
+		c, err := Open(dir, &o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const keys, writes = 300, 3
+		n := keys
+		switch {
+		case mode == "default" && when == "open":
+			n = 3000 // enough to flush some tables, which are fsynced
+		case mode == "default":
+			n = 100 // few enough that Close leaves them in its last log (flushAtCloseMin)
+		}
+		for w := 0; w < writes; w++ {
+			for i := 0; i < n; i++ {
+				if err := c.Set(ctx, "k"+strconv.Itoa(i), powerValue(i, w), 0); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if when == "closed" {
+			if err := c.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		crashed := mem.CrashClone(vfs.CrashCloneCfg{UnsyncedDataPercent: unsynced, RNG: rand.New(rand.NewPCG(uint64(unsynced), 1))})
+		c.Close()
+
+		o.fs = crashed
+		c, err = Open(dir, &o)
+		if err != nil && mode == "default" && errors.Is(err, ErrCorrupt) && strings.Contains(err.Error(), ".log: ") {
+			// The default mode does not fsync the log being written,
+			// and a power cut may keep a later block of it without an
+			// earlier one: Pebble takes that for corruption. Older
+			// logs were synced when Pebble closed them, so the error
+			// names the newest, and ResetIfDamaged cuts it at the
+			// hole and keeps the rest of the store.
+			t.Logf("Open after the power cut: %v", err)
+			o.ResetIfDamaged = true
+			c, err = Open(dir, &o)
+		}
+		if err != nil {
+			t.Fatalf("Open after the power cut: %v", err)
+		}
+		last, older, lost := 0, 0, 0
+		for i := 0; i < n; i++ {
+			v, err := c.Get(ctx, "k"+strconv.Itoa(i))
+			switch {
+			case errors.Is(err, ErrNotFound):
+				lost++
+			case err != nil:
+				t.Fatalf("k%d after the power cut: %v", i, err)
+			case bytes.Equal(v, powerValue(i, writes-1)):
+				last++
+			default:
+				ok := false
+				for w := 0; w < writes-1; w++ {
+					ok = ok || bytes.Equal(v, powerValue(i, w))
+				}
+				if !ok {
+					t.Fatalf("k%d after the power cut holds %q, a value never written", i, v)
+				}
+				older++
+			}
+		}
+		if mode == "sync" && last != n {
+			t.Fatalf("with Sync %d of %d acknowledged writes survived the power cut (%d older values, %d missing)", last, n, older, lost)
+		}
+		l, err := c.Len(ctx)
+		if scanned := countScan(t, c); err != nil || l != scanned {
+			t.Fatalf("Len = %d, %v; a scan finds %d", l, err, scanned)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		r, err := Check(ctx, dir, &Options{fs: crashed})
+		if err != nil || r.Damaged() {
+			t.Fatalf("Check after the power cut: %v, %v", r.Problems, err)
+		}
+		t.Logf("%d keys: %d hold the last write, %d an older one, %d none", n, last, older, lost)
+	})
 }

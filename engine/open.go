@@ -39,6 +39,7 @@ type store struct {
 	lock        *ownerLock
 	codec       *codec.Codec
 	write       *pebble.WriteOptions
+	durability  durability // of Pebble's files, as openPebble made it
 	clock       ttl.Clock
 	log         *slog.Logger
 
@@ -138,7 +139,7 @@ func openStore(abs string, o Options, lock *ownerLock) (*store, error) {
 // state; after a crash it starts the scan that rebuilds it.
 func (c *store) openPebble() error {
 	d := c.opts.durability()
-	c.write = d.write
+	c.write, c.durability = d.write, d
 	path := filepath.Join(c.dir, storeDir)
 	po := c.health.attach(pebbleOptions(&c.opts, d), c.log, c.dir)
 	if c.log.Enabled(context.Background(), slog.LevelDebug) {
