@@ -489,12 +489,21 @@ func (c *store) saveAccess() error {
 // writeAccessLanes writes clock's snapshot to w by byte lane, compressed
 // with S2 (accessMagicLanes).
 func writeAccessLanes(w io.Writer, clock *lru.AccessClock) error {
+	return writeAccessS2Of(w, func(zw io.Writer) error {
+		lw := newLaneWriter(zw)
+		_, err := clock.WriteTo(lw)
+		if cerr := lw.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
+}
+
+// writeAccessS2Of writes what body writes to w compressed with S2 in
+// blocks of accessBlock, the framing readAccess reads.
+func writeAccessS2Of(w io.Writer, body func(io.Writer) error) error {
 	zw := s2.NewWriter(w, s2.WriterConcurrency(1), s2.WriterBlockSize(accessBlock))
-	lw := newLaneWriter(zw)
-	_, err := clock.WriteTo(lw)
-	if cerr := lw.Close(); err == nil {
-		err = cerr
-	}
+	err := body(zw)
 	if cerr := zw.Close(); err == nil {
 		err = cerr
 	}

@@ -437,7 +437,6 @@ func (c *store) lookup(dk []byte, withRecord bool) (oldRecord, bool, error) {
 func (c *store) stage(b *pebble.Batch, dk []byte, kh uint64, rec []byte) (counts, error) {
 	var old oldRecord
 	found := false
-	c.lim.warm(kh)
 	if old, found = c.known(kh); !found {
 		old, found = c.tier.stored(kh, len(c.layout.userKey(dk)))
 	}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/klauspost/compress/s2"
 
 	"github.com/diskcache-go/diskcache/lru"
 )
@@ -402,12 +401,10 @@ func FuzzAccessFile(f *testing.F) {
 // writeAccessS2 writes clock's snapshot compressed with S2, as saveAccess
 // did before accessMagicLanes (accessMagicS2).
 func writeAccessS2(w io.Writer, clock *lru.AccessClock) error {
-	zw := s2.NewWriter(w, s2.WriterConcurrency(1), s2.WriterBlockSize(accessBlock))
-	_, err := clock.WriteTo(zw)
-	if cerr := zw.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return writeAccessS2Of(w, func(zw io.Writer) error {
+		_, err := clock.WriteTo(zw)
+		return err
+	})
 }
 
 // sideFileMagic returns the magic a side file starts with, "" if it cannot
