@@ -241,6 +241,14 @@ func (r *CheckReport) checkStore(ctx context.Context, o *Options, fsys vfs.FS, p
 		r.problem(*p)
 		return nil
 	}
+	torn, err := tornOptions(fsys, path)
+	if err != nil {
+		return fmt.Errorf("diskcache: check %s: %w", r.Dir, err)
+	}
+	if torn != "" {
+		r.note("%s is cut short (a power cut: the default mode does not sync it); the next Open removes it", filepath.Join(storeDir, torn))
+		fsys = hiddenFS{fsys, path, torn}
+	}
 	po := pebbleOptions(o, durability{fs: fsys, write: pebble.Sync})
 	po.ReadOnly = true
 	var h health

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"fmt"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 
@@ -22,11 +24,18 @@ import (
 type processSafeFS struct {
 	vfs.FS
 	closing *atomic.Bool // set by durability.closing
+	*openSyncs
 }
 
-func newProcessSafeFS(base vfs.FS) processSafeFS { return processSafeFS{base, new(atomic.Bool)} }
+func newProcessSafeFS(base vfs.FS) processSafeFS {
+	return processSafeFS{base, new(atomic.Bool), new(openSyncs)}
+}
 
 func (fs processSafeFS) Create(name string, cat vfs.DiskWriteCategory) (vfs.File, error) {
+	if isOptionsTemp(name) {
+		return fs.optionsTemp(fs.FS.Create(name, cat))
+	}
+	fs.created(name)
 	return fs.noSyncIfWAL(name)(fs.FS.Create(name, cat))
 }
 
@@ -116,6 +125,24 @@ func (o *Options) durability() durability {
 	default:
 		return durability{fs: newProcessSafeFS(base), write: pebble.Sync}
 	}
+}
+
+// opening tells the file system that Pebble's Open begins, and returns
+// the function that says it ended (openSyncs); before it, a torn OPTIONS
+// file of the store at path is removed. With Sync it does nothing.
+func (d durability) opening(path string, log *slog.Logger) (end func(), err error) {
+	fs, ok := d.fs.(processSafeFS)
+	if !ok {
+		return func() {}, nil
+	}
+	torn, err := dropTornOptions(fs.FS, path)
+	if err != nil {
+		return nil, fmt.Errorf("check Pebble's OPTIONS file: %w", err)
+	}
+	if torn != "" {
+		log.Info("diskcache: removed an OPTIONS file a power cut left incomplete", "file", torn)
+	}
+	return fs.begin(), nil
 }
 
 // closing tells the file system, just before Pebble closes, that the log

@@ -793,7 +793,7 @@ func powerValue(i, w int) []byte {
 // default mode does not fsync the newest log either (noSyncFile): the same
 // holds then.
 func TestPowerLoss(t *testing.T) {
-	for _, when := range []string{"open", "closed"} {
+	for _, when := range []string{"open", "closed", "reopened"} {
 		for _, mode := range []string{"sync", "default"} {
 			for _, unsynced := range []int{0, 50, 100} {
 				testPowerLoss(t, when, mode, unsynced)
@@ -820,6 +820,17 @@ func testPowerLoss(t *testing.T, when, mode string, unsynced int) {
 			n = 100 // few enough that Close leaves them in its last log (flushAtCloseMin)
 		}
 		for w := 0; w < writes; w++ {
+			if w == writes-1 && when == "reopened" {
+				// The last round in a second session, whose Open
+				// flushed the first's log and left out the syncs
+				// the default mode does not need (openSyncs).
+				if err := c.Close(); err != nil {
+					t.Fatal(err)
+				}
+				if c, err = Open(dir, &o); err != nil {
+					t.Fatal(err)
+				}
+			}
 			for i := 0; i < n; i++ {
 				if err := c.Set(ctx, "k"+strconv.Itoa(i), powerValue(i, w), 0); err != nil {
 					t.Fatal(err)

@@ -174,7 +174,13 @@ func (c *store) openPebble() error {
 		}
 		gate.flushed()
 	}
+	opened, err := d.opening(path, c.log)
+	if err != nil {
+		gate.Unregister()
+		return fmt.Errorf("diskcache: open %s: %w", c.dir, err)
+	}
 	db, err := pebble.Open(path, po)
+	opened()
 	if err != nil {
 		gate.Unregister()
 		return fmt.Errorf("diskcache: open %s: %w", c.dir, damaged(po.FS, path, err))
