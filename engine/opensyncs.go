@@ -3,11 +3,10 @@ package engine
 import (
 	"bytes"
 	"errors"
-	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -191,11 +190,12 @@ func tornOptions(fsys vfs.FS, path string) (string, error) {
 	} else if err != nil {
 		return "", err
 	}
-	newest, num := "", -1
+	newest, num := "", uint64(0)
 	for _, n := range names {
-		var k int
-		if _, err := fmt.Sscanf(n, "OPTIONS-%d", &k); err == nil && k > num {
-			newest, num = n, k
+		if d, ok := strings.CutPrefix(n, "OPTIONS-"); ok {
+			if k, err := strconv.ParseUint(d, 10, 64); err == nil && k >= num {
+				newest, num = n, k
+			}
 		}
 	}
 	if newest == "" {
@@ -205,9 +205,13 @@ func tornOptions(fsys vfs.FS, path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	data, err := io.ReadAll(f)
-	f.Close()
+	defer f.Close()
+	fi, err := f.Stat()
 	if err != nil {
+		return "", err
+	}
+	data := make([]byte, fi.Size())
+	if _, err := f.ReadAt(data, 0); err != nil {
 		return "", err
 	}
 	if len(data) == 0 || (data[len(data)-1] == '\n' && bytes.IndexByte(data, 0) < 0) {
