@@ -40,6 +40,7 @@ func (fs processSafeFS) Create(name string, cat vfs.DiskWriteCategory) (vfs.File
 }
 
 func (fs processSafeFS) OpenReadWrite(name string, cat vfs.DiskWriteCategory, opts ...vfs.OpenOption) (vfs.File, error) {
+	fs.created(name) // it creates a file that is not there
 	return fs.noSyncIfWAL(name)(fs.FS.OpenReadWrite(name, cat, opts...))
 }
 

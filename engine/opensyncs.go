@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -211,9 +212,11 @@ func tornOptions(fsys vfs.FS, path string) (string, error) {
 		return "", err
 	}
 	data := make([]byte, fi.Size())
-	if _, err := f.ReadAt(data, 0); err != nil {
+	n, err := f.ReadAt(data, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
 		return "", err
 	}
+	data = data[:n] // a file that shrank under the read reads as cut short
 	if len(data) == 0 || (data[len(data)-1] == '\n' && bytes.IndexByte(data, 0) < 0) {
 		return "", nil
 	}
