@@ -72,7 +72,8 @@ func (s *syncCounter) OpenDir(name string) (vfs.File, error) {
 }
 
 // TestOpenSyncs counts the fsyncs of an Open that replays a small log: in
-// the default mode, none of the parent directory, the OPTIONS file or the
+// the default mode, none of the parent directory (which the Open that made
+// the store synced), the OPTIONS file or the
 // new log's entry (openSyncs), while the table the log is flushed into,
 // the new manifest and their directory entries are synced as with Sync.
 func TestOpenSyncs(t *testing.T) {
@@ -85,6 +86,9 @@ func TestOpenSyncs(t *testing.T) {
 				c, err := Open(dir, &o)
 				if err != nil {
 					t.Fatal(err)
+				}
+				if got := fs.reset(); i == 0 && got["dir "+filepath.Base(dir)] != 1 {
+					t.Errorf("the Open that made the store synced its parent %d times, want 1 (all syncs: %v)", got["dir "+filepath.Base(dir)], got)
 				}
 				if err := c.Set(ctx, fmt.Sprintf("k%d", i), []byte("v"), 0); err != nil {
 					t.Fatal(err)
