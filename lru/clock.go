@@ -270,15 +270,11 @@ func (a *AccessClock) ReadFrom(r io.Reader) (int64, error) {
 		read += int64(4 * k)
 		if n == m {
 			// The common case, a clock reopened at its size: slot to
-			// slot. Most slots of a loading clock are untouched, and an
-			// empty slot in the snapshot changes nothing.
+			// slot, without the split's loop; an empty slot in the
+			// snapshot changes nothing.
 			for j := range k {
-				v := binary.LittleEndian.Uint32(buf[4*j:])
-				if v == 0 {
-					continue
-				}
-				if s := &t.slots[i+j]; !(s.Load() == 0 && s.CompareAndSwap(0, v)) {
-					merge(s, v)
+				if v := binary.LittleEndian.Uint32(buf[4*j:]); v != 0 {
+					merge(&t.slots[i+j], v)
 				}
 			}
 			i += k
