@@ -241,14 +241,6 @@ func (r *CheckReport) checkStore(ctx context.Context, o *Options, fsys vfs.FS, p
 		r.problem(*p)
 		return nil
 	}
-	torn, err := tornOptions(fsys, path)
-	if err != nil {
-		return fmt.Errorf("diskcache: check %s: %w", r.Dir, err)
-	}
-	if torn != "" {
-		r.note("%s is cut short (a power cut: the default mode does not sync it); the next Open removes it", filepath.Join(storeDir, torn))
-		fsys = hiddenFS{fsys, path, torn}
-	}
 	po := pebbleOptions(o, durability{fs: fsys, write: pebble.Sync})
 	po.ReadOnly = true
 	var h health
@@ -257,6 +249,16 @@ func (r *CheckReport) checkStore(ctx context.Context, o *Options, fsys vfs.FS, p
 		r.problem(CheckProblem{File: filepath.Join(storeDir, filepath.Base(info.Path)), What: fmt.Sprint(info.Details)})
 	}
 	db, err := openReadOnly(path, po)
+	if err != nil {
+		// A torn OPTIONS file fails the open; Open removes it and tries
+		// again (openPebbleDB), and the check reads on past it.
+		if torn, terr := tornOptions(fsys, path); terr == nil && torn != "" {
+			r.note("%s is cut short (a power cut: the default mode does not sync it); the next Open removes it", filepath.Join(storeDir, torn))
+			fsys = hiddenFS{fsys, path, torn}
+			po.FS = fsys
+			db, err = openReadOnly(path, po)
+		}
+	}
 	if err != nil {
 		ps := diagnoseOpen(fsys, path, err)
 		if len(ps) == 0 {

@@ -1,8 +1,6 @@
 package engine
 
 import (
-	"fmt"
-	"log/slog"
 	"strings"
 	"sync/atomic"
 
@@ -129,21 +127,12 @@ func (o *Options) durability() durability {
 }
 
 // opening tells the file system that Pebble's Open begins, and returns
-// the function that says it ended (openSyncs); before it, a torn OPTIONS
-// file of the store at path is removed. With Sync it does nothing.
-func (d durability) opening(path string, log *slog.Logger) (end func(), err error) {
-	fs, ok := d.fs.(processSafeFS)
-	if !ok {
-		return func() {}, nil
+// the function that says it ended (openSyncs). With Sync it does nothing.
+func (d durability) opening() (end func()) {
+	if fs, ok := d.fs.(processSafeFS); ok {
+		return fs.begin()
 	}
-	torn, err := dropTornOptions(fs.FS, path)
-	if err != nil {
-		return nil, fmt.Errorf("check Pebble's OPTIONS file: %w", err)
-	}
-	if torn != "" {
-		log.Info("diskcache: removed an OPTIONS file a power cut left incomplete", "file", torn)
-	}
-	return fs.begin(), nil
+	return func() {}
 }
 
 // closing tells the file system, just before Pebble closes, that the log

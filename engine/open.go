@@ -174,12 +174,8 @@ func (c *store) openPebble() error {
 		}
 		gate.flushed()
 	}
-	opened, err := d.opening(path, c.log)
-	if err != nil {
-		gate.Unregister()
-		return fmt.Errorf("diskcache: open %s: %w", c.dir, err)
-	}
-	db, err := pebble.Open(path, po)
+	opened := d.opening()
+	db, err := openPebbleDB(path, po, c.log)
 	opened()
 	if err != nil {
 		gate.Unregister()

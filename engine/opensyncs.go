@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -33,9 +35,9 @@ import (
 //     the time it is an older log (the first switch to the next one), the
 //     sync of the directory that switch makes has made its entry durable;
 //   - the OPTIONS file and its rename: Pebble reads the newest OPTIONS only
-//     to check that the comparer and the log's directory did not change,
-//     and one the power cut short is removed before Open (dropTornOptions);
-//     an empty one, or none, Pebble accepts.
+//     to check that the comparer and the log's directory did not change;
+//     an Open that fails on one the power cut short removes it and tries
+//     again (openPebbleDB); an empty one, or none, Pebble accepts.
 //
 // So while Pebble opens, a directory's sync is made only if something that
 // must survive a power cut (a table, a manifest, a marker, a directory)
@@ -165,10 +167,26 @@ func isOptionsTemp(name string) bool {
 
 func isOptions(name string) bool { return strings.HasPrefix(filepath.Base(name), "OPTIONS-") }
 
+// openPebbleDB opens Pebble on path. An Open that fails on the newest
+// OPTIONS file because a power cut left it torn, which the default mode
+// allows (it does not sync it, openSyncs), removes it and tries again:
+// Pebble reads it only to check its comparer and log directory. Looked for
+// only when Open fails, it costs a good Open nothing.
+func openPebbleDB(path string, po *pebble.Options, log *slog.Logger) (*pebble.DB, error) {
+	db, err := pebble.Open(path, po)
+	if err == nil {
+		return db, nil
+	}
+	torn, terr := dropTornOptions(po.FS, path)
+	if terr != nil || torn == "" {
+		return nil, err
+	}
+	log.Info("diskcache: removed an OPTIONS file a power cut left incomplete", "file", torn)
+	return pebble.Open(path, po)
+}
+
 // dropTornOptions removes the newest OPTIONS file of the store at path if
-// a power cut left it torn (tornOptions), which Pebble's Open would take
-// for corruption: the default mode does not sync it (openSyncs). It
-// reports the file it removed.
+// it is torn (tornOptions). It reports the file it removed.
 func dropTornOptions(fsys vfs.FS, path string) (string, error) {
 	torn, err := tornOptions(fsys, path)
 	if err != nil || torn == "" {
