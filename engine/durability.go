@@ -18,20 +18,31 @@ import (
 
 // processSafeFS wraps a vfs.FS so that WAL files (*.log) never fsync. Pebble
 // recycles WAL files, so ReuseForWrite is wrapped as well as Create and
-// OpenReadWrite.
+// OpenReadWrite. It also leaves out the syncs of Pebble's Open that the
+// default mode does not need (openSyncs).
 type processSafeFS struct {
 	vfs.FS
-	closing *atomic.Bool // set by durability.closing
-	*openSyncs
+	*pebblePhase
 }
 
-func newProcessSafeFS(base vfs.FS) processSafeFS {
-	return processSafeFS{base, new(atomic.Bool), new(openSyncs)}
+// pebblePhase is where Pebble is in its life, which decides some of the
+// syncs processSafeFS leaves out: during Open (openSyncs), and as Pebble
+// closes (closing, set by durability.closing; noSyncFile).
+type pebblePhase struct {
+	openSyncs
+	closing atomic.Bool
 }
+
+func newProcessSafeFS(base vfs.FS) processSafeFS { return processSafeFS{base, new(pebblePhase)} }
 
 func (fs processSafeFS) Create(name string, cat vfs.DiskWriteCategory) (vfs.File, error) {
 	if isOptionsTemp(name) {
-		return fs.optionsTemp(fs.FS.Create(name, cat))
+		// Not synced during Open (openSyncs), the only time Pebble writes it.
+		f, err := fs.FS.Create(name, cat)
+		if err != nil {
+			return nil, err
+		}
+		return unsyncedFile{f}, nil
 	}
 	fs.created(name)
 	return fs.noSyncIfWAL(name)(fs.FS.Create(name, cat))
@@ -51,7 +62,7 @@ func (fs processSafeFS) noSyncIfWAL(name string) func(vfs.File, error) (vfs.File
 		if err != nil || !strings.HasSuffix(name, ".log") {
 			return f, err
 		}
-		return noSyncFile{f, fs.closing}, nil
+		return noSyncFile{unsyncedFile{f}, &fs.closing}, nil
 	}
 }
 
@@ -74,8 +85,8 @@ func (fs processSafeFS) noSyncIfWAL(name string) func(vfs.File, error) (vfs.File
 // 3.45 ms a cycle against 3.9 (p50s, 14 alternations), Open too a little
 // faster, as the log is mostly deleted before its pages are written.
 type noSyncFile struct {
-	vfs.File
-	closing *atomic.Bool
+	unsyncedFile // its syncs return at once
+	closing      *atomic.Bool
 }
 
 func (f noSyncFile) Close() error {
@@ -96,9 +107,12 @@ func (f noSyncFile) Close() error {
 // of a closed one-key cache as du counts it (at the default 1 GiB limit).
 func (noSyncFile) Preallocate(offset, length int64) error { return nil }
 
-func (noSyncFile) Sync() error                             { return nil }
-func (noSyncFile) SyncData() error                         { return nil }
-func (noSyncFile) SyncTo(int64) (fullSync bool, err error) { return true, nil }
+// unsyncedFile is a file whose syncs return at once.
+type unsyncedFile struct{ vfs.File }
+
+func (unsyncedFile) Sync() error                             { return nil }
+func (unsyncedFile) SyncData() error                         { return nil }
+func (unsyncedFile) SyncTo(int64) (fullSync bool, err error) { return true, nil }
 
 // durability is how writes reach the disk, as chosen by Options.
 type durability struct {

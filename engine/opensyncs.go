@@ -91,7 +91,7 @@ func (fs processSafeFS) OpenDir(name string) (vfs.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return openSyncDir{f, fs.openSyncs, name}, nil
+	return openSyncDir{f, &fs.openSyncs, name}, nil
 }
 
 func (fs processSafeFS) MkdirAll(dir string, perm os.FileMode) error {
@@ -142,21 +142,6 @@ func (d openSyncDir) Sync() error {
 	}
 	return d.File.Sync()
 }
-
-// optionsTemp wraps the file Pebble writes its OPTIONS into before it
-// renames it: it is not synced (openSyncs).
-func (fs processSafeFS) optionsTemp(f vfs.File, err error) (vfs.File, error) {
-	if err != nil {
-		return f, err
-	}
-	return unsyncedFile{f}, nil
-}
-
-type unsyncedFile struct{ vfs.File }
-
-func (unsyncedFile) Sync() error                             { return nil }
-func (unsyncedFile) SyncData() error                         { return nil }
-func (unsyncedFile) SyncTo(int64) (fullSync bool, err error) { return true, nil }
 
 // isOptionsTemp reports whether name is the temporary file Pebble writes
 // the OPTIONS into; it writes no other temporary file.
