@@ -789,9 +789,10 @@ func powerValue(i, w int) []byte {
 // kept a later block of a log without an earlier one, Open fails with
 // ErrCorrupt naming that log, and ResetIfDamaged starts the cache over.
 //
-// The cut comes while the cache is open, or after its Close, which in the
-// default mode does not fsync the newest log either (noSyncFile): the same
-// holds then.
+// The cut comes while the cache is open, after its Close, which in the
+// default mode does not fsync the newest log either (noSyncFile), or in a
+// second session, whose Open left out the syncs the default mode does not
+// need (openSyncs): the same holds then.
 func TestPowerLoss(t *testing.T) {
 	for _, when := range []string{"open", "closed", "reopened"} {
 		for _, mode := range []string{"sync", "default"} {

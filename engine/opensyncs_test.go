@@ -126,8 +126,8 @@ func TestOpenSyncs(t *testing.T) {
 }
 
 // TestTornOptions: Pebble's newest OPTIONS file cut short or zeroed by a
-// power cut, which the default mode allows (it does not sync it), is
-// removed before Pebble's Open, which would fail on it; the cache opens
+// power cut, which the default mode allows (it does not sync it), fails
+// Pebble's Open, which then removes it and opens again; the cache opens
 // with what it held. An empty one Pebble reads as no options and is kept.
 // Check reads such a store whole and notes the file.
 func TestTornOptions(t *testing.T) {
