@@ -379,16 +379,16 @@ func (c *store) loadAccess() *lru.AccessClock {
 		c.bg.Add(1)
 		go func() {
 			defer c.bg.Done()
-			// Checked whole before a slot is merged: the clock is in use.
-			// A Close stops the load (ctxReader): it would otherwise wait
-			// for a snapshot of up to 16 MiB read twice, and a clock that
-			// is not loaded is not saved either.
-			err := readSideFileOf(fs, path, accessMagics, func(r io.Reader, _ int64, _ string) error {
-				_, err := io.Copy(io.Discard, ctxReader{c.bgCtx, r})
-				return err
-			})
+			// Read into a table of its own and checked whole before it
+			// is installed: the clock is in use. A Close stops the load
+			// (ctxReader): it would otherwise wait for a snapshot of up
+			// to 16 MiB, and a clock that is not loaded is not saved
+			// either.
+			st, err := c.readAccess(c.bgCtx, clock, fs, path)
 			if err == nil && c.bgCtx.Err() == nil {
-				err = c.readAccess(c.bgCtx, clock, fs, path)
+				if err = clock.Install(st); err == nil {
+					c.noteSaved(clock, st)
+				}
 			}
 			if err != nil && c.bgCtx.Err() == nil {
 				c.log.Warn("diskcache: access clock snapshot not used", "err", err)
@@ -399,10 +399,13 @@ func (c *store) loadAccess() *lru.AccessClock {
 		}()
 		return clock
 	case err == nil:
-		if err := c.readAccess(context.Background(), clock, fs, path); err != nil {
+		st, err := c.readAccess(context.Background(), clock, fs, path)
+		if err != nil {
 			c.log.Warn("diskcache: access clock snapshot not used", "err", err)
-			clock = lru.NewAccessClock(c.clockSlots())
+			break
 		}
+		clock = st.Clock() // no one else has it yet
+		c.noteSaved(clock, st)
 	case errors.Is(err, os.ErrNotExist):
 		c.loadLegacyAccess(clock)
 	}
@@ -410,38 +413,48 @@ func (c *store) loadAccess() *lru.AccessClock {
 	return clock
 }
 
-// readAccess merges the snapshot at path into clock, until ctx is done.
-func (c *store) readAccess(ctx context.Context, clock *lru.AccessClock, fs vfs.FS, path string) error {
-	var slots int64
+// readAccess reads the snapshot at path into a table of clock's size
+// (lru.AccessClock.Stage), until ctx is done; the side file's checksum
+// has been checked when it returns.
+func (c *store) readAccess(ctx context.Context, clock *lru.AccessClock, fs vfs.FS, path string) (*lru.Staged, error) {
+	var st *lru.Staged
 	err := readSideFileOf(fs, path, accessMagics, func(r io.Reader, _ int64, magic string) error {
-		if magic == accessMagic {
-			n, err := clock.ReadFrom(ctxReader{ctx, r})
-			slots = (n - 8) / 4
-			return err
+		var body io.Reader = ctxReader{ctx, r}
+		var limited *io.LimitedReader
+		if magic != accessMagic {
+			// A few bytes of stream can claim gigabytes of zeros: no
+			// more is read than the largest snapshot a clock saves.
+			body = s2.NewReader(body, s2.ReaderMaxBlockSize(accessBlock))
+			if magic == accessMagicLanes {
+				body = newLaneReader(body)
+			}
+			limited = &io.LimitedReader{R: body, N: accessMaxSnapshot + 1}
+			body = limited
 		}
-		// A few bytes of stream can claim gigabytes of zeros: no more is
-		// read than the largest snapshot a clock saves.
-		var body io.Reader = s2.NewReader(r, s2.ReaderMaxBlockSize(accessBlock))
-		if magic == accessMagicLanes {
-			body = newLaneReader(body)
-		}
-		zr := &io.LimitedReader{R: body, N: accessMaxSnapshot + 1}
-		n, err := clock.ReadFrom(ctxReader{ctx, zr})
-		slots = (n - 8) / 4
-		if err != nil {
+		var err error
+		if st, _, err = clock.Stage(body); err != nil || limited == nil {
 			return err
 		}
 		// The stream ends with the snapshot; reading to its end lets
 		// readSideFile check that the body was read whole.
-		if more, err := io.Copy(io.Discard, zr); err != nil || more != 0 {
+		if more, err := io.Copy(io.Discard, limited); err != nil || more != 0 {
 			return fmt.Errorf("%d bytes past the snapshot: %v", more, err)
 		}
 		return nil
 	})
-	if err == nil && slots == int64(clock.Slots()) {
-		c.lim.savedSum.Store(clock.Sum()) // the file holds this very clock
+	if err != nil {
+		return nil, err
 	}
-	return err
+	return st, nil
+}
+
+// noteSaved records that the side file holds clock as it is once st is in
+// place, when st was staged from a snapshot of clock's very size: a Close
+// that finds the clock unchanged need not save it again.
+func (c *store) noteSaved(clock *lru.AccessClock, st *lru.Staged) {
+	if st.Exact() {
+		c.lim.savedSum.Store(clock.Sum())
+	}
 }
 
 // loadLegacyAccess restores the snapshot that versions before accessFile

@@ -394,7 +394,12 @@ func FuzzAccessFile(f *testing.F) {
 			t.Fatal(err)
 		}
 		s := &store{lim: &limiter{}}
-		_ = s.readAccess(context.Background(), lru.NewAccessClock(lru.MinSlots), vfs.Default, path)
+		clock := lru.NewAccessClock(lru.MinSlots)
+		if st, err := s.readAccess(context.Background(), clock, vfs.Default, path); err == nil {
+			if err := clock.Install(st); err != nil {
+				t.Fatalf("a snapshot staged for the clock's size did not install: %v", err)
+			}
+		}
 	})
 }
 

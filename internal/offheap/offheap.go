@@ -9,6 +9,7 @@
 package offheap
 
 import (
+	"os"
 	"runtime"
 	"unsafe"
 
@@ -37,4 +38,57 @@ func Make[T any, O any](owner *O, n int) []T {
 	}
 	runtime.AddCleanup(owner, func(mem []byte) { unix.Munmap(mem) }, mem)
 	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(mem))), n)
+}
+
+// Populate has the kernel allocate every page of s at once, as a caller
+// about to write most of them would fault them in one by one: on a
+// virtual machine a fault cost about 12 us, 48 ms for a 16 MiB table.
+// It is a hint, and reports whether it was taken: on a kernel without
+// MADV_POPULATE_WRITE (before 5.14), or for a slice on the heap, the
+// pages fault in as they are written.
+func Populate[T any](s []T) bool {
+	mem, ok := pages(s)
+	return ok && unix.Madvise(mem, unix.MADV_POPULATE_WRITE) == nil
+}
+
+// Touched reports, for each page of s from its first, whether the page
+// may hold anything but zeros: a page of a table from Make that was never
+// written is not resident, and reading it would fault in a page of
+// zeros. It returns nil when it cannot tell (a slice on the heap, or
+// mincore failed): then every page may hold data.
+func Touched[T any](s []T) []bool {
+	mem, ok := pages(s)
+	if !ok {
+		return nil
+	}
+	vec := make([]byte, (len(mem)+pageSize-1)/pageSize)
+	_, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(unsafe.SliceData(mem))), uintptr(len(mem)), uintptr(unsafe.Pointer(unsafe.SliceData(vec))))
+	if errno != 0 {
+		return nil
+	}
+	touched := make([]bool, len(vec))
+	for i, v := range vec {
+		touched[i] = v&1 != 0
+	}
+	return touched
+}
+
+// PageSize is the unit of Touched.
+const PageSize = pageSize
+
+const pageSize = 4096
+
+// pages returns the bytes of s when it is a table Make mapped: page
+// aligned and at least MinBytes.
+func pages[T any](s []T) ([]byte, bool) {
+	var zero T
+	size := len(s) * int(unsafe.Sizeof(zero))
+	if size < MinBytes || os.Getpagesize() != pageSize {
+		return nil, false
+	}
+	p := unsafe.Pointer(unsafe.SliceData(s))
+	if uintptr(p)%pageSize != 0 {
+		return nil, false
+	}
+	return unsafe.Slice((*byte)(p), size), true
 }

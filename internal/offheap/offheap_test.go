@@ -77,3 +77,47 @@ func TestMake(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestTouched: the pages of a new table read as untouched until written,
+// and all of them as touched once populated; a table on the heap cannot
+// tell.
+func TestTouched(t *testing.T) {
+	tb := &table{}
+	tb.slots = Make[atomic.Uint64](tb, 1<<16) // 512 KiB: 128 pages
+	defer runtime.KeepAlive(tb)
+	perPage := PageSize / 8
+	touched := Touched(tb.slots)
+	if touched == nil {
+		t.Skip("mincore unavailable")
+	}
+	if len(touched) != len(tb.slots)/perPage {
+		t.Fatalf("%d pages for %d slots", len(touched), len(tb.slots))
+	}
+	for p, ok := range touched {
+		if ok {
+			t.Fatalf("page %d of a new table is touched", p)
+		}
+	}
+	tb.slots[3*perPage+5].Store(1)
+	touched = Touched(tb.slots)
+	for p, ok := range touched {
+		if ok != (p == 3) {
+			t.Fatalf("after a write to page 3: page %d touched = %v", p, ok)
+		}
+	}
+	if Populate(tb.slots) {
+		for p, ok := range Touched(tb.slots) {
+			if !ok {
+				t.Fatalf("page %d not allocated after Populate", p)
+			}
+		}
+	}
+	if tb.slots[3*perPage+5].Load() != 1 || tb.slots[0].Load() != 0 {
+		t.Fatal("Populate changed the table")
+	}
+	small := &table{}
+	small.slots = Make[atomic.Uint64](small, 16)
+	if Touched(small.slots) != nil {
+		t.Fatal("Touched of a table on the heap claims to know")
+	}
+}
