@@ -333,12 +333,20 @@ func TestReadFromMerges(t *testing.T) {
 	if err := same.Restore(old.Snapshot()); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []struct {
-		h    uint64
-		want Tick
-	}{{a, 20}, {b, 10}, {c, 0}} {
-		if got, _ := same.Last(k.h); got != k.want {
-			t.Errorf("same size: Last(%#x) = %d, want %d", k.h, got, k.want)
+	wantLast(t, "same size", same, lastOf{a, 20}, lastOf{b, 10}, lastOf{c, 0})
+}
+
+// lastOf is a hash and the tick Last should give it.
+type lastOf struct {
+	h    uint64
+	want Tick
+}
+
+func wantLast(t *testing.T, when string, c *AccessClock, keys ...lastOf) {
+	t.Helper()
+	for _, k := range keys {
+		if got, _ := c.Last(k.h); got != k.want {
+			t.Errorf("%s: Last(%#x) = %d, want %d", when, k.h, got, k.want)
 		}
 	}
 }
@@ -367,14 +375,7 @@ func TestStageThenInstall(t *testing.T) {
 	if err := live.Install(st); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []struct {
-		h    uint64
-		want Tick
-	}{{a, 20}, {b, 10}, {c, 30}} {
-		if got, _ := live.Last(k.h); got != k.want {
-			t.Errorf("after Install: Last(%#x) = %d, want %d", k.h, got, k.want)
-		}
-	}
+	wantLast(t, "after Install", live, lastOf{a, 20}, lastOf{b, 10}, lastOf{c, 30})
 
 	cut := NewAccessClock(MinSlots)
 	cut.Touch(c, 7)
