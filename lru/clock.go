@@ -147,29 +147,47 @@ func (a *AccessClock) Last(h uint64) (Tick, bool) {
 // looking cold: TestRecencySurvivesRestart kept 988 of 1000.) Grow must not
 // run concurrently with itself or ReadFrom.
 func (a *AccessClock) Grow(slots int) bool {
-	old := a.tab.Load()
-	defer runtime.KeepAlive(old)
-	if slots <= len(old.slots) {
+	if slots <= a.Slots() {
 		return false
 	}
-	t := newClockTable(slots)
-	copyInto := func(store func(*atomic.Uint32, uint32)) {
-		split := len(t.slots) / len(old.slots)
-		for i := range old.slots {
-			v := old.slots[i].Load()
-			if v == 0 {
+	a.replace(newClockTable(slots))
+	return true
+}
+
+// replace puts t, a table of at least the clock's size that no other
+// goroutine reads yet, in place of the clock's: each slot of the clock's
+// is merged into the slots of t it covers, t is swapped in, and after
+// growPause, which lets a touch that read the old table finish writing
+// it, the old table is merged in again (Grow, Install). The clock's pages
+// that were never written hold only zeros and are skipped: reading them
+// would fault each in (40 ms for a 16 MiB clock just made); each pass asks
+// again, as touches go on.
+func (a *AccessClock) replace(t *clockTable) {
+	old := a.tab.Load()
+	defer runtime.KeepAlive(old)
+	defer runtime.KeepAlive(t)
+	split := len(t.slots) / len(old.slots)
+	perPage := offheap.PageSize / int(unsafe.Sizeof(old.slots[0]))
+	mergeOld := func(into func(i int, v uint32)) {
+		touched := offheap.Touched(old.slots)
+		for p := 0; p*perPage < len(old.slots); p++ {
+			if touched != nil && !touched[p] {
 				continue
 			}
-			for j := i * split; j < (i+1)*split; j++ {
-				store(&t.slots[j], v)
+			for i := p * perPage; i < min((p+1)*perPage, len(old.slots)); i++ {
+				if v := old.slots[i].Load(); v != 0 {
+					for j := i * split; j < (i+1)*split; j++ {
+						into(j, v)
+					}
+				}
 			}
 		}
 	}
-	copyInto(func(s *atomic.Uint32, v uint32) { s.Store(v) })
+	dst := plainSlots(t)
+	mergeOld(func(j int, v uint32) { dst[j] = newer(dst[j], v) })
 	a.tab.Store(t)
 	time.Sleep(growPause)
-	copyInto(merge)
-	return true
+	mergeOld(func(j int, v uint32) { merge(&t.slots[j], v) })
 }
 
 // growPause is how long Grow waits before its second pass.
@@ -324,40 +342,13 @@ func (a *AccessClock) Stage(r io.Reader) (*Staged, int64, error) {
 // Install puts a staged snapshot in place. Each slot keeps the newer of
 // the snapshot's tick and the clock's, so a clock may be touched while a
 // snapshot stages (a cache serving calls while a large one loads in the
-// background) and loses no touch: the clock's slots are merged into the
-// staged table, which then replaces the clock's, and merged again after a
-// pause, as in Grow. It fails only if the clock grew since Stage; it must
-// not run concurrently with Grow.
+// background) and loses no touch (replace, as in Grow). It fails only if
+// the clock grew since Stage; it must not run concurrently with Grow.
 func (a *AccessClock) Install(st *Staged) error {
-	old := a.tab.Load()
-	defer runtime.KeepAlive(old)
-	t := st.t
-	defer runtime.KeepAlive(t)
-	if len(old.slots) != len(t.slots) {
-		return fmt.Errorf("%w: staged for %d slots, the clock has %d", ErrBadSnapshot, len(t.slots), len(old.slots))
+	if n := a.Slots(); n != len(st.t.slots) {
+		return fmt.Errorf("%w: staged for %d slots, the clock has %d", ErrBadSnapshot, len(st.t.slots), n)
 	}
-	// The clock's pages that were never written hold only zeros: reading
-	// them would fault each in (40 ms for a 16 MiB clock just made). Each
-	// pass asks again, as touches go on.
-	perPage := offheap.PageSize / int(unsafe.Sizeof(old.slots[0]))
-	mergeOld := func(into func(i int, v uint32)) {
-		touched := offheap.Touched(old.slots)
-		for p := 0; p*perPage < len(old.slots); p++ {
-			if touched != nil && !touched[p] {
-				continue
-			}
-			for i := p * perPage; i < min((p+1)*perPage, len(old.slots)); i++ {
-				if v := old.slots[i].Load(); v != 0 {
-					into(i, v)
-				}
-			}
-		}
-	}
-	dst := plainSlots(t)
-	mergeOld(func(i int, v uint32) { dst[i] = newer(dst[i], v) })
-	a.tab.Store(t)
-	time.Sleep(growPause)
-	mergeOld(func(i int, v uint32) { merge(&t.slots[i], v) })
+	a.replace(st.t)
 	return nil
 }
 
