@@ -328,15 +328,8 @@ func TestAccessClockSurvivesNewSizeLimit(t *testing.T) {
 // changed since it was last saved or loaded.
 func TestAccessClockSavedOnlyWhenChanged(t *testing.T) {
 	dir := t.TempDir()
+	storeOneKey(t, dir)
 	c, err := Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Set(ctx, "k", []byte("v"), 0); err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
-	c, err = Open(dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -134,16 +134,7 @@ func TestTornOptions(t *testing.T) {
 	for _, tear := range []string{"cut", "zeros", "empty"} {
 		t.Run(tear, func(t *testing.T) {
 			dir := t.TempDir()
-			c, err := Open(dir, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := c.Set(ctx, "k", []byte("v"), 0); err != nil {
-				t.Fatal(err)
-			}
-			if err := c.Close(); err != nil {
-				t.Fatal(err)
-			}
+			storeOneKey(t, dir)
 			names, _ := filepath.Glob(filepath.Join(dir, storeDir, "OPTIONS-*"))
 			if len(names) != 1 {
 				t.Fatalf("OPTIONS files: %v", names)
@@ -178,7 +169,7 @@ func TestTornOptions(t *testing.T) {
 			if noted := strings.Contains(strings.Join(r.Notes, "\n"), "cut short"); noted != (tear != "empty") {
 				t.Errorf("Check's notes %q", r.Notes)
 			}
-			c, err = Open(dir, nil)
+			c, err := Open(dir, nil)
 			if err != nil {
 				t.Fatalf("Open with a torn OPTIONS file: %v", err)
 			}

@@ -44,6 +44,21 @@ func openDir(t *testing.T, dir string, o *Options) *Cache {
 	return c
 }
 
+// storeOneKey opens a cache on dir, sets "k" to "v" and closes it.
+func storeOneKey(t *testing.T, dir string) {
+	t.Helper()
+	c, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set(ctx, "k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func localHits(c *Cache) int64 { return c.Stats().LocalHits }
 
 // wakeTier wakes a lone owner's dormant tier as a judge's verdict of
