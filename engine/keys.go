@@ -19,7 +19,9 @@ import (
 // bucket is the top 16 bits of xxhash64 of the user key, big-endian. It
 // spreads entries evenly over 65,536 buckets, so a bucket is a uniform
 // sample of the keys and a range of buckets a slice of the data that can
-// be compacted on its own. Inside a bucket the keys are in their own
+// be compacted on its own. The hot tier's index is in the same order
+// (hottier.Tier.slot), so that a warm, which reads the store in order,
+// writes it in order. Inside a bucket the keys are in their own
 // order, so neighbours share prefixes and Pebble's prefix compression
 // works: with a whole 8-byte hash in front of every key (format 1, below)
 // tables were 23% larger for 128-byte values, held fewer entries under

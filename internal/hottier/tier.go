@@ -54,7 +54,7 @@ import (
 )
 
 const (
-	magic      = "dchot\x00\x00\x03"
+	magic      = "dchot\x00\x00\x04" // 4: a key's bucket is its hash's top bits (slot)
 	headerSize = 4096
 	ways       = 8
 	hashesSize = ways * 8 // a bucket's first line: its ways' hashes
@@ -106,6 +106,7 @@ var ErrBadTier = errors.New("hottier: not a hot tier")
 type Tier struct {
 	mem      []byte
 	mask     uint64 // buckets - 1
+	shift    uint   // 64 - log2(buckets): a hash's bucket is its top bits (slot)
 	ringOff  [2]uint64
 	ringSize [2]uint64
 	id       uint64
@@ -191,7 +192,7 @@ func parse(mem []byte) (*Tier, error) {
 	if logBuckets > 40 {
 		return nil, fmt.Errorf("%w: 2^%d buckets", ErrBadTier, logBuckets)
 	}
-	t := &Tier{mem: mem, mask: 1<<logBuckets - 1, id: le.Uint64(mem[hID:])}
+	t := &Tier{mem: mem, mask: 1<<logBuckets - 1, shift: uint(64 - logBuckets), id: le.Uint64(mem[hID:])}
 	index := uint64(bucketSize) << logBuckets
 	end := headerSize + index
 	for r := range 2 {
@@ -245,7 +246,18 @@ func (t *Tier) word32(off uint64) *uint32 { return (*uint32)(unsafe.Pointer(&t.m
 func (t *Tier) tail(r int) uint64 { return atomic.LoadUint64(t.word(hTail + 64*uint64(r))) }
 
 // bucket returns the offset of hash's bucket in the index.
-func (t *Tier) bucket(hash uint64) uint64 { return headerSize + (hash&t.mask)*bucketSize }
+func (t *Tier) bucket(hash uint64) uint64 { return headerSize + t.slot(hash)*bucketSize }
+
+// slot returns the number of hash's bucket: the hash's top bits. The
+// engine's store keeps its records in the order of the same bits (a
+// bucketed key starts with the hash's top 16), so a warm, which reads the
+// store in order, writes the index (and the writer's counts a bucket) from
+// start to end instead of a cache line and a page anywhere in it for each
+// record. Warming 500,000 records of 128 B into 256 MiB, the writer's part
+// took 0.32 s of CPU instead of 0.62 (a profile), the whole warm 0.79-1.00
+// s instead of 0.98-1.09 (alternated, four runs each). Reads are random
+// either way.
+func (t *Tier) slot(hash uint64) uint64 { return hash >> t.shift }
 
 // wayAt returns the offset of way i of the bucket at b.
 func wayAt(b, i uint64) uint64 { return b + hashesSize + i*waySize }

@@ -466,6 +466,41 @@ func (w *Writer) lookWayOf(hash uint64) uint64 {
 	return off
 }
 
+// TestBucketIsTopBits: a key's bucket is its hash's top bits, the order
+// the engine's store keeps its records in (Tier.slot): keys whose hashes
+// differ only in their low bits share one bucket of 8 ways, keys whose
+// hashes differ in their top bits do not.
+func TestBucketIsTopBits(t *testing.T) {
+	tr, w, _ := newTier(t, MinSize)
+	held := func(hashes []uint64) int {
+		n := 0
+		for i, h := range hashes {
+			if _, _, ok := tr.Get("k-"+strconv.Itoa(i), h); ok {
+				n++
+			}
+		}
+		return n
+	}
+	var low, high []uint64
+	for i := range 20 {
+		low = append(low, 0xabc<<52|uint64(i+1))
+		high = append(high, uint64(i)<<tr.shift|1)
+	}
+	for _, hs := range [][]uint64{low, high} {
+		for i, h := range hs {
+			if !fill(w, "k-"+strconv.Itoa(i), h, []byte("value"), 0) {
+				t.Fatalf("put of hash %x refused", h)
+			}
+		}
+	}
+	if n := held(low); n > ways {
+		t.Errorf("%d keys held whose hashes differ in their low bits only; a bucket has %d ways", n, ways)
+	}
+	if n := held(high); n != len(high) {
+		t.Errorf("%d of %d keys held whose hashes differ in their top bits", n, len(high))
+	}
+}
+
 // TestMapRefusesDamage: a header that does not describe its memory is
 // refused, not trusted.
 func TestMapRefusesDamage(t *testing.T) {

@@ -80,7 +80,7 @@ func (w *Writer) EndFill() { w.fills.Add(-1) }
 // Gen returns what a Put of hash's key checks: read it before reading the
 // value from the store.
 func (w *Writer) Gen(hash uint64) uint64 {
-	return uint64(w.clear.Load())<<32 | uint64(w.gens[hash&w.t.mask].Load())
+	return uint64(w.clear.Load())<<32 | uint64(w.gens[w.t.slot(hash)].Load())
 }
 
 // Put stores r's value with its expiry. r.Gen is Gen(r.Hash) read before
@@ -174,17 +174,19 @@ func (w *Writer) Stored(hash uint64, klen int) (size uint32, expiry int64, ok bo
 // for every key the snapshot holds.
 type Gens struct {
 	clear uint32
+	shift uint
 	gens  []uint32
 }
 
 // Of is what Gen(hash) was when g was taken.
 func (g *Gens) Of(hash uint64) uint64 {
-	return uint64(g.clear)<<32 | uint64(g.gens[hash&uint64(len(g.gens)-1)])
+	return uint64(g.clear)<<32 | uint64(g.gens[hash>>g.shift])
 }
 
 // Gens copies the counts of writes into g (reusing its memory).
 func (w *Writer) Gens(g *Gens) {
 	g.clear = w.clear.Load()
+	g.shift = w.t.shift
 	if len(g.gens) != len(w.gens) {
 		g.gens = make([]uint32, len(w.gens))
 	}
@@ -319,8 +321,8 @@ func (w *Writer) Invalidate(hash uint64) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.gens[hash&w.t.mask].Add(1)
-	if w.held[hash&w.t.mask] == 0 {
+	w.gens[w.t.slot(hash)].Add(1)
+	if w.held[w.t.slot(hash)] == 0 {
 		return
 	}
 	b := w.t.bucket(hash)
@@ -403,7 +405,7 @@ func (w *Writer) writeWay(off, hash uint64, v way) {
 	s := atomic.LoadUint32(seq)
 	atomic.StoreUint32(seq, s+1)
 	if atomic.LoadUint64(w.t.word(hashOf(off))) == 0 {
-		w.held[hash&w.t.mask]++
+		w.held[w.t.slot(hash)]++
 		w.total.Add(1)
 	}
 	atomic.StoreUint64(w.t.word(hashOf(off)), hash)
