@@ -420,7 +420,7 @@ func (r *CheckReport) scanData(ctx context.Context, db *pebble.DB, values *vlog.
 		}
 		r.Entries++
 		r.Bytes += int64(len(k) + recordSize(v))
-		hdr, _, err := decodeWith(cd, values, []byte(uk), v, &buf)
+		hdr, _, err := decodeWith(cd, values, nil, []byte(uk), v, &buf)
 		if err != nil {
 			r.problem(CheckProblem{Key: uk, What: "the record does not decode: " + err.Error()})
 			continue

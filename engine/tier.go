@@ -489,11 +489,15 @@ const warmBatch = 128
 func (c *store) warmSlice(w *hottier.Writer, lo, hi []byte, full *atomic.Bool) {
 	var gens hottier.Gens
 	batch := make([]hottier.Record, 0, warmBatch)
+	// values holds the batch's values, one after the other: Warm copies
+	// them into the tier, and a value each would be 500,000 allocations
+	// for as many records.
+	values := make([]byte, 0, 32<<10)
 	flush := func() {
 		if !w.Warm(batch) {
 			full.Store(true)
 		}
-		batch = batch[:0]
+		batch, values = batch[:0], values[:0]
 	}
 	var next []byte // the key after the last one read; lo is the iterator's
 	now := c.now()
@@ -518,12 +522,16 @@ func (c *store) warmSlice(w *hottier.Writer, lo, hi []byte, full *atomic.Bool) {
 				break
 			}
 			key := c.layout.userKey(k)
-			hdr, v, err := c.decodeRecord(key, rec)
+			start := len(values)
+			hdr, out, err := c.decodeRecordTo(values, key, rec)
 			if err != nil || hdr.Expired(now) {
 				continue
 			}
+			// A values that grew left the batch's earlier values where
+			// they were, in the memory it grew from.
+			values = out
 			h := hottier.HashOf(c.layout.hash(k))
-			batch = append(batch, hottier.Record{Key: string(key), Hash: h, Value: v, Expiry: hdr.Expiry, Gen: gens.Of(h), Stored: recordStored(rec)})
+			batch = append(batch, hottier.Record{Key: string(key), Hash: h, Value: out[start:len(out):len(out)], Expiry: hdr.Expiry, Gen: gens.Of(h), Stored: recordStored(rec)})
 			if len(batch) == warmBatch {
 				flush()
 			}

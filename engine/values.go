@@ -110,13 +110,19 @@ func (c *store) valuesFailed(err error) error {
 // buffer from the pool: most Gets read a value kept in Pebble, and the
 // pool's Get and Put were a tenth of the cache's own share of such a Get.
 func (c *store) decodeRecord(key []byte, rec []byte) (codec.Header, []byte, error) {
-	return decodeWith(c.codec, c.values, key, rec, nil)
+	return decodeWith(c.codec, c.values, nil, key, rec, nil)
 }
 
-// decodeWith is decodeRecord with cd and values, for Check too; a value
-// read from the log passes through *buf, which keeps its room, or through
-// a buffer of the pool when buf is nil.
-func decodeWith(cd *codec.Codec, values *vlog.Log, key, rec []byte, buf *[]byte) (codec.Header, []byte, error) {
+// decodeRecordTo is decodeRecord appending the value to dst, for a caller
+// that decodes many values and drops them together (warmSlice).
+func (c *store) decodeRecordTo(dst, key, rec []byte) (codec.Header, []byte, error) {
+	return decodeWith(c.codec, c.values, dst, key, rec, nil)
+}
+
+// decodeWith is decodeRecord with cd and values, for Check too, appending
+// the value to dst; a value read from the log passes through *buf, which
+// keeps its room, or through a buffer of the pool when buf is nil.
+func decodeWith(cd *codec.Codec, values *vlog.Log, dst, key, rec []byte, buf *[]byte) (codec.Header, []byte, error) {
 	h, payload, err := codec.Verify(rec)
 	if err != nil {
 		return codec.Header{}, nil, err
@@ -138,7 +144,7 @@ func decodeWith(cd *codec.Codec, values *vlog.Log, key, rec []byte, buf *[]byte)
 		}
 		*buf = payload[:0]
 	}
-	v, err := cd.DecodeStored(nil, h.Algo, payload)
+	v, err := cd.DecodeStored(dst, h.Algo, payload)
 	if err != nil {
 		return codec.Header{}, nil, err
 	}
