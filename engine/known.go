@@ -24,11 +24,17 @@ type knownRecord struct {
 	expiry int64
 }
 
-// knownTable is every stripe's ways. It is made by the first Set that
-// replaces a record, and only such Sets note theirs: a store that is only
+// knownTable is every stripe's ways. It is made once knownAfter Sets
+// replaced a record, and only such Sets note theirs: a store that is only
 // filled with new keys (which the presence filter answers) or only read
 // never has one, and a fill does not push the keys written again out.
 type knownTable [numStripes][knownWays]knownRecord
+
+// knownAfter is how many Sets must replace a record before the table is
+// made: a process that opens a cache, sets a key it held and closes (W8)
+// would otherwise allocate and clear 384 KiB for one Set, a quarter of
+// what such a cycle allocated. A session that rewrites keys passes it soon.
+const knownAfter = 256
 
 // knownWays is how many keys a stripe remembers: 512 stripes x 32 ways x
 // 24 bytes, 384 KiB a store that rewrites keys.
@@ -90,6 +96,9 @@ func (c *store) noteRecord(kh uint64, rec []byte, expiry int64) {
 	}
 	t := c.knownRecords.Load()
 	if t == nil {
+		if c.replacedSets.Add(1) < knownAfter {
+			return
+		}
 		c.knownRecords.CompareAndSwap(nil, new(knownTable))
 		t = c.knownRecords.Load()
 	}

@@ -51,6 +51,7 @@ type store struct {
 	// knownRecords: what the last Sets of a few keys of each stripe wrote
 	// (known.go), under the stripe's lock.
 	knownRecords atomic.Pointer[knownTable]
+	replacedSets atomic.Int64 // until there is a knownRecords table (knownAfter)
 	// marks: the sequence of the last commit of each slot of data keys,
 	// for the evictor (evictmarks.go).
 	marks atomic.Pointer[writeMarks]
