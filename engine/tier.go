@@ -154,8 +154,13 @@ func randUint64() uint64 {
 // took its ticket after the wake and reads the store after that write.
 // Fills and warms whose tickets predate the clear are dropped by it.
 type ownerTier struct {
-	cur        atomic.Pointer[tierMem]        // nil when the tier is off or could not be made
+	cur        atomic.Pointer[tierMem]        // nil when the tier is off, could not be made, or is not made yet
 	sharedSize int64                          // the size to make when shared; 0: keep cur; -1: sharedTierSize
+	// loneSize is the size of the lone tier the judge wakes, made when it
+	// first wakes (under mu): a process that ends before its reads earn a
+	// tier (a CLI, a cron job, W8's loop) makes none. 0 once made, or
+	// when none could be.
+	loneSize int64
 	old        atomic.Pointer[hottier.Writer] // the lone tier's, once replaced
 	// reserved is what the lone tier takes of the block cache (reserve);
 	// unreserve gives it back. Both under mu.
@@ -279,22 +284,33 @@ func openOwnerTier(s *store, setting, cacheSize int64) (*ownerTier, error) {
 		return nil, err
 	}
 	lone, shared, reserved := tierSizes(setting, cacheSize)
-	if lone > 0 {
-		m, err := newTierMem(lone)
-		if err != nil {
-			log.Warn("diskcache: no hot tier: every read goes to the store", "err", err)
+	switch {
+	case lone > 0 && shared != lone:
+		// Judged: dormant, and made when it first wakes (loneSize).
+		o.loneSize = lone
+		o.sharedSize = shared
+		o.reserved = reserved
+		o.cacheSize = cacheSize
+		o.judge = newTierJudge(hottier.GeometryOf(lone))
+		o.dormant.Store(true)
+	case lone > 0:
+		if !o.make(lone) {
 			return o, nil
-		}
-		o.cur.Store(m)
-		if shared != lone {
-			o.sharedSize = shared
-			o.reserved = reserved
-			o.cacheSize = cacheSize
-			o.judge = newTierJudge(m.w.Tier().Geometry())
-			o.dormant.Store(true)
 		}
 	}
 	return o, nil
+}
+
+// make makes the tier of size bytes as cur, and reports whether it could.
+// The caller holds mu, or is openOwnerTier.
+func (o *ownerTier) make(size int64) bool {
+	m, err := newTierMem(size)
+	if err != nil {
+		o.log.Warn("diskcache: no hot tier: every read goes to the store", "err", err)
+		return false
+	}
+	o.cur.Store(m)
+	return true
 }
 
 // useCache tells the tier the block cache the store has just opened
@@ -334,6 +350,21 @@ func (o *ownerTier) wake(m *tierMem) {
 	o.dormant.Store(false)
 }
 
+// wakeLone wakes the lone tier, made first if it was not yet: a new tier
+// holds nothing, as a cleared one. It reports false when it could not be
+// made (then never again tried). The caller holds mu.
+func (o *ownerTier) wakeLone() bool {
+	if o.cur.Load() == nil {
+		size := o.loneSize
+		o.loneSize = 0
+		if size == 0 || !o.make(size) {
+			return false
+		}
+	}
+	o.wake(o.cur.Load())
+	return true
+}
+
 // follow wakes the lone tier when a window's hit ratio earns its memory,
 // and puts it to sleep when the ratio falls a quarter below that (so that
 // a ratio near the line does not swap the block cache's memory back and
@@ -341,14 +372,15 @@ func (o *ownerTier) wake(m *tierMem) {
 func (o *ownerTier) follow(ratio float64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	m := o.cur.Load()
-	if m == nil || o.shared.Load() {
+	if o.shared.Load() || (o.cur.Load() == nil && o.loneSize == 0) {
 		return
 	}
 	line := worth(o.reserved, o.cacheSize, o.s.keys.counts.bytes.load())
 	switch dormant := o.dormant.Load(); {
 	case dormant && ratio >= line:
-		o.wake(m)
+		if !o.wakeLone() {
+			return
+		}
 		o.reserve()
 		o.log.Debug("diskcache: the hot tier wakes", "hit_ratio", ratio, "worth", line)
 	case !dormant && ratio < 0.75*line:
@@ -373,7 +405,7 @@ func (o *ownerTier) giveBack() {
 // file cannot be made, forwarders get no tier and ask the owner for every
 // read, which is still coherent.
 func (o *ownerTier) share() {
-	if o.shared.Load() || o.cur.Load() == nil {
+	if o.shared.Load() || (o.cur.Load() == nil && o.loneSize == 0) {
 		return
 	}
 	o.mu.Lock()
@@ -393,17 +425,19 @@ func (o *ownerTier) share() {
 		if m, err := newTierMem(size); err != nil {
 			o.log.Warn("diskcache: no larger hot tier for the processes sharing the directory", "err", err)
 		} else {
-			old := o.cur.Swap(m)
-			o.old.Store(old.w)
-			old.retire()
+			if old := o.cur.Swap(m); old != nil {
+				o.old.Store(old.w)
+				old.retire()
+			}
+			o.loneSize = 0
 			o.giveBack()
 		}
 		o.sharedSize = 0
 	}
-	if o.dormant.Load() {
-		// The new tier, or the lone one kept when it could not be made:
-		// awake for good.
-		o.wake(o.cur.Load())
+	// The new tier, or the lone one kept (or made now) when it could not
+	// be: awake for good.
+	if o.dormant.Load() && !o.wakeLone() {
+		return
 	}
 	if o.epoch == nil {
 		e, err := createEpoch(o.dir)

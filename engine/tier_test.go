@@ -457,17 +457,20 @@ func tierSize(c *Cache) int {
 	return m.w.Tier().Size()
 }
 
-// A process alone on its directory writes a small tier; the first
-// forwarder to connect gets one of the full size, and what the owner wrote
-// before and after the swap reads the same in both processes. A size set
-// in Options is made from the start.
+// A process alone on its directory writes a small tier, made when its
+// reads first earn it; the first forwarder to connect gets one of the full
+// size, and what the owner wrote before and after the swap reads the same
+// in both processes. A size set in Options is made from the start.
 func TestLoneOwnerTierGrowsWhenShared(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cache")
 	owner := openDir(t, dir, &Options{SizeLimit: 64 << 20})
-	if got := tierSize(owner); got != defaultLoneTierSize {
-		t.Fatalf("a lone owner's tier is %d bytes, want %d", got, defaultLoneTierSize)
+	if got := tierSize(owner); got != 0 {
+		t.Fatalf("a lone owner's dormant tier is %d bytes, want none made yet", got)
 	}
 	wakeTier(owner)
+	if got := tierSize(owner); got != defaultLoneTierSize {
+		t.Fatalf("a lone owner's tier is %d bytes once awake, want %d", got, defaultLoneTierSize)
+	}
 	for i := range 100 {
 		owner.Set(ctx, fmt.Sprint("k", i), []byte("v1"), 0)
 	}
@@ -602,9 +605,6 @@ func TestLoneTierTakesItsShareOfBlockCache(t *testing.T) {
 	const cacheSize = 8 << 20 // a 2 MiB tier, the rest for blocks
 	dir := filepath.Join(t.TempDir(), "cache")
 	owner := openDir(t, dir, &Options{SizeLimit: 1 << 30, CacheSize: cacheSize})
-	if got := tierSize(owner); got != cacheSize/4 {
-		t.Fatalf("a lone owner's tier is %d bytes with CacheSize %d, want a quarter", got, cacheSize)
-	}
 	fillBlocks(t, owner)
 	db := owner.local().db
 	readAll := func() int64 { return readBlocks(t, db) }
@@ -614,6 +614,9 @@ func TestLoneTierTakesItsShareOfBlockCache(t *testing.T) {
 		t.Fatalf("with the lone tier dormant the block cache holds %d bytes, want CacheSize %d", got, cacheSize)
 	}
 	wakeTier(owner)
+	if got := tierSize(owner); got != cacheSize/4 {
+		t.Fatalf("a lone owner's tier is %d bytes with CacheSize %d, want a quarter", got, cacheSize)
+	}
 	if got := readAll(); got > cacheSize-cacheSize/4+slack {
 		t.Fatalf("the lone owner's block cache holds %d bytes, more than CacheSize %d less the tier's %d",
 			got, cacheSize, cacheSize/4)

@@ -124,15 +124,8 @@ func Create(size int64, id uint64) (*Tier, *os.File, error) {
 		return nil, nil, fmt.Errorf("hottier: memfd_create: %w", err)
 	}
 	f := os.NewFile(uintptr(fd), "diskcache-hottier")
-	// The index takes a quarter: 64 bytes of a way for every 192 bytes of
-	// arena, about a record of a 128-byte value and its key.
-	logBuckets := 0
-	for uint64(bucketSize)<<(logBuckets+1) <= uint64(size)/4 {
-		logBuckets++
-	}
-	index := uint64(bucketSize) << logBuckets
-	arena := (uint64(size) - headerSize - index) &^ 7
-	smallSize := (arena / 10) &^ 7
+	g := layoutOf(size)
+	logBuckets, index, arena, smallSize := g.logBuckets, g.index, g.arena, g.small
 	total := headerSize + index + arena
 	if err := f.Truncate(int64(total)); err != nil {
 		f.Close()
@@ -157,6 +150,33 @@ func Create(size int64, id uint64) (*Tier, *os.File, error) {
 		return nil, nil, err
 	}
 	return t, f, nil
+}
+
+// layout is how Create divides a tier of a given size.
+type layout struct {
+	logBuckets          int
+	index, arena, small uint64 // bytes; the main ring is arena - small
+}
+
+// layoutOf is the layout of a tier of size bytes. The index takes a
+// quarter: 64 bytes of a way for every 192 bytes of arena, about a record
+// of a 128-byte value and its key; the small ring a tenth of the arena.
+func layoutOf(size int64) layout {
+	size = min(max(size, MinSize), MaxSize)
+	logBuckets := 0
+	for uint64(bucketSize)<<(logBuckets+1) <= uint64(size)/4 {
+		logBuckets++
+	}
+	index := uint64(bucketSize) << logBuckets
+	arena := (uint64(size) - headerSize - index) &^ 7
+	return layout{logBuckets: logBuckets, index: index, arena: arena, small: (arena / 10) &^ 7}
+}
+
+// GeometryOf is the Geometry of the tier Create would make of size bytes,
+// without making it.
+func GeometryOf(size int64) (small, main uint64, ghosts int) {
+	g := layoutOf(size)
+	return g.small, g.arena - g.small, ghostSize(uint64(1) << g.logBuckets)
 }
 
 // Map maps the tier in f, checking that its header describes memory of

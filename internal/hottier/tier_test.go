@@ -501,6 +501,19 @@ func TestBucketIsTopBits(t *testing.T) {
 	}
 }
 
+// TestGeometryOf: the geometry of a size is the geometry of the tier
+// Create makes of it.
+func TestGeometryOf(t *testing.T) {
+	for _, size := range []int64{0, MinSize, 3 << 20, 16 << 20, 100<<20 + 12345} {
+		tr, _, _ := newTier(t, size)
+		s1, m1, g1 := tr.Geometry()
+		s2, m2, g2 := GeometryOf(size)
+		if s1 != s2 || m1 != m2 || g1 != g2 {
+			t.Errorf("size %d: Create made (%d, %d, %d), GeometryOf says (%d, %d, %d)", size, s1, m1, g1, s2, m2, g2)
+		}
+	}
+}
+
 // TestMapRefusesDamage: a header that does not describe its memory is
 // refused, not trusted.
 func TestMapRefusesDamage(t *testing.T) {
