@@ -156,12 +156,12 @@ func randUint64() uint64 {
 type ownerTier struct {
 	cur        atomic.Pointer[tierMem]        // nil when the tier is off, could not be made, or is not made yet
 	sharedSize int64                          // the size to make when shared; 0: keep cur; -1: sharedTierSize
+	old        atomic.Pointer[hottier.Writer] // the lone tier's, once replaced
 	// loneSize is the size of the lone tier the judge wakes, made when it
 	// first wakes (under mu): a process that ends before its reads earn a
 	// tier (a CLI, a cron job, W8's loop) makes none. 0 once made, or
 	// when none could be.
 	loneSize int64
-	old        atomic.Pointer[hottier.Writer] // the lone tier's, once replaced
 	// reserved is what the lone tier takes of the block cache (reserve);
 	// unreserve gives it back. Both under mu.
 	reserved  int64
