@@ -145,7 +145,9 @@ func (p *presence) fileSize() int64 { return 16 + 64*int64(len(p.blocks)) }
 // words, little-endian. It is only called when no writer runs (Close).
 func (p *presence) writeTo(w io.Writer) error {
 	defer runtime.KeepAlive(p)
-	buf := make([]byte, 0, 64<<10)
+	// Room for the header and, off little-endian machines, 64 KiB of
+	// words at a time.
+	buf := make([]byte, 0, min(64<<10, p.fileSize()))
 	buf = binary.LittleEndian.AppendUint64(buf, uint64(p.capacity))
 	buf = binary.LittleEndian.AppendUint64(buf, uint64(p.added.load()))
 	if nativeLittleEndian {
@@ -176,7 +178,7 @@ func (p *presence) writeTo(w io.Writer) error {
 // a key (10, before 2026-12-05) read as they were built; a damaged header
 // cannot make it allocate more than the file could fill.
 func readPresence(r io.Reader, size int64) (*presence, error) {
-	buf := make([]byte, 64<<10)
+	buf := make([]byte, min(64<<10, max(size, 16)))
 	if _, err := io.ReadFull(r, buf[:16]); err != nil {
 		return nil, err
 	}

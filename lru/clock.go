@@ -230,7 +230,7 @@ func (a *AccessClock) SnapshotSize() int64 { return int64(8 + 4*a.Slots()) }
 func (a *AccessClock) WriteTo(w io.Writer) (int64, error) {
 	t := a.tab.Load()
 	defer runtime.KeepAlive(t)
-	buf := binary.LittleEndian.AppendUint64(make([]byte, 0, 64<<10), uint64(len(t.slots)))
+	buf := binary.LittleEndian.AppendUint64(make([]byte, 0, bufferFor(8+4*uint64(len(t.slots)))), uint64(len(t.slots)))
 	for i := range t.slots {
 		buf = binary.LittleEndian.AppendUint32(buf, t.slots[i].Load())
 		if len(buf) == cap(buf) || i == len(t.slots)-1 {
@@ -242,6 +242,12 @@ func (a *AccessClock) WriteTo(w io.Writer) (int64, error) {
 	}
 	return int64(8 + 4*len(t.slots)), nil
 }
+
+// bufferFor is the buffer that streams a snapshot of size bytes: 64 KiB,
+// or the snapshot's size when smaller, so that a small cache's Open and
+// Close (a process that sets a key and exits) do not allocate 64 KiB for a
+// few slots.
+func bufferFor(size uint64) int { return int(max(min(size, 64<<10), 8)) }
 
 // Restore loads a snapshot; see ReadFrom.
 func (a *AccessClock) Restore(b []byte) error {
@@ -308,7 +314,7 @@ func (a *AccessClock) Stage(r io.Reader) (*Staged, int64, error) {
 	offheap.Populate(t.slots)
 	dst := plainSlots(t)
 	m := uint64(len(dst))
-	buf := make([]byte, 64<<10)
+	buf := make([]byte, bufferFor(4*n))
 	read := int64(8)
 	for i := uint64(0); i < n; {
 		k := min(n-i, uint64(len(buf)/4))
