@@ -405,12 +405,12 @@ func (o *ownerTier) giveBack() {
 // file cannot be made, forwarders get no tier and ask the owner for every
 // read, which is still coherent.
 func (o *ownerTier) share() {
-	if o.shared.Load() || (o.cur.Load() == nil && o.loneSize == 0) {
+	if o.shared.Load() {
 		return
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.shared.Load() {
+	if o.shared.Load() || (o.cur.Load() == nil && o.loneSize == 0) {
 		return
 	}
 	if o.sharedSize != 0 {
