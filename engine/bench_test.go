@@ -315,6 +315,42 @@ func runWorkers(b *testing.B, workers, n int, op func(i int, rng *rand.Rand) err
 	wg.Wait()
 }
 
+// BenchmarkOpenSetClose is W8's one-process loop in the engine: a cache of
+// 1,000 keys, then b.N cycles of Open, a Set with a TTL of one of its keys,
+// and Close. What a cycle allocates (B/op) is what a short-lived process
+// pays in fresh pages and the loop in GC.
+//
+//	go test ./engine -run '^$' -bench OpenSetClose -benchtime 300x
+func BenchmarkOpenSetClose(b *testing.B) {
+	dir := b.TempDir()
+	c, err := Open(dir, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	v := make([]byte, 128)
+	for i := range 1000 {
+		if err := c.Set(ctx, fmt.Sprint("key", i), v, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		c, err := Open(dir, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Set(ctx, fmt.Sprint("key", i%1000), v, time.Minute); err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkForwarded measures calls forwarded to an owner over its Unix
 // socket (the owner in this process, the forwarder a second Cache on the
 // same directory): 1 goroutine, and 16 that rueidis pipelines together.
