@@ -294,16 +294,16 @@ func openOwnerTier(s *store, setting, cacheSize int64) (*ownerTier, error) {
 		o.judge = newTierJudge(hottier.GeometryOf(lone))
 		o.dormant.Store(true)
 	case lone > 0:
-		if !o.make(lone) {
+		if !o.makeTier(lone) {
 			return o, nil
 		}
 	}
 	return o, nil
 }
 
-// make makes the tier of size bytes as cur, and reports whether it could.
+// makeTier makes the tier of size bytes as cur, and reports whether it could.
 // The caller holds mu, or is openOwnerTier.
-func (o *ownerTier) make(size int64) bool {
+func (o *ownerTier) makeTier(size int64) bool {
 	m, err := newTierMem(size)
 	if err != nil {
 		o.log.Warn("diskcache: no hot tier: every read goes to the store", "err", err)
@@ -357,7 +357,7 @@ func (o *ownerTier) wakeLone() bool {
 	if o.cur.Load() == nil {
 		size := o.loneSize
 		o.loneSize = 0
-		if size == 0 || !o.make(size) {
+		if size == 0 || !o.makeTier(size) {
 			return false
 		}
 	}
