@@ -6,7 +6,8 @@ import (
 	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
-	"golang.org/x/sys/unix"
+
+	"github.com/diskcache-go/diskcache/internal/offheap"
 )
 
 // maxMoves bounds the records one Put moves to the main ring's head, so
@@ -218,21 +219,16 @@ func (w *Writer) Prefault(n int64) {
 }
 
 const (
-	pageSize = 4096
+	pageSize = offheap.PageSize
 	// faultChunk is how much of the main ring Warm has allocated at once
 	// (Prefault): 256 pages, about half a millisecond of system time.
 	// A batch of Warm writes less than half of it.
 	faultChunk = 1 << 20
 )
 
-// populate has the kernel allocate the pages of mem[lo:hi], which is
-// shared and writable, without writing them: a tier's content stays as it
-// is. madvise takes whole pages; mem starts on one.
-func populate(mem []byte, lo, hi uint64) {
-	lo &^= pageSize - 1
-	hi = min((hi+pageSize-1)&^(pageSize-1), uint64(len(mem)))
-	unix.Madvise(mem[lo:hi], unix.MADV_POPULATE_WRITE)
-}
+// populate has the kernel allocate the pages of mem[lo:hi] without
+// writing them: a tier's content stays as it is.
+func populate(mem []byte, lo, hi uint64) { offheap.PopulateRange(mem, int(lo), int(hi)) }
 
 // A Record is a value for the tier, from a read or a write of the store.
 type Record struct {

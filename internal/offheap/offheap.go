@@ -48,7 +48,17 @@ func Make[T any, O any](owner *O, n int) []T {
 // pages fault in as they are written.
 func Populate[T any](s []T) bool {
 	mem, ok := pages(s)
-	return ok && unix.Madvise(mem, unix.MADV_POPULATE_WRITE) == nil
+	return ok && PopulateRange(mem, 0, len(mem))
+}
+
+// PopulateRange is Populate for mem[lo:hi], rounded out to whole pages, of
+// a writable mapping that starts on a page (a table from Make, or a shared
+// mapping such as the hot tier's): the pages are allocated without being
+// written, so what they hold stays as it is.
+func PopulateRange(mem []byte, lo, hi int) bool {
+	lo &^= pageSize - 1
+	hi = min((hi+pageSize-1)&^(pageSize-1), len(mem))
+	return lo < hi && unix.Madvise(mem[lo:hi], unix.MADV_POPULATE_WRITE) == nil
 }
 
 // Touched reports, for each page of s from its first, whether the page
