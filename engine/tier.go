@@ -365,6 +365,10 @@ func (o *ownerTier) wakeLone() bool {
 	return true
 }
 
+// none reports whether there is no tier and none to make: off, or one
+// that could not be made. The caller holds mu.
+func (o *ownerTier) none() bool { return o.cur.Load() == nil && o.loneSize == 0 }
+
 // follow wakes the lone tier when a window's hit ratio earns its memory,
 // and puts it to sleep when the ratio falls a quarter below that (so that
 // a ratio near the line does not swap the block cache's memory back and
@@ -372,7 +376,7 @@ func (o *ownerTier) wakeLone() bool {
 func (o *ownerTier) follow(ratio float64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.shared.Load() || (o.cur.Load() == nil && o.loneSize == 0) {
+	if o.shared.Load() || o.none() {
 		return
 	}
 	line := worth(o.reserved, o.cacheSize, o.s.keys.counts.bytes.load())
@@ -410,7 +414,7 @@ func (o *ownerTier) share() {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.shared.Load() || (o.cur.Load() == nil && o.loneSize == 0) {
+	if o.shared.Load() || o.none() {
 		return
 	}
 	if o.sharedSize != 0 {
