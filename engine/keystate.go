@@ -15,6 +15,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/diskcache-go/diskcache/codec"
+	"github.com/diskcache-go/diskcache/lru"
 )
 
 // keyState is what the cache keeps in memory about its keys: the exact
@@ -47,6 +48,15 @@ type keyState struct {
 
 	building atomic.Bool // a rebuild goroutine runs
 	buildMu  sync.Mutex  // one scan at a time; Clear waits for it
+
+	// covered: every key in the store has a non-zero slot in the access
+	// clock, which a write touches before it commits (stageOver) and
+	// nothing clears (lru.AccessClock.Seen). Then a key whose slot is
+	// zero is certainly absent, and the clock, already paid for, is a
+	// second filter behind the presence filter (mayExist). True from the
+	// start in a new store, after Clear and after a scan, which notes
+	// every key it reads in the clock.
+	covered atomic.Bool
 }
 
 // The state key holds the clean mark (1: closed cleanly; 0: open, or
@@ -79,6 +89,7 @@ func (c *store) loadKeyState() (clean bool, err error) {
 			return false, err
 		}
 		c.keys.cur.Store(newPresence(presenceMinKeys))
+		c.keys.covered.Store(true)
 		c.markExact()
 		return true, nil
 	}
@@ -228,9 +239,19 @@ func (c *store) dataEmpty() (bool, error) {
 
 // mayExist reports whether the key with hash h may be in the store. False
 // is certain; true means ask Pebble.
+//
+// A false positive of the presence filter costs a write a Pebble Get of a
+// missing key, and in a store being filled that Get reads through a deep
+// L0: 29-38 us, 1.3-1.9% of the Sets of a fill of 1,000,000 keys, a tenth
+// of its time. When the clock covers the store, a key must also have been
+// seen by the clock, which has 16 slots a key up to 4Mi slots: at 500,000
+// keys a filter's false positive passes it one time in eight.
 func (c *store) mayExist(h uint64) bool {
 	p := c.keys.cur.Load()
-	return p == nil || p.mayContain(h)
+	if p == nil {
+		return true
+	}
+	return p.mayContain(h) && (!c.keys.covered.Load() || c.lim.clock.Seen(h))
 }
 
 // warmKey loads the access clock's slot and the presence filter's block
@@ -352,7 +373,11 @@ func (c *store) scanKeys(ctx context.Context) error {
 			if len(k) < c.layout.header {
 				continue
 			}
-			p.add(c.layout.hash(k))
+			h := c.layout.hash(k)
+			p.add(h)
+			if !c.lim.clock.Seen(h) {
+				c.noteWritten(h, it.LazyValue())
+			}
 			if recount {
 				scanned.entries++
 				lv := it.LazyValue()
@@ -373,12 +398,27 @@ func (c *store) scanKeys(ctx context.Context) error {
 		}
 	}
 	c.keys.cur.Store(p)
+	c.keys.covered.Store(true)
 	c.keys.saved.Store(false)
 	if recount {
 		c.keys.counts.add(0, counts{entries: scanned.entries - base.entries, bytes: scanned.bytes - base.bytes})
 		c.markExact()
 	}
 	return nil
+}
+
+// noteWritten marks the clock's slot of a key the scan found, whose hash
+// is h and whose record is lv, as seen at the record's write time: the
+// recency the clock's readers fall back to for a slot of zero (or a tick
+// of 1 if the record cannot be read here; its Get reports the damage).
+func (c *store) noteWritten(h uint64, lv pebble.LazyValue) {
+	var t lru.Tick
+	if v, _, err := lv.Value(nil); err == nil {
+		if hdr, err := codec.DecodeHeader(v); err == nil && hdr.WriteTime > c.lim.epoch {
+			t = c.lim.tick(hdr.WriteTime)
+		}
+	}
+	c.lim.clock.Note(h, t)
 }
 
 // waitExact waits until the counts are exact.

@@ -395,6 +395,7 @@ func (c *store) Clear(ctx context.Context) error {
 	c.keys.counts.entries.store(0)
 	c.keys.counts.bytes.store(0)
 	c.keys.cur.Store(newPresence(presenceMinKeys))
+	c.keys.covered.Store(true) // the store is empty; every later write touches the clock
 	c.markExact()
 	c.reclaim.cleared()
 	c.compactInBackground(dl, du)
@@ -450,7 +451,8 @@ func (c *store) stage(b *pebble.Batch, dk []byte, kh uint64, rec []byte) (counts
 }
 
 // stageOver is stage when the caller has looked up the record rec replaces:
-// old, if found.
+// old, if found. Every write of a record comes through here: its touch of
+// the access clock, before the commit, is what keyState.covered relies on.
 func (c *store) stageOver(b *pebble.Batch, dk []byte, kh uint64, rec []byte, old oldRecord, found bool) (counts, error) {
 	c.forget(kh)
 	c.noteKey(kh)

@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -260,4 +262,120 @@ func TestPresenceReadsOlderFilters(t *testing.T) {
 			t.Fatalf("an older filter read back lost %x", h)
 		}
 	}
+}
+
+// TestClockCoversTheStore: while the access clock covers the store, every
+// key stored has a non-zero slot, so a write that takes a zero slot for
+// "absent" is right: overwrites of keys written in every way keep Len
+// exact, with the clock growing under them. A reopened store is covered
+// again once a scan noted its keys.
+func TestClockCoversTheStore(t *testing.T) {
+	// The system clock: the clock's ticks move and its touches write.
+	c, err := Open(filepath.Join(t.TempDir(), "cache"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s := c.local()
+	if !s.keys.covered.Load() {
+		t.Fatal("a new store is not covered")
+	}
+	const n = 30_000 // the clock grows several times on the way
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("covered-%d", i)
+	}
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 3 {
+				var err error
+				switch i % 4 {
+				case 0:
+					err = c.Set(ctx, keys[i], []byte("1"), 0)
+				case 1:
+					err = c.SetMany(ctx, []Entry{{Key: keys[i], Value: []byte("1"), TTL: time.Hour}})
+				case 2:
+					_, err = c.SetManyIfAbsent(ctx, []Entry{{Key: keys[i], Value: []byte("1")}})
+				default:
+					_, err = c.IncrBy(ctx, keys[i], 1)
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				// Seen at once, a Grow of the clock or not: a Delete
+				// right after must not take the key for absent.
+				if _, h := s.layout.dataKeyHash(nil, keys[i]); !s.lim.clock.Seen(h) {
+					t.Errorf("the clock has not seen %q right after its write", keys[i])
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	checkCovered := func(when string) {
+		t.Helper()
+		for _, k := range keys {
+			if _, h := s.layout.dataKeyHash(nil, k); !s.lim.clock.Seen(h) {
+				t.Fatalf("%s: the clock has not seen %q", when, k)
+			}
+		}
+	}
+	checkCovered("after the writes")
+	for i := 0; i < n; i += 7 {
+		if err := c.Set(ctx, keys[i], []byte("again"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustLen(t, c, n)
+
+	if err := c.Clear(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !s.keys.covered.Load() {
+		t.Fatal("not covered after Clear")
+	}
+	mustLen(t, c, 0)
+	for _, k := range keys[:1000] {
+		if err := c.Set(ctx, k, []byte("v"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustLen(t, c, 1000)
+
+	dir := s.dir
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Without its snapshot the clock starts empty: only the scan's notes
+	// cover the keys.
+	if err := os.Remove(filepath.Join(dir, storeDir, accessFile)); err != nil {
+		t.Fatal(err)
+	}
+	c, err = Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s = c.local()
+	if s.keys.covered.Load() {
+		t.Fatal("a reopened store is covered before any scan")
+	}
+	if err := s.scanKeys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !s.keys.covered.Load() {
+		t.Fatal("not covered after a scan")
+	}
+	keys = keys[:1000]
+	checkCovered("after a reopen and a scan")
+	for _, k := range keys {
+		if err := c.Set(ctx, k, []byte("v2"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustLen(t, c, 1000)
 }

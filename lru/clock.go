@@ -54,6 +54,10 @@ type AccessClock struct {
 type clockTable struct {
 	slots []atomic.Uint32
 	shift uint // hash >> shift is the slot
+	// prev is the table this one replaced, until replace has merged it in
+	// a second time: a touch of it that the first pass missed is read
+	// from there meanwhile (load).
+	prev atomic.Pointer[clockTable]
 }
 
 // Slot bounds: 4Ki slots (16 KiB) to 4Mi slots (16 MiB).
@@ -114,38 +118,92 @@ func (t *clockTable) slot(h uint64) *atomic.Uint32 {
 // Touch records an access of the key with hash h at now. It writes only
 // when the slot holds another tick, so a hot key costs one store per tick,
 // not one per access.
+//
+// No touch is lost to a Grow or an Install that races it: if the clock's
+// table changed while it wrote, it writes the new table too (see replace).
+// So a slot that a touch made non-zero stays non-zero, in every table the
+// clock has from then on, which is what Seen relies on.
 func (a *AccessClock) Touch(h uint64, now Tick) {
 	if now == 0 {
 		now = 1 // 0 means "never"
 	}
-	t := a.tab.Load()
-	s := t.slot(h)
-	if Tick(s.Load()) != now {
-		s.Store(uint32(now))
-	}
-	runtime.KeepAlive(t)
+	a.touchFrom(a.tab.Load(), h, now)
 }
+
+// touchFrom is Touch by a caller that loaded the clock's table t, perhaps
+// some time ago.
+func (a *AccessClock) touchFrom(t *clockTable, h uint64, now Tick) {
+	for {
+		s := t.slot(h)
+		if Tick(s.Load()) != now {
+			s.Store(uint32(now))
+		}
+		runtime.KeepAlive(t)
+		next := a.tab.Load()
+		if next == t {
+			return
+		}
+		t = next
+	}
+}
+
+// Note records an access of the key with hash h at t unless its slot holds
+// a later one: what a caller that learns of an old access (a record's write
+// time) tells the clock without making a key look colder. Like Touch, it
+// survives a racing Grow.
+func (a *AccessClock) Note(h uint64, t Tick) {
+	if t == 0 {
+		t = 1
+	}
+	for tab := a.tab.Load(); ; {
+		merge(tab.slot(h), uint32(t))
+		runtime.KeepAlive(tab)
+		next := a.tab.Load()
+		if next == tab {
+			return
+		}
+		tab = next
+	}
+}
+
+// Seen reports whether any key whose hash shares h's slot was ever touched
+// (Touch or Note) in this clock, or in the snapshot it was loaded from. A
+// caller that touches every key it stores can take false as "not stored".
+func (a *AccessClock) Seen(h uint64) bool { return a.load(h) != 0 }
 
 // Last returns the last recorded access of the key with hash h and whether
 // there is one.
 func (a *AccessClock) Last(h uint64) (Tick, bool) {
+	v := a.load(h)
+	return Tick(v), v != 0
+}
+
+// load reads the slot of h, and when it is zero and a table is being
+// replaced, the replaced table's: a touch that returned before the
+// replacement's first pass read its slot, or after it, is in one of them.
+func (a *AccessClock) load(h uint64) uint32 {
 	t := a.tab.Load()
 	v := t.slot(h).Load()
+	if v == 0 {
+		if p := t.prev.Load(); p != nil {
+			v = p.slot(h).Load()
+			runtime.KeepAlive(p)
+		}
+	}
 	runtime.KeepAlive(t)
-	return Tick(v), v != 0
+	return v
 }
 
 // Grow replaces the table with one of at least slots slots, each old slot
 // copied to the new slots it covers, and reports whether it grew. Touches
 // go on meanwhile: once the new table is in place, the old one is merged
 // into it again (each slot keeping the newer tick), after a pause that
-// lets a touch that read the old table finish writing it. So a touch is
-// lost only if its goroutine stalled for longer than that pause between
-// reading the table and writing its slot; the key then looks as idle as
-// its previous access made it, until its next one. (Without the second
-// pass, the reads of a hot set racing a growth left some of its keys
-// looking cold: TestRecencySurvivesRestart kept 988 of 1000.) Grow must not
-// run concurrently with itself or ReadFrom.
+// lets most touches that read the old table finish writing it; a touch
+// that finds the table changed once it wrote writes the new one as well
+// (Touch). So no touch is lost. (Without the second pass, the reads of a
+// hot set racing a growth left some of its keys looking cold:
+// TestRecencySurvivesRestart kept 988 of 1000.) Grow must not run
+// concurrently with itself or ReadFrom.
 func (a *AccessClock) Grow(slots int) bool {
 	if slots <= a.Slots() {
 		return false
@@ -158,7 +216,10 @@ func (a *AccessClock) Grow(slots int) bool {
 // goroutine reads yet, in place of the clock's: each slot of the clock's
 // is merged into the slots of t it covers, t is swapped in, and after
 // growPause, which lets a touch that read the old table finish writing
-// it, the old table is merged in again (Grow, Install). The clock's pages
+// it, the old table is merged in again (Grow, Install). A touch that wrote
+// the old table and then still found it in place wrote it before the swap,
+// so the second pass sees it, and until then readers find it in t.prev;
+// one that found t in place writes t itself. The clock's pages
 // that were never written hold only zeros and are skipped: reading them
 // would fault each in (40 ms for a 16 MiB clock just made); each pass asks
 // again, as touches go on.
@@ -185,9 +246,11 @@ func (a *AccessClock) replace(t *clockTable) {
 	}
 	dst := plainSlots(t)
 	mergeOld(func(j int, v uint32) { dst[j] = newer(dst[j], v) })
+	t.prev.Store(old)
 	a.tab.Store(t)
 	time.Sleep(growPause)
 	mergeOld(func(j int, v uint32) { merge(&t.slots[j], v) })
+	t.prev.Store(nil)
 }
 
 // growPause is how long Grow waits before its second pass.

@@ -454,3 +454,69 @@ func BenchmarkReadFromLarge(b *testing.B) {
 		}
 	}
 }
+
+// TestTouchSurvivesGrow: a touch by a goroutine that read the clock's
+// table before a Grow replaced it, and wrote the old table after the
+// Grow's second pass, lands in the new table too (Seen relies on it).
+func TestTouchSurvivesGrow(t *testing.T) {
+	c := NewAccessClock(MinSlots)
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 100 {
+		if c.Slots() >= 1<<16 {
+			c = NewAccessClock(MinSlots)
+		}
+		h := rng.Uint64()
+		stale := c.tab.Load()
+		c.Grow(2 * c.Slots())
+		if c.Seen(h) {
+			continue // another key's slot
+		}
+		c.touchFrom(stale, h, 9)
+		if got, ok := c.Last(h); !ok || got != 9 {
+			t.Fatalf("a touch of the table a Grow replaced: Last = %d, %v, want 9", got, ok)
+		}
+	}
+}
+
+// TestNoteKeepsTheLater: Note never makes a slot older, and marks an
+// untouched slot as seen.
+func TestNoteKeepsTheLater(t *testing.T) {
+	c := NewAccessClock(MinSlots)
+	const h = 0x1234_5678_9abc_def0
+	if c.Seen(h) {
+		t.Fatal("a new clock has seen a key")
+	}
+	c.Note(h, 0)
+	if got, ok := c.Last(h); !ok || got != 1 {
+		t.Fatalf("Note(0) of an untouched slot: Last = %d, %v, want 1", got, ok)
+	}
+	c.Touch(h, 50)
+	c.Note(h, 40)
+	if got, _ := c.Last(h); got != 50 {
+		t.Fatalf("Note(40) after Touch(50): Last = %d", got)
+	}
+	c.Note(h, 60)
+	if got, _ := c.Last(h); got != 60 {
+		t.Fatalf("Note(60): Last = %d", got)
+	}
+}
+
+// TestTouchSeenDuringReplace: a touch that returned before a replacement
+// swapped its table in, and after the replacement's first pass read the
+// slot, is seen at once, not only after the second pass (load reads
+// prev): a write that took the slot for "absent" would miss its key.
+func TestTouchSeenDuringReplace(t *testing.T) {
+	c := NewAccessClock(MinSlots)
+	const h = 0xfedc_ba98_7654_3210
+	old := c.tab.Load()
+	next := newClockTable(2 * MinSlots) // its first pass ran: the slot was zero
+	c.Touch(h, 5)
+	next.prev.Store(old)
+	c.tab.Store(next)
+	if !c.Seen(h) {
+		t.Fatal("a touch the first pass missed is not seen before the second")
+	}
+	if got, ok := c.Last(h); !ok || got != 5 {
+		t.Fatalf("Last = %d, %v, want 5", got, ok)
+	}
+}
