@@ -55,8 +55,14 @@ type keyState struct {
 	// zero is certainly absent, and the clock, already paid for, is a
 	// second filter behind the presence filter (mayExist). True from the
 	// start in a new store, after Clear and after a scan, which notes
-	// every key it reads in the clock.
+	// every key it reads in the clock; after a clean reopen, once the
+	// clock holds the snapshot the last Close saved covering the store
+	// (metaCovered).
 	covered atomic.Bool
+	// coverSum is the Sum of that snapshot, if the clean state vouches
+	// for one (coverKnown); set by loadKeyState before the clock loads.
+	coverSum   uint64
+	coverKnown bool
 }
 
 // The state key holds the clean mark (1: closed cleanly; 0: open, or
@@ -66,6 +72,14 @@ type keyState struct {
 var (
 	metaState    = []byte("mstate")
 	metaPresence = []byte("mpresence")
+	// metaCovered is the presence file's id and the access clock's Sum
+	// when a Close saved both with the clock covering the store: the
+	// next Open that finds the same id in the clean state and a clock
+	// snapshot of that Sum is covered from the start. Any write since
+	// removed the clean mark, so the id no longer matches; a snapshot
+	// saved since has another Sum. Versions that do not know it ignore
+	// it, and their Close writes another id.
+	metaCovered = []byte("mcovered")
 )
 
 const (
@@ -113,6 +127,10 @@ func (c *store) loadKeyState() (clean bool, err error) {
 		if p, err := readPresenceFile(c.opts.filesystem(), c.dir, st[17:]); err == nil {
 			c.keys.cur.Store(p)
 			c.keys.saved.Store(true)
+			c.keys.coverSum, c.keys.coverKnown, err = c.readCovered(st[17:])
+			if err != nil {
+				return false, err
+			}
 		} else if !errors.Is(err, errNoFilter) {
 			c.log.Warn("diskcache: the saved key filter is not used: rebuilding it", "err", err)
 		}
@@ -126,6 +144,31 @@ func (c *store) loadKeyState() (clean bool, err error) {
 	c.keys.counts.add(0, n)
 	c.markExact()
 	return true, nil
+}
+
+// readCovered reads metaCovered and returns the clock Sum it vouches for,
+// if it was saved with the presence file of id id.
+func (c *store) readCovered(id []byte) (uint64, bool, error) {
+	v, closer, err := c.db.Get(metaCovered)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	defer closer.Close()
+	if len(v) != 16 || !bytes.Equal(v[:8], id) {
+		return 0, false, nil
+	}
+	return binary.LittleEndian.Uint64(v[8:]), true, nil
+}
+
+// coversIfSaved reports whether the staged clock snapshot st is the one
+// the last Close saved covering the store (metaCovered): installed, it
+// makes the clock cover the store again.
+func (c *store) coversIfSaved(st *lru.Staged) bool {
+	// Split or folded to another size, every slot that was set still is.
+	return c.keys.coverKnown && st.Sum() == c.keys.coverSum
 }
 
 // errNoFilter: the clean state was saved without a filter (the scan
@@ -210,6 +253,14 @@ func (c *store) saveKeyState() error {
 	b.Set(metaState, append(st, id...), nil)
 	if f := c.lim.footprintNow(); f > 0 {
 		b.Set(metaFootprint, encodeFootprint(f), nil)
+	}
+	// The clock's side file holds the clock if it was loaded and saved
+	// (or found unchanged) just before; then the next Open can trust it
+	// to cover the store.
+	if binary.LittleEndian.Uint64(id) != 0 && c.keys.covered.Load() && c.lim.loaded.Load() && c.lim.clock.Sum() == c.lim.savedSum.Load() {
+		b.Set(metaCovered, binary.LittleEndian.AppendUint64(append([]byte(nil), id...), c.lim.savedSum.Load()), nil)
+	} else {
+		b.Delete(metaCovered, nil)
 	}
 	b.Delete(metaPresence, nil)
 	b.Delete(metaAccess, nil)

@@ -386,8 +386,12 @@ func (c *store) loadAccess() *lru.AccessClock {
 			// either.
 			st, err := c.readAccess(c.bgCtx, clock, fs, path)
 			if err == nil && c.bgCtx.Err() == nil {
+				covers := c.coversIfSaved(st)
 				if err = clock.Install(st); err == nil {
 					c.noteSaved(clock, st)
+					if covers {
+						c.keys.covered.Store(true)
+					}
 				}
 			}
 			if err != nil && c.bgCtx.Err() == nil {
@@ -403,6 +407,9 @@ func (c *store) loadAccess() *lru.AccessClock {
 		if err != nil {
 			c.log.Warn("diskcache: access clock snapshot not used", "err", err)
 			break
+		}
+		if c.coversIfSaved(st) {
+			c.keys.covered.Store(true)
 		}
 		clock = st.Clock() // no one else has it yet
 		c.noteSaved(clock, st)

@@ -267,8 +267,10 @@ func TestPresenceReadsOlderFilters(t *testing.T) {
 // TestClockCoversTheStore: while the access clock covers the store, every
 // key stored has a non-zero slot, so a write that takes a zero slot for
 // "absent" is right: overwrites of keys written in every way keep Len
-// exact, with the clock growing under them. A reopened store is covered
-// again once a scan noted its keys.
+// exact, with the clock growing under them. A store reopened after a clean
+// Close is covered once its clock's snapshot is in place (a large one
+// loads in the background), one without the snapshot once a scan noted
+// its keys.
 func TestClockCoversTheStore(t *testing.T) {
 	// The system clock: the clock's ticks move and its touches write.
 	c, err := Open(filepath.Join(t.TempDir(), "cache"), nil)
@@ -280,7 +282,9 @@ func TestClockCoversTheStore(t *testing.T) {
 	if !s.keys.covered.Load() {
 		t.Fatal("a new store is not covered")
 	}
-	const n = 30_000 // the clock grows several times on the way
+	// The clock grows several times on the way, to a snapshot that
+	// loads in the background (accessCompressMin).
+	const n = 70_000
 	keys := make([]string, n)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("covered-%d", i)
@@ -332,6 +336,32 @@ func TestClockCoversTheStore(t *testing.T) {
 	}
 	mustLen(t, c, n)
 
+	dir := s.dir
+	reopen := func() {
+		t.Helper()
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if c, err = Open(dir, nil); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		s = c.local()
+	}
+	reopen()
+	for !s.lim.loaded.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	if !s.keys.covered.Load() {
+		t.Fatal("not covered once the snapshot a clean Close saved is loaded")
+	}
+	checkCovered("after a clean reopen")
+	clockPath := filepath.Join(dir, storeDir, accessFile)
+	older, err := os.ReadFile(clockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	if err := c.Clear(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -339,43 +369,58 @@ func TestClockCoversTheStore(t *testing.T) {
 		t.Fatal("not covered after Clear")
 	}
 	mustLen(t, c, 0)
-	for _, k := range keys[:1000] {
-		if err := c.Set(ctx, k, []byte("v"), 0); err != nil {
+	for i := range keys[:1000] {
+		keys[i] = fmt.Sprintf("after-clear-%d", i)
+		if err := c.Set(ctx, keys[i], []byte("v"), 0); err != nil {
 			t.Fatal(err)
 		}
-	}
-	mustLen(t, c, 1000)
-
-	dir := s.dir
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	// Without its snapshot the clock starts empty: only the scan's notes
-	// cover the keys.
-	if err := os.Remove(filepath.Join(dir, storeDir, accessFile)); err != nil {
-		t.Fatal(err)
-	}
-	c, err = Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	s = c.local()
-	if s.keys.covered.Load() {
-		t.Fatal("a reopened store is covered before any scan")
-	}
-	if err := s.scanKeys(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if !s.keys.covered.Load() {
-		t.Fatal("not covered after a scan")
 	}
 	keys = keys[:1000]
-	checkCovered("after a reopen and a scan")
-	for _, k := range keys {
-		if err := c.Set(ctx, k, []byte("v2"), 0); err != nil {
+	mustLen(t, c, 1000)
+	reopen() // a small snapshot, loaded before Open returns
+	if !s.keys.covered.Load() {
+		t.Fatal("not covered after a clean reopen")
+	}
+	checkCovered("after a second clean reopen")
+
+	// A snapshot that is not the one the last Close saved (here an older
+	// one, which never saw the keys set since Clear), or none, leaves the
+	// store uncovered until a scan notes its keys.
+	for _, snapshot := range [][]byte{older, nil} {
+		if err := c.Close(); err != nil {
 			t.Fatal(err)
 		}
+		if snapshot != nil {
+			err = os.WriteFile(clockPath, snapshot, 0o644)
+		} else {
+			err = os.Remove(clockPath)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, err = Open(dir, nil); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		s = c.local()
+		for !s.lim.loaded.Load() {
+			time.Sleep(time.Millisecond)
+		}
+		if s.keys.covered.Load() {
+			t.Fatalf("covered before any scan, with a snapshot of %d bytes", len(snapshot))
+		}
+		if err := s.scanKeys(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if !s.keys.covered.Load() {
+			t.Fatal("not covered after a scan")
+		}
+		checkCovered("after a reopen and a scan")
+		for _, k := range keys {
+			if err := c.Set(ctx, k, []byte("v2"), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		mustLen(t, c, 1000)
 	}
-	mustLen(t, c, 1000)
 }

@@ -260,15 +260,19 @@ const growPause = time.Millisecond
 // whether a snapshot would differ from one it saved before without taking
 // (and allocating) it. It reads the slots one by one while touches may go
 // on: a touch that races it may or may not change the result.
-func (a *AccessClock) Sum() uint64 {
-	t := a.tab.Load()
+func (a *AccessClock) Sum() uint64 { return a.tab.Load().sum() }
+
+func (t *clockTable) sum() uint64 {
 	defer runtime.KeepAlive(t)
 	h := uint64(len(t.slots))
 	for i := range t.slots {
-		h = (h ^ uint64(t.slots[i].Load())) * 0x100000001b3 // FNV-1a's prime, per slot
+		h = sumSlot(h, t.slots[i].Load())
 	}
 	return h
 }
+
+// sumSlot adds a slot to a Sum: FNV-1a's step, a slot at a time.
+func sumSlot(h uint64, v uint32) uint64 { return (h ^ uint64(v)) * 0x100000001b3 }
 
 // ErrBadSnapshot reports a snapshot that does not fit the clock.
 var ErrBadSnapshot = errors.New("lru: access clock snapshot does not fit")
@@ -338,13 +342,18 @@ func (a *AccessClock) ReadFrom(r io.Reader) (int64, error) {
 // reads yet; Install puts it in place.
 type Staged struct {
 	t     *clockTable
-	exact bool // the snapshot had the table's size: slot for slot
+	exact bool   // the snapshot had the table's size: slot for slot
+	sum   uint64 // the snapshot's slots hashed as Sum hashes a table's
 }
 
 // Exact reports whether the snapshot had the clock's size, so that the
 // clock, once it is installed and before any touch, would save the same
 // snapshot.
 func (st *Staged) Exact() bool { return st.exact }
+
+// Sum is the Sum of the clock that saved the snapshot, whatever the size
+// it was staged to.
+func (st *Staged) Sum() uint64 { return st.sum }
 
 // Stage reads a snapshot written by WriteTo into a new table of the
 // clock's size, which may differ from the snapshot's (a cache that held
@@ -379,6 +388,7 @@ func (a *AccessClock) Stage(r io.Reader) (*Staged, int64, error) {
 	m := uint64(len(dst))
 	buf := make([]byte, bufferFor(4*n))
 	read := int64(8)
+	sum := n
 	for i := uint64(0); i < n; {
 		k := min(n-i, uint64(len(buf)/4))
 		if _, err := io.ReadFull(r, buf[:4*k]); err != nil {
@@ -387,6 +397,7 @@ func (a *AccessClock) Stage(r io.Reader) (*Staged, int64, error) {
 		read += int64(4 * k)
 		for j := uint64(0); j < k; j, i = j+1, i+1 {
 			v := binary.LittleEndian.Uint32(buf[4*j:])
+			sum = sumSlot(sum, v)
 			switch {
 			case v == 0:
 			case n == m:
@@ -405,7 +416,7 @@ func (a *AccessClock) Stage(r io.Reader) (*Staged, int64, error) {
 	if k, _ := r.Read(buf[:1]); k != 0 {
 		return nil, read, fmt.Errorf("%w: bytes past the %d slots", ErrBadSnapshot, n)
 	}
-	return &Staged{t: t, exact: n == m}, read, nil
+	return &Staged{t: t, exact: n == m, sum: sum}, read, nil
 }
 
 // Install puts a staged snapshot in place. Each slot keeps the newer of

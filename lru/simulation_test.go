@@ -520,3 +520,31 @@ func TestTouchSeenDuringReplace(t *testing.T) {
 		t.Fatalf("Last = %d, %v, want 5", got, ok)
 	}
 }
+
+// TestStagedSum: a snapshot staged at any size carries the Sum of the
+// clock that wrote it (what a covering clock's Close records).
+func TestStagedSum(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	a := NewAccessClock(4 * MinSlots)
+	for i := range 5000 {
+		a.Touch(rng.Uint64(), Tick(i+1))
+	}
+	var snap bytes.Buffer
+	if _, err := a.WriteTo(&snap); err != nil {
+		t.Fatal(err)
+	}
+	for _, slots := range []int{MinSlots, 4 * MinSlots, 16 * MinSlots} {
+		st, _, err := NewAccessClock(slots).Stage(bytes.NewReader(snap.Bytes()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Sum() != a.Sum() {
+			t.Fatalf("staged to %d slots: Sum %x, the clock's %x", slots, st.Sum(), a.Sum())
+		}
+	}
+	a.Touch(rng.Uint64(), 9999)
+	st, _, _ := NewAccessClock(MinSlots).Stage(bytes.NewReader(snap.Bytes()))
+	if st.Sum() == a.Sum() {
+		t.Fatal("the Sum of an older snapshot matches the clock touched since")
+	}
+}
