@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -413,17 +414,21 @@ type oldRecord struct {
 // lookup reads the header of the record stored under dk, and a copy of the
 // whole record if withRecord is set. The caller holds dk's stripe.
 func (c *store) lookup(dk []byte, withRecord bool) (oldRecord, bool, error) {
-	v, closer, err := c.db.Get(dk)
+	// Nothing here may keep dk: Set builds it on its stack, and a key that
+	// escapes is moved to the heap on every Set, not only on those that
+	// ask Pebble. Pebble's Get keeps its key past the call, so it gets a
+	// copy; the errors quote the key as a string.
+	v, closer, err := c.db.Get(bytes.Clone(dk))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return oldRecord{}, false, nil
 	}
 	if err != nil {
-		return oldRecord{}, false, fmt.Errorf("diskcache: read %q: %w", c.layout.userKey(dk), corruptIf(err))
+		return oldRecord{}, false, fmt.Errorf("diskcache: read %q: %w", string(c.layout.userKey(dk)), corruptIf(err))
 	}
 	defer closer.Close()
 	h, err := codec.DecodeHeader(v)
 	if err != nil {
-		return oldRecord{}, false, fmt.Errorf("%w: key %q in %s: %w", ErrCorrupt, c.layout.userKey(dk), c.dir, err)
+		return oldRecord{}, false, fmt.Errorf("%w: key %q in %s: %w", ErrCorrupt, string(c.layout.userKey(dk)), c.dir, err)
 	}
 	old := oldRecord{size: len(v), ext: codec.ExternalLen(v), header: h}
 	if withRecord {
