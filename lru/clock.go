@@ -127,24 +127,7 @@ func (a *AccessClock) Touch(h uint64, now Tick) {
 	if now == 0 {
 		now = 1 // 0 means "never"
 	}
-	a.touchFrom(a.tab.Load(), h, now)
-}
-
-// touchFrom is Touch by a caller that loaded the clock's table t, perhaps
-// some time ago.
-func (a *AccessClock) touchFrom(t *clockTable, h uint64, now Tick) {
-	for {
-		s := t.slot(h)
-		if Tick(s.Load()) != now {
-			s.Store(uint32(now))
-		}
-		runtime.KeepAlive(t)
-		next := a.tab.Load()
-		if next == t {
-			return
-		}
-		t = next
-	}
+	a.write(a.tab.Load(), h, uint32(now), false)
 }
 
 // Note records an access of the key with hash h at t unless its slot holds
@@ -155,14 +138,26 @@ func (a *AccessClock) Note(h uint64, t Tick) {
 	if t == 0 {
 		t = 1
 	}
-	for tab := a.tab.Load(); ; {
-		merge(tab.slot(h), uint32(t))
-		runtime.KeepAlive(tab)
+	a.write(a.tab.Load(), h, uint32(t), true)
+}
+
+// write stores v in h's slot of t, the clock's table when the caller
+// loaded it, perhaps some time ago (keepLater: unless the slot holds a
+// later tick), and again in each table that replaced t meanwhile.
+func (a *AccessClock) write(t *clockTable, h uint64, v uint32, keepLater bool) {
+	for {
+		s := t.slot(h)
+		if keepLater {
+			merge(s, v)
+		} else if s.Load() != v {
+			s.Store(v)
+		}
+		runtime.KeepAlive(t)
 		next := a.tab.Load()
-		if next == tab {
+		if next == t {
 			return
 		}
-		tab = next
+		t = next
 	}
 }
 

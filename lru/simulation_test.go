@@ -471,7 +471,7 @@ func TestTouchSurvivesGrow(t *testing.T) {
 		if c.Seen(h) {
 			continue // another key's slot
 		}
-		c.touchFrom(stale, h, 9)
+		c.write(stale, h, 9, false)
 		if got, ok := c.Last(h); !ok || got != 9 {
 			t.Fatalf("a touch of the table a Grow replaced: Last = %d, %v, want 9", got, ok)
 		}
