@@ -23,7 +23,11 @@ func (c *store) saveState() error {
 		return nil
 	}
 	err := c.guard(c.saveAccess)
-	if serr := c.guard(c.saveKeyState); err == nil {
+	// No call runs: the clock's side file now holds the clock as it is,
+	// if it was loaded and that save (or its finding the clock unchanged)
+	// worked.
+	clockSaved := err == nil && c.lim.loaded.Load()
+	if serr := c.guard(func() error { return c.saveKeyState(clockSaved) }); err == nil {
 		err = serr
 	}
 	return err

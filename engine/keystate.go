@@ -158,18 +158,6 @@ func (c *store) readCovered(id []byte) (uint64, bool) {
 	return binary.LittleEndian.Uint64(v[8:]), true
 }
 
-// coverSaved returns the Sum of the clock's snapshot when the clock covers
-// the store and its side file holds it as it is (loaded, then saved or
-// found unchanged by the Close's saveAccess just before).
-func (c *store) coverSaved() (uint64, bool) {
-	l := c.lim
-	if !c.keys.covered.Load() || !l.loaded.Load() {
-		return 0, false
-	}
-	sum := l.savedSum.Load()
-	return sum, l.clock.Sum() == sum
-}
-
 // coversIfSaved reports whether the staged clock snapshot st is the one
 // the last Close saved covering the store (metaCovered): installed, it
 // makes the clock cover the store again.
@@ -231,8 +219,9 @@ func (c *store) markDirty() error {
 // saveKeyState saves the counts and the filter for the next Open, unless
 // they are not exact or the store holds them already: the filter to its
 // side file under a new id, then the counts, the id and the clean mark in
-// one batch. Close calls it when no writer can run.
-func (c *store) saveKeyState() error {
+// one batch. Close calls it when no writer can run; clockSaved: the
+// access clock's side file holds the clock as it is (saveState).
+func (c *store) saveKeyState(clockSaved bool) error {
 	if !c.keys.exact.Load() || c.keys.saved.Load() {
 		return nil // not exact: the next Open scans again
 	}
@@ -261,11 +250,10 @@ func (c *store) saveKeyState() error {
 	if f := c.lim.footprintNow(); f > 0 {
 		b.Set(metaFootprint, encodeFootprint(f), nil)
 	}
-	// The clock's side file holds the clock if it was loaded and saved
-	// (or found unchanged) just before; then the next Open can trust it
-	// to cover the store.
-	if sum, ok := c.coverSaved(); ok && binary.LittleEndian.Uint64(id) != 0 {
-		b.Set(metaCovered, binary.LittleEndian.AppendUint64(append([]byte(nil), id...), sum), nil)
+	// The next Open can trust the clock's side file to cover the store if
+	// the clock covers it and the file holds it as it is (clockSaved).
+	if clockSaved && c.keys.covered.Load() && binary.LittleEndian.Uint64(id) != 0 {
+		b.Set(metaCovered, binary.LittleEndian.AppendUint64(append([]byte(nil), id...), c.lim.savedSum.Load()), nil)
 	} else {
 		b.Delete(metaCovered, nil)
 	}

@@ -388,7 +388,7 @@ func (c *store) loadAccess() *lru.AccessClock {
 			if err == nil && c.bgCtx.Err() == nil {
 				covers := c.coversIfSaved(st)
 				if err = clock.Install(st); err == nil {
-					c.noteSaved(clock, st)
+					c.noteSaved(st)
 					if covers {
 						c.keys.covered.Store(true)
 					}
@@ -412,7 +412,7 @@ func (c *store) loadAccess() *lru.AccessClock {
 			c.keys.covered.Store(true)
 		}
 		clock = st.Clock() // no one else has it yet
-		c.noteSaved(clock, st)
+		c.noteSaved(st)
 	case errors.Is(err, os.ErrNotExist):
 		c.loadLegacyAccess(clock)
 	}
@@ -455,12 +455,15 @@ func (c *store) readAccess(ctx context.Context, clock *lru.AccessClock, fs vfs.F
 	return st, nil
 }
 
-// noteSaved records that the side file holds clock as it is once st is in
-// place, when st was staged from a snapshot of clock's very size: a Close
-// that finds the clock unchanged need not save it again.
-func (c *store) noteSaved(clock *lru.AccessClock, st *lru.Staged) {
+// noteSaved records the Sum of the side file's snapshot st, when it was
+// staged at the clock's very size: a Close that finds the clock's Sum
+// unchanged need not save it again. The Sum was taken as st was read, so
+// Open does not read the clock again for it; and touches merged in by a
+// background Install make the clock differ from the file, which the next
+// Close then saves.
+func (c *store) noteSaved(st *lru.Staged) {
 	if st.Exact() {
-		c.lim.savedSum.Store(clock.Sum())
+		c.lim.savedSum.Store(st.Sum())
 	}
 }
 
