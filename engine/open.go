@@ -207,6 +207,7 @@ func (c *store) openPebble() error {
 		c.rebuildKeys()
 	}
 	c.tier.useCache(po.Cache)
+	c.tier.opened()
 	return nil
 }
 

@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -426,6 +427,54 @@ func TestHotTierWarms(t *testing.T) {
 	mustGet(t, c, fmt.Sprint("k", n-1), []byte("new"))
 	if got := localHits(c) - before; got < (n-warmAfter)/2 {
 		t.Fatalf("%d of %d reads of keys never read before hit the warmed tier", got, n-warmAfter)
+	}
+}
+
+// A warm reads the whole store through the block cache, but does not grow
+// it: the tier keeps the values, and a block cache just opened would take
+// each block read into memory it never had (holdCache). Reads after the
+// warm have the whole cache again.
+func TestWarmLeavesBlockCache(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "cache")
+	o := &Options{SizeLimit: 64 << 20, CacheSize: 16 << 20, HotTierSize: 64 << 20}
+	c := openDir(t, dir, o)
+	r := rand.New(rand.NewPCG(1, 1))
+	const n = 100_000 // 13 MB of values no compression shrinks
+	var entries []Entry
+	for i := range n {
+		v := make([]byte, 128)
+		for j := range v {
+			v[j] = byte(r.Uint32())
+		}
+		entries = append(entries, Entry{Key: fmt.Sprint("k", i), Value: v})
+		if len(entries) == 1000 || i == n-1 {
+			if err := c.SetMany(ctx, entries); err != nil {
+				t.Fatal(err)
+			}
+			entries = entries[:0]
+		}
+	}
+	c.Close()
+	c = openDir(t, dir, o)
+	s := c.local()
+	cache := s.tier.cache
+	before := cache.Size()
+	// Blocks may also take what the memtables leave of their room.
+	bound := before + warmCacheRoom + s.room.room
+	s.warmTier(s.tier.cur.Load().w)
+	if got := cache.Size(); got > bound {
+		t.Fatalf("the warm grew the block cache from %d to %d bytes, want at most %d", before, got, bound)
+	}
+	if _, _, ok := s.tier.get("k7", hottier.Hash("k7")); !ok {
+		t.Fatal("the warm left k7 out of the tier")
+	}
+	for i := range n {
+		if _, _, _, err := s.readRecord(s.layout.dataKey(nil, fmt.Sprint("k", i)), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := cache.Size(); got <= bound {
+		t.Fatalf("reads after the warm left the block cache at %d bytes: the warm's hold was not released", got)
 	}
 }
 

@@ -13,6 +13,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // valueOf is a value that says which key and version it is, of a length
@@ -627,7 +630,7 @@ func testWarm(t *testing.T, prefault int64) {
 	w.StartFill()
 	defer w.EndFill()
 	if prefault >= 0 {
-		w.Prefault(prefault)
+		w.Prefault(prefault, func() bool { return false })
 	}
 	w.Gens(&g)
 	stale := "stale"
@@ -692,5 +695,63 @@ func BenchmarkGet(b *testing.B) {
 			}
 			b.ReportMetric(float64(hits)/float64(b.N)*100, "%hit")
 		})
+	}
+}
+
+// resident reports, for each page of mem, whether the kernel has
+// allocated it.
+func resident(t *testing.T, mem []byte) []bool {
+	t.Helper()
+	vec := make([]byte, (len(mem)+pageSize-1)/pageSize)
+	_, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(unsafe.SliceData(mem))), uintptr(len(mem)), uintptr(unsafe.Pointer(unsafe.SliceData(vec))))
+	if errno != 0 {
+		t.Skipf("mincore: %v", errno)
+	}
+	in := make([]bool, len(vec))
+	for i, v := range vec {
+		in[i] = v&1 != 0
+	}
+	return in
+}
+
+// PrefaultIndex allocates the index's pages when the keys to come will
+// touch most of them, a chunk at a time until stopped, once; and leaves
+// the tier's contents as they were.
+func TestPrefaultIndex(t *testing.T) {
+	tr, w, _ := newTier(t, 16*MinSize)
+	index := tr.mem[headerSize : headerSize+(tr.mask+1)*bucketSize]
+	pages := int64(len(index) / pageSize)
+	count := func() (n int) {
+		for _, in := range resident(t, index) {
+			if in {
+				n++
+			}
+		}
+		return n
+	}
+	k := "kept"
+	fill(w, k, Hash(k), []byte("value"), 0)
+	before := count()
+	w.PrefaultIndex(pages-1, func() bool { return false })
+	if got := count(); got != before {
+		t.Fatalf("fewer keys than pages: %d pages allocated, want %d", got, before)
+	}
+	calls := 0
+	w.PrefaultIndex(pages, func() bool { calls++; return calls > 1 })
+	if got, want := count(), faultChunk/pageSize; got < want || got >= int(pages) {
+		t.Fatalf("stopped after one chunk: %d of %d pages allocated, want %d or a few more", got, pages, want)
+	}
+	w.PrefaultIndex(pages, func() bool { return false })
+	if got := count(); got >= int(pages) {
+		t.Fatalf("a second PrefaultIndex ran: %d of %d pages allocated", got, pages)
+	}
+	tr2, w2, _ := newTier(t, 16*MinSize)
+	fill(w2, k, Hash(k), []byte("value"), 0)
+	w2.PrefaultIndex(pages, func() bool { return false })
+	if in := resident(t, tr2.mem[headerSize:headerSize+len(index)]); slices.Contains(in, false) {
+		t.Fatalf("index page %d of %d left unallocated", slices.Index(in, false), pages)
+	}
+	if v, _, ok := tr2.Get(k, Hash(k)); !ok || string(v) != "value" {
+		t.Fatalf("after PrefaultIndex: Get = %q, %v; want the value written before", v, ok)
 	}
 }
