@@ -559,6 +559,9 @@ const warmCacheRoom = 4 << 20
 func (o *ownerTier) holdCache(blocks int64) (release func()) {
 	o.mu.Lock()
 	cache := o.cache
+	if o.unreserve != nil {
+		blocks -= o.reserved // the lone tier's share, held already
+	}
 	o.mu.Unlock()
 	if cache == nil {
 		return func() {}
