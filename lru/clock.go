@@ -203,8 +203,34 @@ func (a *AccessClock) Grow(slots int) bool {
 	if slots <= a.Slots() {
 		return false
 	}
-	a.replace(newClockTable(slots))
+	t := newClockTable(slots)
+	if old := a.tab.Load(); mostlyTouched(old) {
+		// The merge writes every page of t under a touched one: allocated
+		// at once, not each by its first write (BenchmarkGrow, 2Mi slots
+		// to 4Mi: 42-45 ms against 100-130).
+		offheap.Populate(t.slots)
+		runtime.KeepAlive(old)
+	}
+	a.replace(t)
 	return true
+}
+
+// mostlyTouched reports whether half of t's pages or more were ever
+// written, as those of a clock grown for the keys the store holds are: 8
+// slots a key or fewer sets slots in every page.
+func mostlyTouched(t *clockTable) bool {
+	defer runtime.KeepAlive(t)
+	touched := offheap.Touched(t.slots)
+	if touched == nil {
+		return false
+	}
+	n := 0
+	for _, in := range touched {
+		if in {
+			n++
+		}
+	}
+	return 2*n >= len(touched)
 }
 
 // replace puts t, a table of at least the clock's size that no other

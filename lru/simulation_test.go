@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"sort"
 	"testing"
+
+	"github.com/diskcache-go/diskcache/internal/offheap"
 )
 
 // zipf draws ranks in [0, n) with P(k) proportional to 1/(k+1)^s. Unlike
@@ -452,6 +455,63 @@ func BenchmarkReadFromLarge(b *testing.B) {
 		if err := NewAccessClock(n).Restore(snap); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A Grow of a clock whose pages were all written leaves every page of the
+// new table allocated (its merge writes them all, which is why Grow has
+// them allocated at once: BenchmarkGrow); a Grow of a clock mostly
+// untouched does not allocate the new table's other pages.
+func TestGrowAllocates(t *testing.T) {
+	const n = 1 << 18 // 1 MiB of slots: a table outside the heap
+	resident := func(c *AccessClock) (in, all int) {
+		tab := c.tab.Load()
+		defer runtime.KeepAlive(tab)
+		touched := offheap.Touched(tab.slots)
+		if touched == nil {
+			t.Skip("mincore cannot tell")
+		}
+		for _, b := range touched {
+			if b {
+				in++
+			}
+		}
+		return in, len(touched)
+	}
+	full := NewAccessClock(n)
+	for i := range uint64(n / 4) {
+		full.Touch(i<<48, Tick(1000))
+	}
+	full.Grow(2 * n)
+	if in, all := resident(full); in != all {
+		t.Fatalf("a full clock grown: %d of %d pages allocated, want all", in, all)
+	}
+	sparse := NewAccessClock(n)
+	sparse.Touch(1, Tick(1000))
+	sparse.Grow(2 * n)
+	if in, all := resident(sparse); in > 2 {
+		t.Fatalf("a clock of one key grown: %d of %d pages allocated, want those its key's slots are on", in, all)
+	}
+	if !sparse.Seen(1) || !full.Seen(7<<48) {
+		t.Fatal("a grown clock lost a touch")
+	}
+}
+
+// BenchmarkGrow doubles a clock of 2Mi slots (8 MiB), two fifths of them
+// set, to 4Mi, as the monitor does when the store holds more keys: the
+// last of a fill's doublings to the largest clock.
+func BenchmarkGrow(b *testing.B) {
+	const n = MaxSlots / 2
+	for b.Loop() {
+		b.StopTimer()
+		c := NewAccessClock(n)
+		for i := range uint64(n) {
+			if i%5 < 2 {
+				c.Touch(i<<43, Tick(1000+i%700))
+			}
+		}
+		b.StartTimer()
+		c.Grow(2 * n)
 	}
 }
 
