@@ -74,9 +74,15 @@ func newPresence(capacity int64) *presence {
 }
 
 // newPresenceBlocks returns an empty filter of n blocks for capacity keys.
+// Every filter is made to be filled at once, from a scan or from its file,
+// which writes all its pages (a scan of n keys into a filter for 2n sets
+// bits in every page): they are allocated in one call, not each at its
+// first write. A 10 MiB filter (5,000,000 keys) read from its file at
+// Open: 14-15 ms against 26-27.
 func newPresenceBlocks(capacity, n int64) *presence {
 	p := &presence{capacity: capacity}
 	p.blocks = offheap.Make[presenceBlock](p, int(n))
+	offheap.Populate(p.blocks)
 	return p
 }
 
