@@ -220,17 +220,8 @@ func (a *AccessClock) Grow(slots int) bool {
 // slots a key or fewer sets slots in every page.
 func mostlyTouched(t *clockTable) bool {
 	defer runtime.KeepAlive(t)
-	touched := offheap.Touched(t.slots)
-	if touched == nil {
-		return false
-	}
-	n := 0
-	for _, in := range touched {
-		if in {
-			n++
-		}
-	}
-	return 2*n >= len(touched)
+	n, pages, ok := offheap.CountTouched(t.slots)
+	return ok && 2*n >= pages
 }
 
 // replace puts t, a table of at least the clock's size that no other

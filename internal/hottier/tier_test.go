@@ -715,11 +715,10 @@ func TestPrefaultIndex(t *testing.T) {
 	tr, w, _ := newTier(t, 16*MinSize)
 	index := tr.mem[headerSize : headerSize+(tr.mask+1)*bucketSize]
 	pages := int64(len(index) / pageSize)
-	count := func() (n int) {
-		for _, in := range resident(t, index) {
-			if in {
-				n++
-			}
+	count := func() int {
+		n, _, ok := offheap.CountTouched(index)
+		if !ok {
+			t.Skip("mincore cannot tell")
 		}
 		return n
 	}

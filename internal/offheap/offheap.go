@@ -83,6 +83,18 @@ func Touched[T any](s []T) []bool {
 	return touched
 }
 
+// CountTouched returns how many of s's pages Touched reports as possibly
+// holding data, of how many; ok is false when it cannot tell.
+func CountTouched[T any](s []T) (touched, pages int, ok bool) {
+	in := Touched(s)
+	for _, b := range in {
+		if b {
+			touched++
+		}
+	}
+	return touched, len(in), in != nil
+}
+
 // PageSize is the unit of Touched.
 const PageSize = pageSize
 
